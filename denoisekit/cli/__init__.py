@@ -1,0 +1,117 @@
+"""The ``denoisekit`` command line: one module per command, joined here.
+
+Command modules import nothing heavy at module level (no TensorFlow, SimpleITK or
+pydicom), so ``denoisekit --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from denoisekit import __version__
+from denoisekit.errors import DenoiseKitError
+
+
+class _Group(TyperGroup):
+    """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # in the order they were added, not alphabetical
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("Interrupted.", err=True)
+            raise typer.Exit(130)
+        except Exception as exc:  # noqa: BLE001 - the CLI's single error boundary
+            if (ctx.obj or {}).get("debug"):
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            if not isinstance(exc, DenoiseKitError):
+                message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+                message += " (rerun with --debug for the traceback)"
+            typer.echo(f"Error: {message}", err=True)
+            raise typer.Exit(1)
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="denoisekit",
+    help="Denoise CT volumes: simulate noise, train, infer and export, with plugins.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"denoisekit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Denoise CT volumes: simulate noise, train, infer and export, with plugins."""
+    ctx.obj = {"debug": debug}
+
+
+def _add_commands() -> None:
+    from denoisekit.cli import (  # noqa: F401 - each module adds its commands to ``app``
+        demo,
+        evaluate,
+        export,
+        gradcheck,
+        infer,
+        listing,
+        noise,
+        train,
+    )
+
+
+_add_commands()
+_plugin_commands_added = False
+
+
+def _add_plugin_commands() -> None:
+    global _plugin_commands_added
+    if _plugin_commands_added:
+        return
+    _plugin_commands_added = True
+    from denoisekit.plugins import call_registration_hook
+
+    call_registration_hook("register_commands", app=app)
+
+
+def get_app() -> typer.Typer:
+    """The app with commands from plugins' ``register_commands`` added (once)."""
+    _add_plugin_commands()
+    return app
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli = get_app()
+    except DenoiseKitError as exc:
+        if "--debug" in sys.argv:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cli(prog_name="denoisekit")

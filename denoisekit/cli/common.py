@@ -1,0 +1,46 @@
+"""Options and helpers shared by commands (kept light: no heavy imports)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or diagnostics.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--output",
+        "-o",
+        help="Output path: a directory gives a DICOM series, .nii/.nii.gz gives NIfTI.",
+    ),
+]
+PluginOptionOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--option",
+        help="A plugin option as key=value (repeatable); 'denoisekit models --json' lists them.",
+    ),
+]
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def err_console(quiet: bool = False):
+    """A rich console on stderr (progress and diagnostics never pollute stdout)."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=quiet)
+
+
+def out_console():
+    from rich.console import Console
+
+    return Console()

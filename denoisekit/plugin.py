@@ -1,0 +1,250 @@
+"""The public API for plugin authors: ``hookimpl`` and the interfaces plugins implement.
+
+A plugin registers *classes*; the core instantiates them with user options. Nothing
+here imports TensorFlow, so listing plugins stays instant; TensorFlow-based plugins
+import it inside their methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.hookspecs import hookimpl
+
+__all__ = [
+    "hookimpl",
+    "Plugin",
+    "Model",
+    "TrainableModel",
+    "Layer",
+    "Backprop",
+    "NoiseKind",
+    "parse_option_value",
+]
+
+
+def parse_option_value(text: str, default: Any) -> Any:
+    """Parse a ``--option key=value`` string into the type of the option's default."""
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true/false, got {text!r}")
+    if isinstance(default, (tuple, list)):
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        sample = default[0] if default else ""
+        return tuple(parse_option_value(p, sample) for p in parts)
+    if default is None:
+        return text
+    return type(default)(text)
+
+
+class Plugin:
+    """What every registered thing has: a kebab-case name, a one-line description and
+    options (name -> default) that users set with ``--option key=value``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[dict[str, Any]] = {}
+    kind: ClassVar[str] = "plugin"
+
+    def __init__(self, **options: Any) -> None:
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise DenoiseKitError(
+                f"{self.kind} '{self.name}' has no option {', '.join(unknown)} (options: {known})"
+            )
+        self.config: dict[str, Any] = {**self.options, **options}
+
+    @classmethod
+    def from_strings(cls, pairs: list[str] | None = None, **extra: Any):
+        """Build from CLI ``key=value`` strings, typed by each option's default."""
+        options = dict(extra)
+        for pair in pairs or []:
+            key, sep, value = pair.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep:
+                raise DenoiseKitError(f"option {pair!r} is not of the form key=value")
+            if key not in cls.options:
+                known = ", ".join(sorted(cls.options)) or "none"
+                raise DenoiseKitError(
+                    f"{cls.kind} '{cls.name}' has no option {key!r} (options: {known})"
+                )
+            try:
+                options[key] = parse_option_value(value, cls.options[key])
+            except ValueError as exc:
+                raise DenoiseKitError(f"option {key}: {exc}") from None
+        return cls(**options)
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        """What this plugin needs or supports, shown by the listing commands."""
+        return {}
+
+
+class Model(Plugin):
+    """A denoiser. Non-trainable filters implement ``denoise`` only."""
+
+    kind = "model"
+    #: False for fixed filters (nl-means, tv); ``train`` refuses them.
+    trainable: ClassVar[bool] = False
+    #: True when every layer provides a hand-written backward step (``layers``).
+    manual_gradients: ClassVar[bool] = False
+    #: True when the model only accepts square patches of ``patch_size`` (tiled at inference).
+    fixed_size: ClassVar[bool] = False
+
+    def denoise(self, slices: Any) -> Any:
+        """Denoise a float32 array of slices (n, y, x) in HU; returns the same shape in HU."""
+        raise NotImplementedError
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {
+            "trainable": cls.trainable,
+            "manual_gradients": cls.manual_gradients,
+            "fixed_size": cls.fixed_size,
+            "options": {k: _jsonable(v) for k, v in cls.options.items()},
+        }
+
+
+@runtime_checkable
+class Layer(Protocol):
+    """One step of a model with a hand-written backward pass.
+
+    ``forward(h, x)`` takes the previous layer's output ``h`` and the model's scaled
+    input ``x`` (residual models use it) and returns ``(output, cache)``.
+    ``backward(g, cache)`` takes the gradient of the loss with respect to the output and
+    returns ``(gradient w.r.t. h, [gradients w.r.t. each of self.variables])``.
+    """
+
+    name: str
+    variables: list
+
+    def forward(self, h: Any, x: Any) -> tuple[Any, Any]: ...
+
+    def backward(self, g: Any, cache: Any) -> tuple[Any, list]: ...
+
+
+class TrainableModel(Model):
+    """A TensorFlow model trained by a backprop rule.
+
+    Subclasses implement ``build`` and either ``call`` (autodiff only) or ``layers``
+    (a list of :class:`Layer`, which gives ``manual`` and ``dilated`` what they need).
+    Inputs and outputs of ``call`` are in the model's scaled units; ``scale`` and
+    ``unscale`` map HU to those units and back.
+    """
+
+    trainable = True
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.layers: list[Layer] = []
+        self.patch_size: int | None = None
+        self.built = False
+
+    def build(self, patch_size: int | None = None) -> None:
+        """Create the variables (``patch_size`` matters only to fixed-size models)."""
+        raise NotImplementedError
+
+    def scale(self, hu):
+        """HU -> model units (a TensorFlow or NumPy array)."""
+        return (hu + 1024.0) / 1000.0
+
+    def unscale(self, y):
+        """Model units -> HU."""
+        return y * 1000.0 - 1024.0
+
+    @property
+    def trainable_variables(self) -> list:
+        """Variables in a fixed order; gradients from every rule follow this order."""
+        return [v for layer in self.layers for v in layer.variables]
+
+    def call(self, x):
+        """Forward pass in model units (x: (n, y, x, 1) float32 tensor)."""
+        h = x
+        for layer in self.layers:
+            h, _ = layer.forward(h, x)
+        return h
+
+    def forward_with_caches(self, x):
+        """Forward pass that keeps what each layer's backward step needs."""
+        h, caches = x, []
+        for layer in self.layers:
+            h, cache = layer.forward(h, x)
+            caches.append(cache)
+        return h, caches
+
+    def weight_names(self) -> list[str]:
+        """Stable names ``layer.index`` for ``trainable_variables``, used in weight files."""
+        return [f"{layer.name}.{j}" for layer in self.layers for j in range(len(layer.variables))]
+
+    def get_weights(self) -> dict[str, Any]:
+        """Variable values by stable name, for saving (NumPy arrays, no pickle)."""
+        return {n: v.numpy() for n, v in zip(self.weight_names(), self.trainable_variables)}
+
+    def set_weights(self, weights: dict[str, Any]) -> None:
+        names = self.weight_names()
+        if sorted(names) != sorted(weights):
+            raise DenoiseKitError(
+                f"weights do not fit model '{self.name}': it expects {len(names)} arrays "
+                f"({', '.join(names[:3])}, ...), the file has {len(weights)} "
+                f"({', '.join(sorted(weights)[:3])}, ...)"
+            )
+        for n, v in zip(names, self.trainable_variables):
+            value = weights[n]
+            if tuple(value.shape) != tuple(v.shape):
+                raise DenoiseKitError(
+                    f"weights do not fit model '{self.name}': {n} has shape "
+                    f"{tuple(value.shape)} in the file, {tuple(v.shape)} in the model"
+                )
+            v.assign(value)
+
+
+class Backprop(Plugin):
+    """A training rule: computes the gradients that an Adam step then applies."""
+
+    kind = "backprop"
+    #: True when the rule chains the model's hand-written backward steps.
+    requires_manual_gradients: ClassVar[bool] = False
+
+    def gradients(self, model: TrainableModel, x, target, step):
+        """Return ``(loss, grads)`` for a batch; ``grads`` follow
+        ``model.trainable_variables``. Runs inside ``tf.function``."""
+        raise NotImplementedError
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {
+            "requires_manual_gradients": cls.requires_manual_gradients,
+            "options": {k: _jsonable(v) for k, v in cls.options.items()},
+        }
+
+
+class NoiseKind(Plugin):
+    """A noise model, split TorchIO-style into sampling and deterministic application.
+
+    ``sample`` draws every random choice (including a seed for the noise field) into a
+    JSON-able dict; ``apply`` uses only that dict, so recorded parameters reproduce
+    the output exactly.
+    """
+
+    kind = "noise"
+
+    def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        """Draw parameters for a volume of ``shape`` (z, y, x) from a NumPy Generator."""
+        return {"kind": self.name, "seed": int(rng.integers(0, 2**63 - 1)), **self.config}
+
+    def apply(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Any:
+        """Return noisy HU (z, y, x) float32 for clean HU; deterministic given params."""
+        raise NotImplementedError
+
+    @classmethod
+    def capabilities(cls) -> dict[str, Any]:
+        return {"options": {k: _jsonable(v) for k, v in cls.options.items()}}
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

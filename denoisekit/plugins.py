@@ -1,0 +1,223 @@
+"""Plugin loading and the registries built from it.
+
+Plugins come from the ``denoisekit`` entry-point group only; the built-ins in
+``denoisekit_plugins`` are found there exactly like a third party's. Registries are
+built lazily, once, on first use.
+
+Environment:
+- ``DENOISEKIT_LOAD_PLUGINS=a,b``: load only these third-party distributions
+  (empty: built-ins only). Unset: load everything installed.
+- ``DENOISEKIT_BLOCK_PLUGINS=x,y``: never load these plugins (by plugin name, entry-point
+  name or distribution name); built-ins can be blocked too.
+- ``DENOISEKIT_TRACE_PLUGINS=1``: print every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable
+
+import pluggy
+
+from denoisekit import hookspecs
+from denoisekit.errors import PluginError
+
+BUILTIN_DIST = "denoisekit"
+ENTRY_POINT_GROUP = "denoisekit"
+NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str
+    distribution: str
+    builtin: bool
+    hooks: list[str] = field(default_factory=list)
+
+
+_pm: pluggy.PluginManager | None = None
+_infos: dict[str, PluginInfo] = {}
+_registries: dict[str, dict[str, Any]] = {}
+
+
+def _env_list(var: str) -> list[str] | None:
+    value = os.environ.get(var)
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return dist.metadata["Name"] if dist is not None else "?"
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, loading plugins on first call."""
+    global _pm
+    if _pm is not None:
+        return _pm
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    allow = _env_list("DENOISEKIT_LOAD_PLUGINS")
+    allowed = None if allow is None else {_normalise(a) for a in allow}
+    blocked = {_normalise(b) for b in _env_list("DENOISEKIT_BLOCK_PLUGINS") or []}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = _dist_name(ep)
+        builtin = _normalise(dist) == BUILTIN_DIST
+        if not builtin and allowed is not None and _normalise(dist) not in allowed:
+            continue
+        name = ep.value.split(":")[0]
+        if {_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked:
+            pm.set_blocked(name)
+            continue
+        if pm.has_plugin(name) or name in _infos:
+            continue  # the same distribution seen twice on sys.path
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not take the CLI down
+            raise PluginError(f"plugin {name!r} from {dist} failed to load: {exc}") from exc
+        pm.register(module, name=name)
+        version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+        _infos[name] = PluginInfo(name, version, dist, builtin)
+    for name, info in _infos.items():
+        plugin = pm.get_plugin(name)
+        info.hooks = sorted(
+            hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("register")
+        )
+    if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):
+        pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
+        pm.enable_tracing()
+    _pm = pm
+    return pm
+
+
+def reset() -> None:
+    """Forget loaded plugins and registries (tests change the environment between runs)."""
+    global _pm
+    _pm = None
+    _infos.clear()
+    _registries.clear()
+
+
+def plugin_infos() -> list[PluginInfo]:
+    get_plugin_manager()
+    return sorted(_infos.values(), key=lambda i: (not i.builtin, i.name))
+
+
+def call_registration_hook(hook_name: str, **kwargs: Any) -> None:
+    """Call a hook on every plugin, passing only the arguments each implementation takes."""
+    pm = get_plugin_manager()
+    getattr(pm.hook, hook_name)(**kwargs)
+
+
+def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
+    pm = get_plugin_manager()
+    registry: dict[str, Any] = {}
+    owners: dict[str, str] = {}
+    caller = getattr(pm.hook, hook_name)
+    trace = bool(os.environ.get("DENOISEKIT_TRACE_PLUGINS"))
+    # One implementation at a time, so a clash can name both plugins involved.
+    for impl in reversed(caller.get_hookimpls()):
+
+        def register(cls: Any, _owner: str = impl.plugin_name) -> None:
+            _validate(cls, base, kind, _owner)
+            if cls.name in registry:
+                raise PluginError(
+                    f"{kind} name '{cls.name}' is registered twice: by plugin "
+                    f"'{owners[cls.name]}' and by plugin '{_owner}'"
+                )
+            registry[cls.name] = cls
+            owners[cls.name] = _owner
+            cls.plugin = _owner
+
+        args = {"register": register}
+        if trace:
+            print(f"{hook_name} -> {impl.plugin_name}", file=sys.stderr)
+        impl.function(*[args[a] for a in impl.argnames])
+    return registry
+
+
+def _validate(cls: Any, base: type, kind: str, owner: str) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise PluginError(
+            f"plugin '{owner}' registered {cls!r} as a {kind}; it must be a subclass of "
+            f"denoisekit.plugin.{base.__name__}"
+        )
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise PluginError(
+            f"plugin '{owner}' registered a {kind} named {name!r}; names are kebab-case "
+            "(lowercase letters, digits and single hyphens)"
+        )
+    desc = getattr(cls, "description", "")
+    if not isinstance(desc, str) or not desc.strip() or "\n" in desc.strip():
+        raise PluginError(f"{kind} '{name}' from plugin '{owner}' needs a one-line description")
+
+
+def _registry(hook_name: str, kind: str) -> dict[str, Any]:
+    from denoisekit import plugin
+
+    base = {"model": plugin.Model, "backprop": plugin.Backprop, "noise": plugin.NoiseKind}[kind]
+    if hook_name not in _registries:
+        _registries[hook_name] = _build(hook_name, base, kind)
+    return _registries[hook_name]
+
+
+def get_models() -> dict[str, Any]:
+    return _registry("register_models", "model")
+
+
+def get_backprops() -> dict[str, Any]:
+    return _registry("register_backprops", "backprop")
+
+
+def get_noises() -> dict[str, Any]:
+    return _registry("register_noise", "noise")
+
+
+def _lookup(registry: dict[str, Any], name: str, kind: str, command: str) -> Any:
+    if name not in registry:
+        known = ", ".join(sorted(registry)) or "none installed"
+        raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}')")
+    return registry[name]
+
+
+def get_model(name: str) -> Any:
+    return _lookup(get_models(), name, "model", "models")
+
+
+def get_backprop(name: str) -> Any:
+    return _lookup(get_backprops(), name, "backprop", "backprops")
+
+
+def get_noise(name: str) -> Any:
+    return _lookup(get_noises(), name, "noise kind", "noises")
+
+
+def check_trainable(model_cls: Any, backprop_cls: Any) -> None:
+    """Refuse model/rule pairs that cannot work, before any computation starts."""
+    if not model_cls.trainable:
+        raise PluginError(
+            f"model '{model_cls.name}' is a fixed filter and cannot be trained; "
+            "use it directly with 'denoisekit infer'"
+        )
+    if backprop_cls.requires_manual_gradients and not model_cls.manual_gradients:
+        raise PluginError(
+            f"backprop '{backprop_cls.name}' needs hand-written gradients, which model "
+            f"'{model_cls.name}' does not provide; use --backprop autodiff"
+        )
+
+
+def complete(names: Callable[[], dict[str, Any]]) -> Callable[[str], list[str]]:
+    """Shell-completion callback over a registry's names."""
+    return lambda incomplete: [n for n in sorted(names()) if n.startswith(incomplete)]

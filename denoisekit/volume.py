@@ -1,0 +1,59 @@
+"""The one type stages pass around: voxels in HU plus the geometry and source tags
+that outputs need. Stages never touch files; ``denoisekit.io`` makes and writes these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A CT volume.
+
+    ``array`` is float32 (z, y, x) in Hounsfield units. Geometry follows SimpleITK's
+    conventions (LPS patient coordinates): ``spacing`` and ``origin`` are (x, y, z) in mm,
+    ``direction`` is the row-major 3x3 matrix whose columns are the x, y and z axis
+    directions. ``origin`` is the centre of voxel (0, 0, 0).
+
+    ``tags`` holds the source DICOM attributes outputs copy (patient, study, series,
+    frame of reference: keyword -> value); empty for non-DICOM sources.
+    ``history`` lists what was done to the voxels, oldest first, for derivation tags.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    direction: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    tags: dict[str, Any] = field(default_factory=dict)
+    history: tuple[str, ...] = ()
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"a Volume holds (z, y, x) voxels, got shape {self.array.shape}")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.array.shape)  # type: ignore[return-value]
+
+    def derive(self, array: np.ndarray, step: str) -> "Volume":
+        """Same geometry and source, new voxels, with ``step`` appended to the history."""
+        if array.shape != self.array.shape:
+            raise ValueError(f"derived voxels {array.shape} differ from {self.array.shape}")
+        return replace(self, array=np.asarray(array, dtype=np.float32), history=self.history + (step,))
+
+    def slice_origin(self, k: int) -> tuple[float, float, float]:
+        """Patient position of the first voxel of slice ``k`` (for ImagePositionPatient)."""
+        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        return tuple(float(v) for v in np.asarray(self.origin) + d[:, 2] * self.spacing[2] * k)
+
+    def affine_lps(self) -> np.ndarray:
+        """4x4 matrix mapping (x, y, z) voxel indices to LPS millimetres."""
+        d = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        m = np.eye(4)
+        m[:3, :3] = d * np.asarray(self.spacing, dtype=float)
+        m[:3, 3] = self.origin
+        return m

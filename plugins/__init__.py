@@ -1,0 +1,1 @@
+"""denoisekit's built-in plugins: models, backprop rules and noise kinds."""
