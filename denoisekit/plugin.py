@@ -177,6 +177,18 @@ class TrainableModel(Model):
             caches.append(cache)
         return h, caches
 
+    def denoise(self, slices: Any) -> Any:
+        """Denoise (n, y, x) HU slices in one batch; ``denoisekit.infer`` does batching
+        and tiling (fixed-size models get ``patch_size`` tiles)."""
+        import numpy as np
+        import tensorflow as tf
+
+        if not self.built:
+            self.build(self.patch_size or slices.shape[-1])
+        x = tf.constant(self.scale(np.asarray(slices, dtype=np.float32))[..., None])
+        y = self.call(x)
+        return self.unscale(np.asarray(y)[..., 0]).astype(np.float32)
+
     def weight_names(self) -> list[str]:
         """Stable names ``layer.index`` for ``trainable_variables``, used in weight files."""
         return [f"{layer.name}.{j}" for layer in self.layers for j in range(len(layer.variables))]

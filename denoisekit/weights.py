@@ -1,0 +1,86 @@
+"""Model weight files: ``.npz`` of named arrays plus a JSON header, loaded without
+executing code (``allow_pickle=False``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from denoisekit.errors import DenoiseKitError
+
+HEADER = "__denoisekit__"
+FORMAT = 1
+
+
+def save_weights(path: str | Path, model: Any, **extra: Any) -> Path:
+    """Write ``model``'s weights and what rebuilds it (name, options, patch size), atomically."""
+    path = Path(path)
+    header = {
+        "format": FORMAT,
+        "model": model.name,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()},
+        "patch_size": model.patch_size,
+        **extra,
+    }
+    arrays = {k: np.asarray(v) for k, v in model.get_weights().items()}
+    arrays[HEADER] = np.array(json.dumps(header, default=str))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Return ``(header, arrays)`` from a weights file, refusing anything but plain arrays."""
+    path = Path(path)
+    if not path.is_file():
+        raise DenoiseKitError(f"weights file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # corrupt zip, pickled objects, not an npz
+        raise DenoiseKitError(f"{path} is not a denoisekit weights file ({exc})") from None
+    if HEADER not in arrays:
+        raise DenoiseKitError(f"{path} is not a denoisekit weights file (no header)")
+    header = json.loads(str(arrays.pop(HEADER)))
+    return header, arrays
+
+
+def resolve_weights_path(path: str | Path) -> Path:
+    """A weights file, or a run directory (its best weights)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "weights/best.npz", "last.npz"):
+            if (path / name).is_file():
+                return path / name
+        raise DenoiseKitError(f"{path} holds no best.npz: not a finished training run")
+    return path
+
+
+def load_model(path: str | Path, expect_model: str | None = None) -> Any:
+    """Rebuild the model a weights file (or run directory) was saved from."""
+    from denoisekit.plugins import get_model
+
+    path = resolve_weights_path(path)
+    header, arrays = read_weights(path)
+    name = header.get("model")
+    if expect_model is not None and name != expect_model:
+        raise DenoiseKitError(f"{path} holds weights for model '{name}', not '{expect_model}'")
+    cls = get_model(name)
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in header.get("options", {}).items()}
+    model = cls(**{k: v for k, v in options.items() if k in cls.options})
+    model.build(header.get("patch_size"))
+    model.set_weights(arrays)
+    model.weights_source = str(path)
+    return model
