@@ -190,8 +190,11 @@ class TrainableModel(Model):
         return self.unscale(np.asarray(y)[..., 0]).astype(np.float32)
 
     def weight_names(self) -> list[str]:
-        """Stable names ``layer.index`` for ``trainable_variables``, used in weight files."""
-        return [f"{layer.name}.{j}" for layer in self.layers for j in range(len(layer.variables))]
+        """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for
+        layered models, ``var.index`` for models that override ``trainable_variables``."""
+        if self.layers:
+            return [f"{layer.name}.{j}" for layer in self.layers for j in range(len(layer.variables))]
+        return [f"var.{i}" for i in range(len(self.trainable_variables))]
 
     def get_weights(self) -> dict[str, Any]:
         """Variable values by stable name, for saving (NumPy arrays, no pickle)."""

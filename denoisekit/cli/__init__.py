@@ -9,24 +9,39 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
+from typer import core as _typer_core
 from typer.core import TyperGroup
 
 from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 
 
+def _click_module():
+    """Typer >= 0.29 vendors click as ``typer._click``; older versions use click itself."""
+    vendored = getattr(_typer_core, "_click", None)
+    if vendored is not None:
+        return vendored
+    import click
+
+    return click
+
+
+_click = _click_module()
+# Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2).
+_PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException)
+
+
 class _Group(TyperGroup):
     """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except _PASS_THROUGH:
             raise
         except KeyboardInterrupt:
             typer.echo("Interrupted.", err=True)

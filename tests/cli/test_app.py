@@ -1,0 +1,89 @@
+"""The app itself: version, help, exit codes and staying light to start."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from denoisekit import __version__
+from denoisekit.cli import app, get_app
+
+runner = CliRunner()
+
+
+def test_version():
+    result = runner.invoke(get_app(), ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"denoisekit {__version__}"
+
+
+def test_help_lists_every_stage():
+    result = runner.invoke(get_app(), ["--help"])
+    assert result.exit_code == 0
+    for command in ["noise", "train", "infer", "export", "evaluate", "demo", "gradcheck",
+                    "plugins", "models", "backprops", "noises"]:
+        assert command in result.stdout
+
+
+def test_usage_error_exits_2():
+    result = runner.invoke(get_app(), ["models", "--no-such-flag"])
+    assert result.exit_code == 2
+
+
+def test_unexpected_errors_are_one_line_and_hint_at_debug():
+    @app.command("boom-for-test", hidden=True)
+    def boom():
+        raise RuntimeError("disk on fire")
+
+    try:
+        result = runner.invoke(app, ["boom-for-test"])
+        assert result.exit_code == 1
+        assert result.stderr.strip() == "Error: RuntimeError: disk on fire (rerun with --debug for the traceback)"
+        result = runner.invoke(app, ["--debug", "boom-for-test"])
+        assert isinstance(result.exception, RuntimeError)
+    finally:
+        app.registered_commands[:] = [c for c in app.registered_commands if c.name != "boom-for-test"]
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from denoisekit.cli import main\n"
+        "sys.argv = ['denoisekit', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "for heavy in ('tensorflow', 'SimpleITK', 'pydicom', 'skimage', 'scipy'):\n"
+        "    assert heavy not in sys.modules, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_console_script_runs():
+    proc = subprocess.run(["denoisekit", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_hook_register_commands_adds_a_command(fake_dist):
+    import typer
+
+    from denoisekit.plugins import call_registration_hook
+
+    fake_dist("acme-cmd", "acme_cmd", """
+import typer
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_commands(app):
+    @app.command(name="acme-hello")
+    def hello(name: str = "world"):
+        typer.echo(f"hello {name}")
+""")
+    fresh = typer.Typer()
+
+    @fresh.callback()
+    def _root():
+        pass
+
+    call_registration_hook("register_commands", app=fresh)
+    result = runner.invoke(fresh, ["acme-hello", "--name", "ct"])
+    assert result.exit_code == 0 and result.stdout == "hello ct\n"

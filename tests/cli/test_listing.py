@@ -1,0 +1,102 @@
+"""`denoisekit plugins/models/backprops/noises`: JSON shapes, tables and exit codes."""
+
+import json
+
+from typer.testing import CliRunner
+
+from denoisekit.cli import get_app
+
+runner = CliRunner()
+
+PLUGIN = """
+from denoisekit.plugin import Backprop, Model, NoiseKind, hookimpl
+
+class Blur(Model):
+    name = "acme-blur"
+    description = "A test filter"
+    options = {"radius": 2}
+
+class Rule(Backprop):
+    name = "acme-rule"
+    description = "A test rule"
+    requires_manual_gradients = True
+
+class Speckle(NoiseKind):
+    name = "acme-speckle"
+    description = "A test noise"
+    options = {"level": 0.1}
+
+@hookimpl
+def register_models(register):
+    register(Blur)
+
+@hookimpl
+def register_backprops(register):
+    register(Rule)
+
+@hookimpl
+def register_noise(register):
+    register(Speckle)
+"""
+
+
+def invoke(*args):
+    return runner.invoke(get_app(), list(args))
+
+
+def test_plugins_json_names_version_and_hooks(fake_dist):
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN, version="0.7")
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["acme_denoise"] == {
+        "name": "acme_denoise", "version": "0.7", "distribution": "acme-denoise", "builtin": False,
+        "hooks": ["register_backprops", "register_models", "register_noise"],
+    }
+    assert rows["denoisekit_plugins.models"]["builtin"] is True
+
+
+def test_models_json_is_keyed_by_registered_name(fake_dist):
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN)
+    result = invoke("models", "--json")
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)["acme-blur"]
+    assert entry["description"] == "A test filter"
+    assert entry["plugin"] == "acme_denoise"
+    assert entry["trainable"] is False and entry["manual_gradients"] is False
+    assert entry["options"] == {"radius": 2}
+
+
+def test_backprops_and_noises_json(fake_dist):
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN)
+    rules = json.loads(invoke("backprops", "--json").stdout)
+    assert rules["acme-rule"]["requires_manual_gradients"] is True
+    noises = json.loads(invoke("noises", "--json").stdout)
+    assert noises["acme-speckle"]["options"] == {"level": 0.1}
+
+
+def test_tables_show_the_registered_entries(fake_dist):
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN)
+    for command, name in [("models", "acme-blur"), ("backprops", "acme-rule"), ("noises", "acme-speckle")]:
+        result = invoke(command)
+        assert result.exit_code == 0 and name in result.stdout
+
+
+def test_registration_error_is_one_line_exit_1(fake_dist):
+    fake_dist("acme-one", "acme_one", PLUGIN)
+    fake_dist("acme-two", "acme_two", PLUGIN)
+    result = invoke("models")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: model name 'acme-blur' is registered twice: by plugin 'acme_one' and by plugin 'acme_two'"
+    ] or result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_debug_keeps_the_exception(fake_dist):
+    from denoisekit.errors import PluginError
+
+    fake_dist("acme-one", "acme_one", PLUGIN)
+    fake_dist("acme-two", "acme_two", PLUGIN)
+    result = invoke("--debug", "models")
+    assert isinstance(result.exception, PluginError)

@@ -1,0 +1,54 @@
+"""The plugin-author API: option parsing and the base classes' contracts."""
+
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.plugin import Model, NoiseKind, parse_option_value
+
+
+class Thing(Model):
+    name = "thing"
+    description = "test"
+    options = {"depth": 6, "rate": 0.5, "kernels": (13, 7, 3), "acts": ("tanh",), "bias": True}
+
+
+@pytest.mark.parametrize(
+    "text, default, expected",
+    [("3", 6, 3), ("0.25", 0.5, 0.25), ("5,3,1", (13, 7), (5, 3, 1)), ("relu, tanh", ("x",), ("relu", "tanh")),
+     ("false", True, False), ("YES", False, True)],
+)
+def test_option_values_take_the_type_of_the_default(text, default, expected):
+    value = parse_option_value(text, default)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_from_strings_builds_a_typed_config():
+    thing = Thing.from_strings(["depth=4", "kernels=3,3", "bias=no"])
+    assert thing.config == {"depth": 4, "rate": 0.5, "kernels": (3, 3), "acts": ("tanh",), "bias": False}
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [(["colour=red"], "no option 'colour'"), (["depth"], "not of the form key=value"),
+     (["depth=deep"], "option depth"), (["bias=maybe"], "true/false")],
+)
+def test_bad_options_are_clear_errors(pairs, message):
+    with pytest.raises(DenoiseKitError, match=message):
+        Thing.from_strings(pairs)
+
+
+def test_unknown_keyword_option_is_refused():
+    with pytest.raises(DenoiseKitError, match="model 'thing' has no option colour"):
+        Thing(colour="red")
+
+
+def test_noise_sample_records_seed_and_config():
+    import numpy as np
+
+    class N(NoiseKind):
+        name, description, options = "n", "test", {"sigma": 10.0}
+
+    a = N(sigma=3.0).sample(np.random.default_rng(1), (2, 4, 4))
+    b = N(sigma=3.0).sample(np.random.default_rng(1), (2, 4, 4))
+    assert a == b and a["sigma"] == 3.0 and a["kind"] == "n"
+    assert a["seed"] != N().sample(np.random.default_rng(2), (2, 4, 4))["seed"]

@@ -1,0 +1,207 @@
+"""Plugin discovery through entry points, the allowlist and blocklist, and registration checks."""
+
+from importlib import metadata
+
+import pytest
+
+from denoisekit.errors import PluginError
+
+MODEL_PLUGIN = """
+from denoisekit.plugin import Model, hookimpl
+
+class Blur(Model):
+    name = "{name}"
+    description = "A test filter"
+
+    def denoise(self, slices):
+        return slices
+
+@hookimpl
+def register_models(register):
+    register(Blur)
+"""
+
+
+def test_builtins_come_from_the_entry_point_group(fresh_plugins):
+    eps = {ep.value for ep in metadata.entry_points(group="denoisekit") if ep.dist.name == "denoisekit"}
+    assert {"denoisekit_plugins.models", "denoisekit_plugins.backprops", "denoisekit_plugins.noise"} <= eps
+    infos = {i.name: i for i in fresh_plugins.plugin_infos()}
+    for name in eps:
+        assert infos[name].builtin
+        assert infos[name].distribution == "denoisekit"
+    assert infos["denoisekit_plugins.models"].hooks == ["register_models"]
+
+
+def test_hook_register_models_third_party_model_is_discovered(fake_dist, fresh_plugins):
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"), version="2.3")
+    models = fresh_plugins.get_models()
+    assert models["acme-blur"].description == "A test filter"
+    assert models["acme-blur"].plugin == "acme_denoise"
+    info = {i.name: i for i in fresh_plugins.plugin_infos()}["acme_denoise"]
+    assert (info.version, info.distribution, info.builtin, info.hooks) == ("2.3", "acme-denoise", False, ["register_models"])
+
+
+@pytest.mark.parametrize(
+    "allow, loaded",
+    [(None, True), ("", False), ("someone-else", False), ("acme-denoise", True), ("acme_denoise,x", True)],
+)
+def test_load_plugins_allowlist(fake_dist, fresh_plugins, monkeypatch, allow, loaded):
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"))
+    if allow is not None:
+        monkeypatch.setenv("DENOISEKIT_LOAD_PLUGINS", allow)
+    names = {i.name for i in fresh_plugins.plugin_infos()}
+    assert ("acme_denoise" in names) is loaded
+    assert ("acme-blur" in fresh_plugins.get_models()) is loaded
+    assert "denoisekit_plugins.models" in names  # built-ins load whatever the allowlist says
+
+
+def test_block_plugins_by_name_including_builtins(fake_dist, fresh_plugins, monkeypatch):
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"))
+    monkeypatch.setenv("DENOISEKIT_BLOCK_PLUGINS", "acme-denoise, denoisekit_plugins.backprops")
+    names = {i.name for i in fresh_plugins.plugin_infos()}
+    assert "acme_denoise" not in names
+    assert "denoisekit_plugins.backprops" not in names
+    assert fresh_plugins.get_backprops() == {}
+    assert "denoisekit_plugins.models" in names
+
+
+def test_same_name_from_two_plugins_is_an_error_naming_both(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name="same-name"))
+    fake_dist("acme-two", "acme_two", MODEL_PLUGIN.format(name="same-name"))
+    with pytest.raises(PluginError, match="same-name") as err:
+        fresh_plugins.get_models()
+    assert "acme_one" in str(err.value) and "acme_two" in str(err.value)
+
+
+def test_clash_with_a_builtin_names_the_builtin(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name="residual-mul"))
+    with pytest.raises(PluginError, match="denoisekit_plugins.models"):
+        fresh_plugins.get_models()
+
+
+@pytest.mark.parametrize("bad", ["Camel-Case", "under_score", "-lead", "two--hyphens", ""])
+def test_names_must_be_kebab_case(fake_dist, fresh_plugins, bad):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name=bad))
+    with pytest.raises(PluginError, match="kebab-case"):
+        fresh_plugins.get_models()
+
+
+def test_registering_something_that_is_not_a_model_is_an_error(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", """
+from denoisekit.plugin import hookimpl
+
+class NotAModel:
+    name = "nope"
+    description = "x"
+
+@hookimpl
+def register_models(register):
+    register(NotAModel)
+""")
+    with pytest.raises(PluginError, match="subclass of denoisekit.plugin.Model"):
+        fresh_plugins.get_models()
+
+
+def test_description_is_required_and_one_line(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name="blur").replace('"A test filter"', '"two\\nlines"'))
+    with pytest.raises(PluginError, match="one-line description"):
+        fresh_plugins.get_models()
+
+
+def test_an_implementation_may_take_fewer_arguments_than_the_spec(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", """
+from denoisekit.plugin import hookimpl
+
+called = []
+
+@hookimpl
+def register_models():
+    called.append(True)
+""")
+    fresh_plugins.get_models()
+    import acme_one
+
+    assert acme_one.called == [True]
+
+
+def test_a_plugin_that_fails_to_import_is_a_clear_error(fake_dist, fresh_plugins):
+    fake_dist("acme-broken", "acme_broken", "raise ImportError('needs libfoo')\n")
+    with pytest.raises(PluginError, match="acme_broken.*libfoo"):
+        fresh_plugins.plugin_infos()
+
+
+def test_trace_plugins_prints_hook_calls(fake_dist, fresh_plugins, monkeypatch, capsys):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name="acme-blur"))
+    monkeypatch.setenv("DENOISEKIT_TRACE_PLUGINS", "1")
+    fresh_plugins.get_models()
+    assert "register_models -> acme_one" in capsys.readouterr().err
+
+
+def test_unknown_name_lists_what_is_available(fake_dist, fresh_plugins):
+    fake_dist("acme-one", "acme_one", MODEL_PLUGIN.format(name="acme-blur"))
+    with pytest.raises(PluginError, match=r"no model named 'nope' \(available: .*acme-blur"):
+        fresh_plugins.get_model("nope")
+
+
+class _Trainable:
+    trainable, manual_gradients, name = True, False, "keras-thing"
+
+
+class _Fixed:
+    trainable, manual_gradients, name = False, False, "a-filter"
+
+
+class _Manual:
+    requires_manual_gradients, name = True, "manual"
+
+
+class _Auto:
+    requires_manual_gradients, name = False, "autodiff"
+
+
+def test_capability_errors(fresh_plugins):
+    with pytest.raises(PluginError, match="'a-filter' is a fixed filter and cannot be trained"):
+        fresh_plugins.check_trainable(_Fixed, _Auto)
+    with pytest.raises(PluginError, match="needs hand-written gradients.*'keras-thing'.*--backprop autodiff"):
+        fresh_plugins.check_trainable(_Trainable, _Manual)
+    fresh_plugins.check_trainable(_Trainable, _Auto)  # compatible: no error
+
+
+def test_hook_register_backprops_third_party_rule(fake_dist, fresh_plugins):
+    fake_dist("acme-rules", "acme_rules", """
+from denoisekit.plugin import Backprop, hookimpl
+
+class Sign(Backprop):
+    name = "sign-sgd"
+    description = "Sign of the autodiff gradient"
+
+@hookimpl
+def register_backprops(register):
+    register(Sign)
+""")
+    rule = fresh_plugins.get_backprop("sign-sgd")
+    assert rule.requires_manual_gradients is False and rule.plugin == "acme_rules"
+
+
+def test_hook_register_noise_third_party_kind(fake_dist, fresh_plugins):
+    fake_dist("acme-noise", "acme_noise", """
+import numpy as np
+from denoisekit.plugin import NoiseKind, hookimpl
+
+class Offset(NoiseKind):
+    name = "offset"
+    description = "Adds a constant"
+    options = {"hu": 5.0}
+
+    def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+        return hu + params["hu"]
+
+@hookimpl
+def register_noise(register):
+    register(Offset)
+""")
+    import numpy as np
+
+    kind = fresh_plugins.get_noise("offset")(hu=2.0)
+    params = kind.sample(np.random.default_rng(0), (1, 2, 2))
+    assert (kind.apply(np.zeros((1, 2, 2)), params) == 2.0).all()
