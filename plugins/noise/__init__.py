@@ -5,4 +5,10 @@ from denoisekit.plugin import hookimpl
 
 @hookimpl
 def register_noise(register):
-    pass
+    from denoisekit_plugins.noise.gaussian import Gaussian
+    from denoisekit_plugins.noise.lowdose import LowDose
+    from denoisekit_plugins.noise.poisson import Poisson
+
+    register(Gaussian)
+    register(Poisson)
+    register(LowDose)

@@ -1,0 +1,105 @@
+"""The noise stage: add a registered noise kind to a volume, reproducibly.
+
+Randomness flows one way: ``np.random.default_rng(seed)`` -> ``kind.sample`` (every random
+choice, including the noise field's own seed, lands in a JSON-able dict) -> ``kind.apply``
+(deterministic). The returned record holds everything needed to redo the output exactly
+with :func:`apply_recorded`; the CLI writes it to the JSON sidecar.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from denoisekit import __version__
+from denoisekit.errors import DenoiseKitError
+from denoisekit.volume import Volume
+
+__all__ = ["add_noise", "apply_recorded", "noise_slices", "make_noise", "describe"]
+
+
+def make_noise(kind: Any, **options: Any) -> Any:
+    """A NoiseKind instance from a registered name (or pass an instance through)."""
+    if isinstance(kind, str):
+        from denoisekit.plugins import get_noise
+
+        return get_noise(kind)(**options)
+    if options:
+        raise DenoiseKitError("options go to the noise kind's constructor, not with an instance")
+    return kind
+
+
+def add_noise(
+    volume: Volume,
+    kind: Any,
+    seed: int = 0,
+    progress: Optional[Callable[[int], None]] = None,
+    **options: Any,
+) -> tuple[Volume, dict[str, Any]]:
+    """Noisy copy of ``volume`` and the record that reproduces it.
+
+    ``kind`` is a registered name (``options`` are its options) or an instance.
+    ``progress(n)`` is called as slices finish, by kinds whose ``apply`` accepts it.
+    """
+    noise = make_noise(kind, **options)
+    rng = np.random.default_rng(int(seed))
+    params = noise.sample(rng, volume.shape)
+    record = {
+        "kind": noise.name,
+        "options": dict(noise.config),
+        "seed": int(seed),
+        "params": params,
+        "spacing": [float(s) for s in volume.spacing],
+        "denoisekit_version": __version__,
+    }
+    noisy = _apply(noise, volume.array, params, volume.spacing, progress)
+    return volume.derive(noisy, describe(record)), record
+
+
+def apply_recorded(volume: Volume, record: dict[str, Any], progress: Optional[Callable[[int], None]] = None) -> Volume:
+    """Redo a recorded noise run on the same clean volume: the same voxels, bit for bit."""
+    try:
+        noise = make_noise(record["kind"], **record["options"])
+        params = record["params"]
+    except KeyError as exc:
+        raise DenoiseKitError(f"noise record lacks {exc.args[0]!r}; is it a denoisekit noise sidecar?") from None
+    spacing = tuple(record.get("spacing", volume.spacing))
+    noisy = _apply(noise, volume.array, params, spacing, progress)
+    return volume.derive(noisy, describe(record))
+
+
+def noise_slices(hu_slices: Any, noise: Any, rng: np.random.Generator, spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Fresh noise for a batch of slices during training.
+
+    ``hu_slices`` is float (n, y, x) in HU, ``noise`` a NoiseKind instance (see
+    :func:`make_noise`), ``rng`` the trainer's Generator (each call advances it, so a
+    seeded trainer gets reproducible noise), ``spacing`` the (x, y, z) voxel size in mm.
+    Returns noisy float32 (n, y, x). For ``lowdose`` pass whole slices and crop patches
+    afterwards: its noise depends on the path lengths through the whole body.
+    """
+    hu_slices = np.asarray(hu_slices, dtype=np.float32)
+    if hu_slices.ndim == 2:
+        hu_slices = hu_slices[None]
+    params = noise.sample(rng, hu_slices.shape)
+    return np.asarray(noise.apply(hu_slices, params, spacing), dtype=np.float32)
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line for the DICOM derivation description, seed first (SeriesDescription keeps
+    only 64 characters), e.g. ``noise lowdose seed=7 dose=0.25 electronic_noise=8.0 ...``."""
+    opts = " ".join(f"{k}={v}" for k, v in sorted(record.get("options", {}).items()))
+    return " ".join(p for p in ("noise", record["kind"], f"seed={record['seed']}", opts) if p)
+
+
+def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress: Optional[Callable[[int], None]]) -> np.ndarray:
+    kwargs = {}
+    if progress is not None and "progress" in inspect.signature(noise.apply).parameters:
+        kwargs["progress"] = progress
+    noisy = np.asarray(noise.apply(array, params, tuple(spacing), **kwargs), dtype=np.float32)
+    if noisy.shape != array.shape:
+        raise DenoiseKitError(f"noise '{noise.name}' returned shape {noisy.shape} for {array.shape}")
+    if progress is not None and "progress" not in kwargs:
+        progress(array.shape[0])
+    return noisy

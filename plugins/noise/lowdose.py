@@ -1,0 +1,111 @@
+"""Low-dose CT noise simulated in the projection domain.
+
+Each slice is converted to attenuation, forward-projected (parallel beam, detector
+covering the whole field of view), given Poisson photon noise at ``dose * i0`` photons
+per detector bin plus Gaussian electronic noise, log-transformed and reconstructed by
+filtered back-projection. Only the noise ``FBP(noisy) - FBP(clean)`` is added to the
+original slice, so its resolution is kept. The result has CT noise texture (ramp-shaped
+spectrum: little power at the lowest frequencies, streaks along strongly attenuating
+paths) and a level that grows about as ``1 / sqrt(dose)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Optional
+
+from denoisekit.plugin import NoiseKind
+
+#: Linear attenuation of water near 70 keV, per mm (recorded in the parameters).
+MU_WATER = 0.02
+#: Slices per forward/back-projection batch (memory: about 10 MB per 512 slice).
+BATCH = 8
+#: Detected counts are clipped to at least this before the log (photon starvation).
+MIN_COUNTS = 1.0
+
+
+class LowDose(NoiseKind):
+    """Projection-domain low-dose simulation.
+
+    ``i0`` is the full-dose photon count per detector bin (one pixel wide, the slice thick)
+    and view, at the default 720 views; ``dose`` scales it. The default (1e6, Hann filter)
+    gives about 18 HU at full dose and 40 HU at quarter dose in the centre of a 34 x 25 cm
+    water body with 0.7 mm pixels: the level of clinical quarter-dose CT. Fewer views at
+    the same ``i0`` mean less dose: noise variance grows as ``720 / views``.
+    """
+
+    name = "lowdose"
+    description = "Realistic low-dose CT noise: Poisson + electronic noise in projections, FBP"
+    options = {
+        "dose": 0.25,
+        "i0": 1.0e6,
+        "electronic_noise": 8.0,
+        "views": 720,
+        "filter": "hann",
+    }
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        from denoisekit.errors import DenoiseKitError
+        from denoisekit_plugins.noise.projector import FILTERS
+
+        c = self.config
+        if not 0 < float(c["dose"]):
+            raise DenoiseKitError(f"lowdose: dose must be positive, got {c['dose']}")
+        if not 0 < float(c["i0"]):
+            raise DenoiseKitError(f"lowdose: i0 must be positive, got {c['i0']}")
+        if float(c["electronic_noise"]) < 0:
+            raise DenoiseKitError("lowdose: electronic_noise must be >= 0")
+        if int(c["views"]) < 2:
+            raise DenoiseKitError(f"lowdose: views must be at least 2, got {c['views']}")
+        if c["filter"] not in FILTERS:
+            raise DenoiseKitError(f"lowdose: unknown filter {c['filter']!r} (choose from {', '.join(FILTERS)})")
+
+    def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
+        params = super().sample(rng, shape)
+        params["mu_water"] = MU_WATER
+        return params
+
+    def apply(
+        self,
+        hu: Any,
+        params: dict[str, Any],
+        spacing: tuple[float, ...] = (1.0, 1.0, 1.0),
+        progress: Optional[Callable[[int], None]] = None,
+    ) -> Any:
+        """Noisy HU for clean HU (z, y, x); ``progress(n)`` is called after each batch
+        with the number of slices just finished."""
+        import numpy as np
+
+        from denoisekit_plugins.noise.projector import get_projector
+
+        hu = np.asarray(hu, dtype=np.float32)
+        z, ny, nx = hu.shape
+        n = max(ny, nx)
+        proj = get_projector(n, int(params["views"]))
+        pixel = math.sqrt(float(spacing[0]) * float(spacing[1]))  # mm
+        mu_water = float(params["mu_water"])
+        flux = float(params["i0"]) * float(params["dose"])
+        sigma_e = float(params["electronic_noise"])
+        rng = np.random.default_rng(params["seed"])
+        oy, ox = (n - ny) // 2, (n - nx) // 2
+        out = hu.copy()
+        for start in range(0, z, BATCH):
+            stop = min(start + BATCH, z)
+            mu = np.zeros((stop - start, n, n), dtype=np.float32)  # air outside the slice
+            mu[:, oy:oy + ny, ox:ox + nx] = np.clip(1.0 + hu[start:stop] / 1000.0, 0.0, None)
+            mu *= mu_water * pixel  # attenuation per pixel: line integrals come out unitless
+            line = np.clip(proj.forward(mu), 0.0, None).astype(np.float64)
+            delta = np.empty(line.shape, dtype=np.float32)
+            for i in range(line.shape[0]):  # slice by slice: draws do not depend on BATCH
+                expected = flux * np.exp(-line[i])
+                counts = rng.poisson(expected).astype(np.float64)
+                if sigma_e > 0:
+                    counts += rng.normal(0.0, sigma_e, size=counts.shape)
+                delta[i] = -np.log(np.maximum(counts, MIN_COUNTS) / flux) - line[i]
+            noise = proj.fbp(delta, str(params["filter"]))  # FBP is linear: FBP(noisy) - FBP(clean)
+            noise *= 1000.0 / (mu_water * pixel)  # attenuation per pixel -> HU
+            out[start:stop] += noise[:, oy:oy + ny, ox:ox + nx]
+            if progress is not None:
+                progress(stop - start)
+        return out

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit_plugins.noise.lowdose import LowDose
+
+N, VIEWS, PIXEL = 128, 180, 2.5  # 320 mm field of view, few views: fast
+SPACING = (PIXEL, PIXEL, 5.0)
+
+
+def ellipse(a, b, n=N, slices=2, bone=True):
+    """Water ellipse (semi-axes a, b pixels) in air, with a bone insert, in HU."""
+    yy, xx = np.mgrid[:n, :n]
+    x, y = xx - n // 2, yy - n // 2
+    hu = np.full((n, n), -1000.0, np.float32)
+    hu[(x / a) ** 2 + (y / b) ** 2 < 1] = 40.0
+    if bone:
+        hu[(x - a // 2) ** 2 + y**2 < 16] = 1000.0
+    return np.repeat(hu[None], slices, axis=0)
+
+
+def noise_of(hu, seed=0, **options):
+    kind = LowDose(views=VIEWS, **options)
+    params = kind.sample(np.random.default_rng(seed), hu.shape)
+    return kind.apply(hu, params, SPACING) - hu
+
+
+def radial_power(noise, bands):
+    """Mean noise power in rings of radial frequency (cycles per pixel), Hann-windowed ROI."""
+    w = np.hanning(noise.shape[-1])
+    centred = (noise - noise.mean(axis=(1, 2), keepdims=True)) * np.outer(w, w)
+    spec = (np.abs(np.fft.fft2(centred)) ** 2).mean(axis=0)
+    f = np.fft.fftfreq(noise.shape[-1])
+    r = np.hypot(*np.meshgrid(f, f))
+    return [spec[(r >= lo) & (r < hi)].mean() for lo, hi in bands]
+
+
+def test_same_params_same_noise_and_seed_matters():
+    hu = ellipse(50, 35)
+    assert np.array_equal(noise_of(hu, 3), noise_of(hu, 3))
+    assert not np.allclose(noise_of(hu, 3), noise_of(hu, 4))
+
+
+def test_noise_level_grows_as_inverse_sqrt_dose_and_has_zero_mean():
+    hu = ellipse(50, 35, slices=3)
+    roi = (slice(None), slice(54, 74), slice(44, 64))
+    full, quarter = noise_of(hu, 1, dose=1.0)[roi], noise_of(hu, 1, dose=0.25)[roi]
+    assert quarter.std() / full.std() == pytest.approx(2.0, rel=0.15)
+    assert abs(quarter.mean()) < 0.1 * quarter.std()
+    assert 5.0 < quarter.std() < 200.0  # HU: a CT-like level, not a unit error
+
+
+def test_spectrum_is_ct_like_with_little_power_at_the_lowest_frequencies():
+    hu = ellipse(55, 55, slices=4, bone=False)
+    noise = noise_of(hu, 2)[:, 32:96, 32:96]
+    low, mid = radial_power(noise, [(0.0, 0.03), (0.1, 0.25)])
+    assert low < 0.4 * mid  # white noise: about 1 (see test_gaussian)
+
+
+def test_noise_is_stronger_along_long_paths():
+    wide = noise_of(ellipse(58, 22, slices=4, bone=False), 5)  # horizontal rays are long
+    round_ = noise_of(ellipse(22, 22, slices=4, bone=False), 5)  # same height, short rays
+    centre = (slice(None), slice(56, 72), slice(56, 72))
+    assert wide[centre].std() > 2.0 * round_[centre].std()
+    # Streaks follow the long horizontal rays: power sits at vertical frequencies.
+    spec = (np.abs(np.fft.fft2(wide[:, 52:76, 40:88], s=(48, 48))) ** 2).mean(axis=0)
+    f = np.fft.fftfreq(48)
+    fy, fx = np.meshgrid(f, f, indexing="ij")
+    vertical = spec[(np.abs(fx) < 0.05) & (np.abs(fy) > 0.1)].mean()
+    horizontal = spec[(np.abs(fy) < 0.05) & (np.abs(fx) > 0.1)].mean()
+    assert vertical > 2.0 * horizontal
+
+
+def test_non_square_slices_keep_their_shape_and_air_padding_adds_no_bias():
+    hu = ellipse(30, 20, n=64, slices=1)[:, 8:56, :]  # 48 x 64
+    noisy = noise_of(hu, 0)
+    assert noisy.shape == hu.shape and noisy.dtype == np.float32
+    assert np.isfinite(noisy).all()
+
+
+@pytest.mark.parametrize("option", [{"dose": 0.0}, {"i0": -1.0}, {"views": 1}, {"filter": "box"}])
+def test_bad_options_are_refused(option):
+    with pytest.raises(DenoiseKitError):
+        LowDose(**option)
