@@ -1,10 +1,50 @@
-"""``export``: placeholder until its issue lands."""
+"""``export``: convert a volume between DICOM series, NIfTI, NRRD and MHA, keeping
+geometry and Hounsfield units exact. Ends every pipeline; noise and infer write through
+the same code (denoisekit.io.write_volume)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from denoisekit.cli import app
-from denoisekit.errors import DenoiseKitError
+from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
 
 @app.command()
-def export() -> None:
-    """Not implemented yet."""
-    raise DenoiseKitError("'export' is not implemented yet")
+def export(
+    input: InputArg,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="A directory (derived DICOM series), .nii/.nii.gz, .nrrd or .mha."),
+    ],
+    series: SeriesOpt = None,
+    force: ForceOpt = False,
+    allow_irregular: AllowIrregularOpt = False,
+    allow_tilt: AllowTiltOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Convert INPUT to OUTPUT: a directory gives a derived DICOM series, .nii/.nii.gz NIfTI,
+    .nrrd/.mha those formats."""
+    from denoisekit.io import output_kind, write_volume
+
+    kind = output_kind(output)  # refuse an unwritable suffix before reading anything
+    volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json)
+    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {input.name}"
+    from rich.progress import Progress
+
+    console = err_console(quiet or as_json)
+    with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
+        task = bar.add_task(f"writing {output.name}", total=volume.shape[0])
+        written = write_volume(
+            volume, output, force=force, description=description,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if as_json:
+        print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume)})
+    elif not quiet:
+        print(f"Wrote {written} ({kind}): {describe(volume)}")

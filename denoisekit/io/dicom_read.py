@@ -1,0 +1,160 @@
+"""DICOM in: a directory (searched recursively) or a single file, classic or
+multi-frame (Enhanced CT), into a Volume in Hounsfield units.
+
+Two passes: headers only (order, checks, refusals), then pixels slice by slice into one
+preallocated float32 array, so peak memory stays close to the volume's own size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.io.dicom_scan import Frame, Series, candidate_files, has_dicom_preamble, scan, select_series
+from denoisekit.io.dicom_tags import source_tags
+from denoisekit.io.geometry import order_stack
+from denoisekit.volume import Volume
+
+Note = Callable[[str], None]
+Progress = Callable[[int, int], None]
+
+
+def find_series(path: Path, series: str | None, note: Note) -> Series:
+    """The series to read from a directory or a single DICOM file."""
+    if path.is_dir():
+        files = candidate_files(path)
+        if not files:
+            raise DenoiseKitError(f"{path} is empty: no files to read")
+        return select_series(scan(files, note), series, path)
+    if not has_dicom_preamble(path):
+        raise DenoiseKitError(
+            f"{path} is not a DICOM file (no 'DICM' preamble) nor a .nii/.nii.gz/.nrrd/.mha/.mhd file"
+        )
+    found = scan([path], note)
+    if not found:
+        raise DenoiseKitError(f"{path} holds no image (it is a non-image DICOM object)")
+    return select_series(found, series, path)
+
+
+def check_decoders(transfer_syntaxes: set[str]) -> None:
+    """Refuse before reading any pixels when a transfer syntax cannot be decoded."""
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import UID
+
+    for value in sorted(transfer_syntaxes):
+        uid = UID(value)
+        if not uid.is_transfer_syntax:
+            raise DenoiseKitError(f"unknown transfer syntax {value}")
+        if not uid.is_compressed:
+            continue
+        try:
+            decoder = get_decoder(uid)
+        except NotImplementedError:
+            raise DenoiseKitError(f"transfer syntax '{uid.name}' ({uid}) is not supported: no decoder exists for it") from None
+        if not decoder.is_available:
+            missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in decoder.missing_dependencies.items()) if hasattr(decoder, "missing_dependencies") else ""
+            raise DenoiseKitError(
+                f"transfer syntax '{uid.name}' ({uid}) needs a decoder that is not installed"
+                + (f" ({missing})" if missing else "")
+            )
+
+
+def _check_uniform(frames: list[Frame]) -> None:
+    sizes = sorted({(f.rows, f.columns) for f in frames})
+    if len(sizes) > 1:
+        shown = ", ".join(f"{r}x{c}" for r, c in sizes)
+        raise DenoiseKitError(f"the slices have different sizes ({shown}); they do not form one volume")
+    spacings = np.array([f.pixel_spacing for f in frames])
+    if np.abs(spacings - spacings[0]).max() > 1e-4 * max(1.0, float(spacings[0].max())):
+        raise DenoiseKitError("the slices have different PixelSpacing; they do not form one volume")
+
+
+def read_dicom(
+    path: Path,
+    series: str | None = None,
+    *,
+    allow_irregular: bool = False,
+    allow_tilt: bool = False,
+    note: Note = lambda message: None,
+    progress: Progress | None = None,
+) -> Volume:
+    chosen = find_series(path, series, note)
+    frames = chosen.frames
+    localizers = [f for f in frames if f.localizer]
+    if localizers and len(localizers) < len(frames):
+        frames = [f for f in frames if not f.localizer]
+        note(f"skipped {len(localizers)} localizer image(s) in series {chosen.uid}")
+    _check_uniform(frames)
+    check_decoders(chosen.transfer_syntaxes)
+    first = frames[0]
+    stack = order_stack(
+        [f.position for f in frames],
+        [f.orientation for f in frames],
+        single_slice_spacing=first.thickness or 1.0,
+        allow_irregular=allow_irregular,
+        allow_tilt=allow_tilt,
+    )
+    for message in stack.notes:
+        note(message)
+    ordered = [frames[i] for i in stack.order]
+    array = np.empty((len(ordered), first.rows, first.columns), dtype=np.float32)
+    _fill(array, ordered, progress)
+    return Volume(
+        array=array,
+        spacing=(float(first.pixel_spacing[1]), float(first.pixel_spacing[0]), stack.spacing_z),
+        origin=stack.origin,
+        direction=stack.direction,
+        tags=source_tags(ordered[0].header, ordered),
+        source=str(path),
+    )
+
+
+def _fill(array: np.ndarray, ordered: list[Frame], progress: Progress | None) -> None:
+    """Decode each file once, rescale each frame to HU into its slot of ``array``."""
+    slots: dict[Path, list[tuple[int, Frame]]] = {}
+    for k, frame in enumerate(ordered):
+        slots.setdefault(frame.path, []).append((k, frame))
+    done = 0
+    for file_path, items in slots.items():
+        for k, frame, pixels in _decode(file_path, items):
+            if pixels.shape != array.shape[1:]:
+                raise DenoiseKitError(f"{file_path}: pixel data has shape {pixels.shape}, header says {array.shape[1:]}")
+            if float(frame.slope).is_integer() and float(frame.intercept).is_integer():
+                array[k] = pixels  # integer rescale is exact in float32: no temporaries
+                array[k] *= frame.slope
+                array[k] += frame.intercept
+            else:
+                array[k] = pixels.astype(np.float64) * frame.slope + frame.intercept
+            done += 1
+            if progress is not None:
+                progress(done, len(ordered))
+
+
+def _decode(file_path: Path, items: list[tuple[int, Frame]]):
+    import pydicom
+    from pydicom.pixels import iter_pixels, pixel_array
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    header = items[0][1].header
+    # Decoding from the path reads only the pixel data; a deflated file must be inflated whole.
+    source = file_path
+    if header.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+        source = pydicom.dcmread(file_path)
+    try:
+        if items[0][1].index is None:
+            (k, frame), = items
+            yield k, frame, pixel_array(source)
+            return
+        items = sorted(items, key=lambda item: item[1].index)
+        for (k, frame), pixels in zip(items, iter_pixels(source, indices=[f.index for _, f in items])):
+            yield k, frame, pixels
+    except DenoiseKitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types for broken data
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "PixelData" in message or "Pixel Data" in message and "no" in message.lower():
+            raise DenoiseKitError(f"{file_path} has no pixel data ({message})") from exc
+        raise DenoiseKitError(f"cannot decode the pixels of {file_path}: {message}") from exc

@@ -1,0 +1,241 @@
+"""The header pass over DICOM files: which files are images, which series they belong
+to, and where each frame sits. Pixels are not read here (``stop_before_pixels``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from denoisekit.errors import DenoiseKitError
+
+# Objects that carry no CT pixels (structured reports, RT structures, presentation
+# states, key objects, segmentations, registrations, plans, DICOMDIRs) are skipped.
+NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "PR", "KO", "SEG", "REG", "DOC", "RTDOSE"}
+MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+@dataclass
+class Frame:
+    """One 2-D image: a single-frame file, or one frame of a multi-frame file."""
+
+    path: Path
+    index: int | None  # frame number (0-based) in a multi-frame file, None otherwise
+    position: tuple[float, float, float]
+    orientation: tuple[float, ...]
+    pixel_spacing: tuple[float, float]  # (row spacing = y, column spacing = x), mm
+    rows: int
+    columns: int
+    slope: float
+    intercept: float
+    thickness: float | None
+    localizer: bool = False
+    header: Any = field(default=None, repr=False, compare=False)  # the file's header dataset
+
+
+@dataclass
+class Series:
+    uid: str
+    number: str
+    description: str
+    modality: str
+    frames: list[Frame] = field(default_factory=list)
+    transfer_syntaxes: set[str] = field(default_factory=set)
+
+    def label(self) -> str:
+        return f"{self.uid} (number {self.number or '-'}, '{self.description}', {len(self.frames)} slices)"
+
+
+def has_dicom_preamble(path: Path) -> bool:
+    """True when ``path`` has the 128-byte preamble and 'DICM' prefix of a DICOM file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def read_header(path: Path):
+    """Parse a file that claims to be DICOM; a corrupt one is an error naming it."""
+    import warnings
+
+    import pydicom
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken files
+        raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {exc}") from exc
+    truncated = [w for w in caught if "end of file" in str(w.message).lower()]
+    if truncated:
+        raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {truncated[0].message}")
+    if "SOPClassUID" not in ds and "MediaStorageSOPClassUID" not in getattr(ds, "file_meta", {}):
+        raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: no SOP Class in its header")
+    return ds
+
+
+def _number(value: Any, what: str, path: Path, default: float | None = None) -> float:
+    if value is None or value == "":
+        if default is None:
+            raise DenoiseKitError(f"{path} has no {what}")
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise DenoiseKitError(f"{path}: {what} is not a number ({value!r})") from exc
+
+
+def _numbers(value: Any, count: int, what: str, path: Path) -> tuple[float, ...]:
+    if value is None or value == "":
+        raise DenoiseKitError(f"{path} has no {what}")
+    try:
+        values = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise DenoiseKitError(f"{path}: {what} is not numeric ({value!r})") from exc
+    if len(values) != count:
+        raise DenoiseKitError(f"{path}: {what} must hold {count} numbers, got {len(values)}")
+    return values
+
+
+def _group(ds: Any, index: int, sequence: str, keyword: str) -> Any:
+    """``keyword`` from the per-frame functional group of frame ``index`` or the shared one."""
+    for groups, i in (("PerFrameFunctionalGroupsSequence", index), ("SharedFunctionalGroupsSequence", 0)):
+        items = ds.get(groups)
+        if items is None or len(items) <= i:
+            continue
+        seq = items[i].get(sequence)
+        if seq and keyword in seq[0]:
+            return seq[0].get(keyword)
+    return None
+
+
+def frames_of(ds: Any, path: Path) -> list[Frame]:
+    """Geometry and rescale of every frame in one header (classic or Enhanced/multi-frame)."""
+    rows, columns = ds.get("Rows"), ds.get("Columns")
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        raise DenoiseKitError(f"{path} is a colour image ({ds.get('PhotometricInterpretation')}), not CT")
+    n_frames = int(ds.get("NumberOfFrames", 1) or 1)
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    localizer = "LOCALIZER" in image_type
+    if "PerFrameFunctionalGroupsSequence" in ds:
+        frames = []
+        for i in range(n_frames):
+            spacing = _group(ds, i, "PixelMeasuresSequence", "PixelSpacing")
+            frames.append(Frame(
+                path=path,
+                index=i,
+                position=_numbers(_group(ds, i, "PlanePositionSequence", "ImagePositionPatient"), 3,
+                                  f"ImagePositionPatient for frame {i + 1}", path),
+                orientation=_numbers(_group(ds, i, "PlaneOrientationSequence", "ImageOrientationPatient"), 6,
+                                     f"ImageOrientationPatient for frame {i + 1}", path),
+                pixel_spacing=_numbers(spacing, 2, f"PixelSpacing for frame {i + 1}", path),  # type: ignore[arg-type]
+                rows=int(rows),
+                columns=int(columns),
+                slope=_number(_group(ds, i, "PixelValueTransformationSequence", "RescaleSlope"), "RescaleSlope", path, 1.0),
+                intercept=_number(_group(ds, i, "PixelValueTransformationSequence", "RescaleIntercept"),
+                                  "RescaleIntercept", path, 0.0),
+                thickness=_number(_group(ds, i, "PixelMeasuresSequence", "SliceThickness"), "SliceThickness", path, 0.0) or None,
+                localizer=localizer,
+            ))
+        return frames
+    if n_frames > 1:
+        raise DenoiseKitError(f"{path} holds {n_frames} frames without per-frame positions; it is not a CT volume")
+    return [Frame(
+        path=path,
+        index=None,
+        position=_numbers(ds.get("ImagePositionPatient"), 3, "ImagePositionPatient", path),  # type: ignore[arg-type]
+        orientation=_numbers(ds.get("ImageOrientationPatient"), 6, "ImageOrientationPatient", path),
+        pixel_spacing=_numbers(ds.get("PixelSpacing"), 2, "PixelSpacing", path),  # type: ignore[arg-type]
+        rows=int(rows),
+        columns=int(columns),
+        slope=_number(ds.get("RescaleSlope"), "RescaleSlope", path, 1.0),
+        intercept=_number(ds.get("RescaleIntercept"), "RescaleIntercept", path, 0.0),
+        thickness=_number(ds.get("SliceThickness"), "SliceThickness", path, 0.0) or None,
+        localizer=localizer,
+    )]
+
+
+def non_image_kind(ds: Any) -> str | None:
+    """Why a header is not an image we read (e.g. 'SR', 'DICOMDIR'), or None for an image."""
+    media_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+    if media_class == MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+        return "DICOMDIR"
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modality in NON_IMAGE_MODALITIES:
+        return modality
+    if "Rows" not in ds or "Columns" not in ds:
+        return modality or "no image"
+    return None
+
+
+def candidate_files(root: Path) -> list[Path]:
+    """Every regular file under ``root``, sorted (recursion follows the directory tree)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".partial-"))
+
+
+def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series]:
+    """Group the image frames of ``files`` by SeriesInstanceUID, skipping non-DICOM files
+    and non-image objects with a note."""
+    series: dict[str, Series] = {}
+    skipped_files: list[str] = []
+    skipped_objects: dict[str, int] = {}
+    for path in files:
+        if not has_dicom_preamble(path):
+            skipped_files.append(path.name)
+            continue
+        ds = read_header(path)
+        kind = non_image_kind(ds)
+        if kind is not None:
+            skipped_objects[kind] = skipped_objects.get(kind, 0) + 1
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        entry = series.get(uid)
+        if entry is None:
+            number = ds.get("SeriesNumber")
+            entry = series[uid] = Series(
+                uid=uid,
+                number="" if number in (None, "") else str(number),
+                description=str(ds.get("SeriesDescription", "") or ""),
+                modality=str(ds.get("Modality", "") or ""),
+            )
+        for frame in frames_of(ds, path):
+            frame.header = ds
+            entry.frames.append(frame)
+        entry.transfer_syntaxes.add(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    if skipped_files:
+        shown = ", ".join(skipped_files[:3]) + (", ..." if len(skipped_files) > 3 else "")
+        note(f"skipped {len(skipped_files)} file(s) that are not DICOM: {shown}")
+    if skipped_objects:
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(skipped_objects.items()))
+        note(f"skipped non-image DICOM objects: {kinds}")
+    return series
+
+
+def select_series(found: dict[str, Series], wanted: str | None, where: Path) -> Series:
+    """The one series to read: the only one, or the one ``wanted`` names by UID or number."""
+    if not found:
+        raise DenoiseKitError(f"no DICOM images found in {where}")
+    listing = "; ".join(s.label() for s in found.values())
+    if wanted is None:
+        if len(found) == 1:
+            return next(iter(found.values()))
+        raise DenoiseKitError(f"{where} holds {len(found)} series; pick one with --series UID-or-number: {listing}")
+    wanted = wanted.strip()
+    matches = [s for s in found.values() if wanted == s.uid]
+    if not matches:
+        matches = [s for s in found.values() if s.number and _same_number(wanted, s.number)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise DenoiseKitError(f"no series '{wanted}' in {where}; found: {listing}")
+    raise DenoiseKitError(f"series number {wanted} is ambiguous in {where}; use the UID: {listing}")
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return int(a) == int(b)
+    except ValueError:
+        return a == b

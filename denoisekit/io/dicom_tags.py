@@ -1,0 +1,69 @@
+"""The source attributes a derived output copies (patient, study, frame of reference,
+acquisition context), as plain JSON-able values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COPIED = (
+    "SpecificCharacterSet",
+    # patient
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
+    "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+    # study
+    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+    "ReferringPhysicianName", "StudyDescription",
+    # series (the source's; a derived series gets new ones)
+    "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "BodyPartExamined", "Laterality",
+    "PatientPosition", "SOPClassUID",
+    # frame of reference and acquisition
+    "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer", "ManufacturerModelName",
+    "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",
+    "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth",
+)
+
+
+def plain(value: Any) -> Any:
+    """A pydicom value as str/int/float/list (PersonName, DS, IS, UID, MultiValue)."""
+    from pydicom.multival import MultiValue
+    from pydicom.valuerep import DSdecimal, DSfloat, IS, PersonName
+
+    if isinstance(value, (MultiValue, list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, IS):
+        return int(value)
+    if isinstance(value, (DSfloat, DSdecimal)):
+        return float(value)
+    if isinstance(value, PersonName):
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    return str(value)
+
+
+def source_tags(ds: Any, frames: list) -> dict[str, Any]:
+    """The attributes of ``COPIED`` present in ``ds``, plus the source image references
+    (``SourceImages``: [SOPClassUID, SOPInstanceUID, frame number or None] per slice)."""
+    tags: dict[str, Any] = {}
+    for keyword in COPIED:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        value = plain(value)
+        if value is not None:
+            tags[keyword] = value
+    if "SliceThickness" not in tags and frames and frames[0].thickness:
+        tags["SliceThickness"] = frames[0].thickness
+    refs = []
+    for frame in frames:
+        header = frame.header
+        refs.append([
+            str(header.get("SOPClassUID", "")),
+            str(header.get("SOPInstanceUID", "")),
+            None if frame.index is None else frame.index + 1,
+        ])
+    if refs and all(r[0] and r[1] for r in refs):
+        tags["SourceImages"] = refs
+    return tags

@@ -1,0 +1,165 @@
+"""A derived CT series: the source's patient, study and frame of reference, new series
+and instance UIDs, DERIVED\\SECONDARY, per-slice geometry from the volume, signed 16-bit
+pixels with RescaleSlope/Intercept, explicit VR little endian."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from denoisekit import __version__
+from denoisekit.errors import DenoiseKitError
+from denoisekit.volume import Volume
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+# Copied from the source when present (patient, study, frame of reference, acquisition).
+_COPY = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
+    "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
+    "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID", "PositionReferenceIndicator",
+    "BodyPartExamined", "PatientPosition", "KVP", "ConvolutionKernel", "AcquisitionDate",
+    "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth", "InstitutionName",
+    "Laterality",
+)
+_TYPE2_EMPTY = (
+    "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber", "ReferringPhysicianName",
+    "PositionReferenceIndicator", "KVP", "AcquisitionNumber", "StudyDate", "StudyTime",
+    "PatientPosition",
+)
+
+
+def storage_scale(array: np.ndarray) -> tuple[float, float]:
+    """(slope, intercept) so ``round((hu - intercept) / slope)`` fits int16: slope 1 when the
+    rounded HU fit (exact to 0.5 HU), otherwise the range spread over all 65536 values."""
+    if not np.all(np.isfinite(array)):
+        raise DenoiseKitError("the volume holds NaN or infinite values; cannot store them in DICOM")
+    lo, hi = float(array.min()), float(array.max())
+    if round(lo) >= -32768 and round(hi) <= 32767:
+        return 1.0, 0.0
+    slope = (hi - lo) / 65535.0
+    return slope, lo + 32768.0 * slope
+
+
+def _uid(value: Any) -> str:
+    from pydicom.uid import generate_uid
+
+    return str(value) if value else generate_uid()
+
+
+def series_header(volume: Volume, description: str) -> dict[str, Any]:
+    """The attributes shared by every slice of the new series."""
+    from pydicom.uid import generate_uid
+
+    tags = volume.tags
+    now = datetime.now()
+    header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
+    if "PatientName" not in header and "PatientID" not in header:
+        header.update(PatientName="ANONYMOUS", PatientID="DENOISEKIT")
+    header["StudyInstanceUID"] = _uid(tags.get("StudyInstanceUID"))
+    header["FrameOfReferenceUID"] = _uid(tags.get("FrameOfReferenceUID"))
+    if "StudyInstanceUID" not in tags:  # a new study: date it now
+        header.setdefault("StudyDate", now.strftime("%Y%m%d"))
+        header.setdefault("StudyTime", now.strftime("%H%M%S"))
+    for keyword in _TYPE2_EMPTY:
+        header.setdefault(keyword, "")
+    if "BodyPartExamined" not in header:  # type 2C: unknown body part, laterality unknown too
+        header.setdefault("Laterality", "")
+    source_number = tags.get("SeriesNumber")
+    header.update(
+        SpecificCharacterSet="ISO_IR 192",  # UTF-8: copied names keep their characters
+        SOPClassUID=CT_IMAGE_STORAGE,
+        Modality="CT",
+        SeriesInstanceUID=generate_uid(),
+        SeriesNumber=(int(source_number) + 1000) if isinstance(source_number, int) else 1001,
+        SeriesDescription=description[:64],
+        SeriesDate=now.strftime("%Y%m%d"),
+        SeriesTime=now.strftime("%H%M%S"),
+        ContentDate=now.strftime("%Y%m%d"),
+        ContentTime=now.strftime("%H%M%S"),
+        InstanceCreationDate=now.strftime("%Y%m%d"),
+        InstanceCreationTime=now.strftime("%H%M%S"),
+        ImageType=["DERIVED", "SECONDARY", "AXIAL"],
+        DerivationDescription=description[:1024],
+        Manufacturer="denoisekit",
+        SoftwareVersions=f"denoisekit {__version__}",
+        BurnedInAnnotation="NO",
+        SamplesPerPixel=1,
+        PhotometricInterpretation="MONOCHROME2",
+        BitsAllocated=16,
+        BitsStored=16,
+        HighBit=15,
+        PixelRepresentation=1,
+        RescaleType="HU",
+    )
+    return header
+
+
+def write_series(
+    volume: Volume,
+    directory: Path,
+    description: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
+    """Write one file per slice into the existing empty ``directory``; return the new
+    SeriesInstanceUID."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+
+    header = series_header(volume, description)
+    slope, intercept = storage_scale(volume.array)
+    direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)
+    normal = np.cross(direction[:, 0], direction[:, 1])
+    orientation = [_ds(v) for v in np.concatenate([direction[:, 0], direction[:, 1]])]
+    thickness = volume.tags.get("SliceThickness") or volume.spacing[2]
+    references = volume.tags.get("SourceImages")
+    if references is not None and len(references) != volume.shape[0]:
+        references = None
+    n = volume.shape[0]
+    for k in range(n):
+        ds = Dataset()
+        for keyword, value in header.items():
+            setattr(ds, keyword, value)
+        sop_uid = generate_uid()
+        ds.SOPInstanceUID = sop_uid
+        ds.InstanceNumber = k + 1
+        position = volume.slice_origin(k)
+        ds.ImagePositionPatient = [_ds(v) for v in position]
+        ds.ImageOrientationPatient = orientation
+        ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[0])]
+        ds.SliceThickness = _ds(thickness)
+        ds.SliceLocation = _ds(float(np.dot(position, normal)))
+        ds.Rows, ds.Columns = volume.shape[1], volume.shape[2]
+        ds.RescaleSlope = _ds(slope)
+        ds.RescaleIntercept = _ds(intercept)
+        if references is not None:
+            ref = Dataset()
+            ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID, frame = references[k]
+            if frame is not None:
+                ref.ReferencedFrameNumber = frame
+            ds.SourceImageSequence = Sequence([ref])
+        stored = np.rint((volume.array[k].astype(np.float64) - intercept) / slope)
+        ds.PixelData = np.clip(stored, -32768, 32767).astype("<i2").tobytes()
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+        meta.MediaStorageSOPInstanceUID = sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+        ds.file_meta = meta
+        ds.preamble = b"\0" * 128
+        ds.save_as(directory / f"IM{k + 1:05d}.dcm", enforce_file_format=True)
+        if progress is not None:
+            progress(k + 1, n)
+    return header["SeriesInstanceUID"]
+
+
+def _ds(value: float) -> str:
+    """A decimal string (at most 16 characters) keeping as much precision as fits."""
+    from pydicom.valuerep import format_number_as_ds
+
+    return format_number_as_ds(float(value))

@@ -1,0 +1,75 @@
+"""Which format a path means, and where outputs go by default.
+
+Light on purpose (no numpy/pydicom/SimpleITK): the CLI calls these before reading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Formats SimpleITK reads and writes for us, longest suffix first.
+ITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
+# Readable only: a header beside a raw file cannot be written atomically as one file.
+ITK_READ_ONLY_SUFFIXES = (".mhd", ".nhdr")
+# File suffixes that a user might mistake for a writable single-file output.
+_NOT_WRITABLE = (".dcm", ".dicom", ".ima", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
+                 ".npy", ".npz", ".hdr", ".img", ".json") + ITK_READ_ONLY_SUFFIXES
+
+
+def itk_suffix(path: str | Path) -> str | None:
+    """The SimpleITK format suffix of ``path`` ('.nii.gz', '.nrrd', ...) or None."""
+    name = Path(path).name.lower()
+    for suffix in ITK_SUFFIXES + ITK_READ_ONLY_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def output_kind(path: str | Path) -> str:
+    """'nifti', 'nrrd', 'mha' (single files) or 'dicom' (a directory: a DICOM series)."""
+    from denoisekit.errors import DenoiseKitError
+
+    suffix = itk_suffix(path)
+    if suffix in (".nii", ".nii.gz"):
+        return "nifti"
+    if suffix in (".nrrd", ".mha"):
+        return suffix[1:]
+    lowered = Path(path).name.lower()
+    if suffix is not None or any(lowered.endswith(s) for s in _NOT_WRITABLE):
+        raise DenoiseKitError(
+            f"cannot write {Path(path).name}: use a directory (DICOM series), .nii/.nii.gz, .nrrd or .mha"
+        )
+    return "dicom"
+
+
+def strip_suffix(path: str | Path) -> Path:
+    """``path`` without its format suffix: out.nii.gz -> out, out_dir/ -> out_dir."""
+    path = Path(path)
+    suffix = itk_suffix(path)
+    return path.with_name(path.name[: -len(suffix)]) if suffix else path
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """Where the JSON sidecar of ``output`` goes: out.nii.gz -> out.json, out_dir/ -> out_dir.json."""
+    base = strip_suffix(output)
+    return base.with_name(base.name + ".json")
+
+
+def default_output(input_path: str | Path, tag: str) -> Path:
+    """An output next to the input, named after it and ``tag``, in the input's format.
+
+    ``scan/`` -> ``scan_<tag>/``; ``a.nii.gz`` -> ``a_<tag>.nii.gz``; a single DICOM file
+    ``x.dcm`` -> ``x_<tag>/`` (outputs from DICOM are always a series directory).
+    """
+    path = Path(input_path)
+    if path.name in ("", ".", ".."):
+        path = path.resolve()
+    suffix = itk_suffix(path)
+    if suffix in ITK_SUFFIXES:
+        return path.with_name(f"{path.name[: -len(suffix)]}_{tag}{suffix}")
+    if suffix in ITK_READ_ONLY_SUFFIXES:  # .mhd/.nhdr in, single-file equivalent out
+        return path.with_name(f"{path.name[: -len(suffix)]}_{tag}" + (".mha" if suffix == ".mhd" else ".nrrd"))
+    if path.is_dir():
+        return path.with_name(f"{path.name}_{tag}")
+    stem = path.name[: -len(path.suffix)] if path.suffix.lower() in (".dcm", ".dicom", ".ima") else path.name
+    return path.with_name(f"{stem}_{tag}")

@@ -1,0 +1,71 @@
+"""``denoisekit export`` through the real app."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from denoisekit.cli import get_app
+from denoisekit.io import read_volume
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(get_app(), list(map(str, args)))
+
+
+def test_dicom_to_nifti_and_back_to_a_derived_series(make_series, tmp_path):
+    series = make_series(shuffle_names=True, descending=True)
+    result = run("export", series.path, "-o", tmp_path / "v.nii.gz")
+    assert result.exit_code == 0, result.output
+    assert "5x32x32" in result.stdout and "HU" in result.stdout
+    nifti = read_volume(tmp_path / "v.nii.gz")
+    np.testing.assert_array_equal(nifti.array, series.hu)
+    result = run("export", tmp_path / "v.nii.gz", "-o", tmp_path / "series", "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert info["format"] == "dicom" and info["shape"] == [5, 32, 32]
+    back = read_volume(tmp_path / "series")
+    assert np.abs(back.array - series.hu).max() <= 0.5
+    assert back.origin == pytest.approx(series.origin, abs=1e-4)
+
+
+def test_existing_output_needs_force(make_series, tmp_path):
+    series = make_series()
+    out = tmp_path / "out"
+    assert run("export", series.path, "-o", out, "-q").exit_code == 0
+    result = run("export", series.path, "-o", out)
+    assert result.exit_code == 1 and "--force" in result.stderr
+    assert run("export", series.path, "-o", out, "--force", "-q").exit_code == 0
+
+
+def test_refusal_is_one_line_and_writes_nothing(make_series, tmp_path):
+    series = make_series(shape=(6, 16, 16), drop=(2,))
+    out = tmp_path / "out.nii.gz"
+    result = run("export", series.path, "-o", out)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ") and "missing" in result.stderr
+    assert not out.exists() and not [p for p in os.listdir(tmp_path) if p.startswith(".")]
+    result = run("export", series.path, "-o", out, "--allow-irregular")
+    assert result.exit_code == 0 and out.exists()
+    assert "note:" in result.stderr
+
+
+def test_series_choice(make_series, tmp_path):
+    shared = tmp_path / "mixed"
+    make_series(shared, series_number=2, shape=(3, 16, 16))
+    second = make_series(shared, series_number=5, shape=(4, 16, 16), seed=2)
+    result = run("export", shared, "-o", tmp_path / "x.nii")
+    assert result.exit_code == 1 and "--series" in result.stderr
+    result = run("export", shared, "-o", tmp_path / "x.nii", "--series", "5", "-q")
+    assert result.exit_code == 0
+    np.testing.assert_array_equal(read_volume(tmp_path / "x.nii").array, second.hu)
+
+
+def test_usage_errors(tmp_path):
+    assert run("export", tmp_path).exit_code == 2  # no -o
+    result = run("export", tmp_path, "-o", tmp_path / "x.dcm")
+    assert result.exit_code == 1 and "use a directory" in result.stderr

@@ -1,0 +1,289 @@
+"""Reading DICOM: real CT from pydicom/pydicom-data and synthetic series whose HU and
+geometry are known exactly."""
+
+import shutil
+import tracemalloc
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.pixels import apply_modality_lut
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.io import read_volume
+
+
+def _hu(path):
+    ds = pydicom.dcmread(path)
+    return apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
+
+
+def _assert_matches(volume, series, tol=1e-6):
+    np.testing.assert_array_equal(volume.array, series.hu)
+    assert volume.spacing == pytest.approx(series.spacing, abs=tol)
+    assert volume.origin == pytest.approx(series.origin, abs=1e-5)
+    assert volume.direction == pytest.approx(series.direction, abs=1e-7)
+
+
+# -- real CT -----------------------------------------------------------------------------
+
+
+def test_ct_small_hu_and_geometry(real_ct):
+    path = real_ct("CT_small.dcm")
+    ds = pydicom.dcmread(path)
+    volume = read_volume(path)
+    assert volume.shape == (1, 128, 128)
+    np.testing.assert_array_equal(volume.array[0], _hu(path))
+    assert volume.array.dtype == np.float32
+    assert volume.origin == pytest.approx([float(v) for v in ds.ImagePositionPatient])
+    assert volume.spacing[:2] == pytest.approx((float(ds.PixelSpacing[1]), float(ds.PixelSpacing[0])))
+    assert volume.tags["StudyInstanceUID"] == ds.StudyInstanceUID
+    assert volume.tags["PatientName"] == str(ds.PatientName)
+    assert volume.tags["SourceImages"] == [[ds.SOPClassUID, ds.SOPInstanceUID, None]]
+
+
+def test_real_512_slice_and_its_lossless_jpeg2000_copy_agree(real_ct):
+    reference = read_volume(real_ct("693_UNCR.dcm"))
+    assert reference.shape == (1, 512, 512)
+    np.testing.assert_array_equal(reference.array[0], _hu(real_ct("693_UNCR.dcm")))
+    assert reference.array.min() == -3024  # unsigned stored values with intercept -1024
+    other = read_volume(real_ct("693_J2KR.dcm"))
+    np.testing.assert_array_equal(other.array, reference.array)
+    assert other.origin == reference.origin and other.spacing == reference.spacing
+
+
+def test_real_jpeg_lossless_ct(real_ct):
+    path = real_ct("bad_sequence.dcm")  # CT, JPEG Lossless SV1
+    volume = read_volume(path)
+    np.testing.assert_array_equal(volume.array[0], _hu(path))
+
+
+def test_enhanced_ct_multiframe_uses_functional_groups(real_ct):
+    path = real_ct("eCT_Supplemental.dcm")
+    ds = pydicom.dcmread(path)
+    volume = read_volume(path)
+    frames = ds.pixel_array.astype(np.float32) - 1024.0  # shared group: intercept -1024, slope 1
+    # orientation (-1,0,0, 0,1,0): the normal is -z, so frame 2 (z=-149) comes first
+    np.testing.assert_array_equal(volume.array, frames[::-1])
+    assert volume.origin == pytest.approx((99.5, -301.5, -149.0))
+    assert volume.spacing == pytest.approx((0.388672, 0.388672, 10.0))
+    assert volume.direction == pytest.approx((-1, 0, 0, 0, 1, 0, 0, 0, -1))
+    assert volume.tags["SourceImages"][0][2] == 2
+
+
+# -- synthetic series ----------------------------------------------------------------------
+
+
+def test_shuffled_names_reversed_instances_descending_positions(make_series):
+    series = make_series(shuffle_names=True, reverse_instance=True, descending=True)
+    _assert_matches(read_volume(series.path), series)
+
+
+def _rotation(about_x, about_z):
+    a, b = np.radians(about_x), np.radians(about_z)
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    rz = np.array([[np.cos(b), -np.sin(b), 0], [np.sin(b), np.cos(b), 0], [0, 0, 1]])
+    return rx @ rz
+
+
+def test_oblique_orientation(make_series):
+    r = _rotation(25, 20)
+    series = make_series(orientation=tuple(r[:, 0]) + tuple(r[:, 1]), shape=(4, 24, 32))
+    volume = read_volume(series.path)
+    _assert_matches(volume, series, tol=1e-5)
+    assert volume.shape == (4, 24, 32)
+
+
+def test_flipped_normal_orders_top_down(make_series):
+    series = make_series(orientation=(-1, 0, 0, 0, 1, 0))
+    volume = read_volume(series.path)
+    _assert_matches(volume, series)
+    assert volume.direction[8] == -1.0
+
+
+def test_unsigned_pixels_with_intercept(make_series):
+    series = make_series(unsigned=True, intercept=-1024.0)
+    volume = read_volume(series.path)
+    _assert_matches(volume, series)
+    assert volume.array.min() >= -1024
+
+
+def test_rescale_slope(make_series):
+    series = make_series(slope=0.5, intercept=-1000.0)
+    _assert_matches(read_volume(series.path), series)
+
+
+def test_recursive_search_and_non_dicom_files_skipped_with_a_note(make_series, tmp_path):
+    root = tmp_path / "study"
+    series = make_series(root / "a" / "b")
+    (root / "README.txt").write_text("not dicom")
+    (root / "params.json").write_text("{}")
+    notes = []
+    _assert_matches(read_volume(root, note=notes.append), series)
+    assert any("2 file(s) that are not DICOM" in n for n in notes)
+
+
+def test_non_image_objects_are_skipped(make_series):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    series = make_series()
+    sr = Dataset()
+    sr.SOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    sr.SOPInstanceUID = generate_uid()
+    sr.Modality = "SR"
+    sr.SeriesInstanceUID = generate_uid()
+    sr.file_meta = FileMetaDataset()
+    sr.file_meta.MediaStorageSOPClassUID = sr.SOPClassUID
+    sr.file_meta.MediaStorageSOPInstanceUID = sr.SOPInstanceUID
+    sr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sr.save_as(series.path / "report.dcm", enforce_file_format=True)
+    notes = []
+    _assert_matches(read_volume(series.path, note=notes.append), series)
+    assert any("1 SR" in n for n in notes)
+
+
+def test_several_series_need_a_choice(make_series, tmp_path):
+    shared = tmp_path / "mixed"
+    first = make_series(shared, series_number=3, description="soft tissue", shape=(4, 16, 16))
+    second = make_series(shared, series_number=7, description="lung", shape=(6, 16, 16), seed=1)
+    with pytest.raises(DenoiseKitError) as info:
+        read_volume(shared)
+    message = str(info.value)
+    assert first.series_uid in message and second.series_uid in message
+    assert "'lung', 6 slices" in message and "--series" in message
+    _assert_matches(read_volume(shared, "7"), second)
+    _assert_matches(read_volume(shared, first.series_uid), first)
+    with pytest.raises(DenoiseKitError, match="no series '9'"):
+        read_volume(shared, "9")
+
+
+def test_missing_slice_refused_or_allowed(make_series):
+    series = make_series(shape=(6, 16, 16), drop=(3,))
+    with pytest.raises(DenoiseKitError, match="missing"):
+        read_volume(series.path)
+    volume = read_volume(series.path, allow_irregular=True)
+    np.testing.assert_array_equal(volume.array, series.hu)
+    assert volume.spacing[2] == pytest.approx(12.5 / 4)
+
+
+def test_gantry_tilt_refused_or_allowed(make_series):
+    series = make_series(tilt=0.5)
+    with pytest.raises(DenoiseKitError, match="gantry tilt"):
+        read_volume(series.path)
+    volume = read_volume(series.path, allow_tilt=True)
+    np.testing.assert_array_equal(volume.array, series.hu)
+
+
+def test_corrupt_file_is_named(make_series):
+    series = make_series()
+    bad = series.files[2]
+    bad.write_bytes(bad.read_bytes()[:132] + b"\xff" * 40)
+    with pytest.raises(DenoiseKitError, match=f"{bad.name} looks like DICOM but cannot be read"):
+        read_volume(series.path)
+
+
+def test_truncated_pixel_data_is_named(make_series):
+    series = make_series()
+    bad = series.files[2]
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(DenoiseKitError, match=f"{bad.name}"):
+        read_volume(series.path)
+
+
+def test_missing_pixel_data_is_refused(make_series):
+    series = make_series()
+    ds = pydicom.dcmread(series.files[1])
+    del ds.PixelData
+    ds.save_as(series.files[1])
+    with pytest.raises(DenoiseKitError, match="no pixel data"):
+        read_volume(series.path)
+
+
+def test_mixed_slice_sizes_are_refused(make_series, tmp_path):
+    series = make_series(shape=(3, 16, 16))
+    other = make_series(shape=(3, 16, 20))
+    ds = pydicom.dcmread(other.files[0])
+    ds.SeriesInstanceUID = pydicom.dcmread(series.files[0]).SeriesInstanceUID
+    ds.ImagePositionPatient = [0, 0, 500]
+    ds.save_as(series.path / "odd.dcm")
+    with pytest.raises(DenoiseKitError, match="different sizes"):
+        read_volume(series.path)
+
+
+def test_localizer_in_the_series_is_skipped(make_series):
+    series = make_series(shape=(4, 16, 16))
+    ds = pydicom.dcmread(series.files[0])
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    ds.save_as(series.path / "scout.dcm")
+    notes = []
+    _assert_matches(read_volume(series.path, note=notes.append), series)
+    assert any("localizer" in n for n in notes)
+
+
+def test_empty_directory_and_missing_path(tmp_path):
+    with pytest.raises(DenoiseKitError, match="empty"):
+        read_volume(tmp_path)
+    with pytest.raises(DenoiseKitError, match="does not exist"):
+        read_volume(tmp_path / "nope")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(DenoiseKitError, match="no DICOM images found"):
+        read_volume(tmp_path)
+    with pytest.raises(DenoiseKitError, match="not a DICOM file"):
+        read_volume(tmp_path / "notes.txt")
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless", "DeflatedExplicitVRLittleEndian"])
+def test_compressed_transfer_syntaxes(make_series, syntax):
+    import pydicom.uid
+
+    uid = getattr(pydicom.uid, syntax)
+    series = make_series(shape=(3, 32, 32))  # openjpeg needs at least 32x32
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        if uid.is_compressed:
+            ds.compress(uid)
+        else:
+            ds.file_meta.TransferSyntaxUID = uid
+        ds.save_as(path, enforce_file_format=True)
+        assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == uid
+    _assert_matches(read_volume(series.path), series)
+
+
+def test_unsupported_transfer_syntax_is_named(make_series):
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import MPEG2MPML
+
+    series = make_series(shape=(2, 16, 16))
+    ds = pydicom.dcmread(series.files[0])
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3" + b"\x00" * 60])
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.save_as(series.files[0], enforce_file_format=True)
+    with pytest.raises(DenoiseKitError, match="MPEG2"):
+        read_volume(series.path)
+
+
+def _peak_bytes(path):
+    tracemalloc.start()
+    try:
+        read_volume(path)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_peak_memory_grows_by_one_volume_not_more(make_series):
+    # per-slice buffers are constant; what grows with the slice count is the volume itself
+    small, large = make_series(shape=(4, 256, 256)), make_series(shape=(12, 256, 256))
+    growth = _peak_bytes(large.path) - _peak_bytes(small.path)
+    volume_growth = 8 * 256 * 256 * 4
+    assert growth < 1.25 * volume_growth, growth / volume_growth
+
+
+def test_input_files_are_not_modified(make_series):
+    series = make_series()
+    before = {p: p.read_bytes() for p in series.files}
+    read_volume(series.path)
+    assert {p: p.read_bytes() for p in series.files} == before

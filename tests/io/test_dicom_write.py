@@ -1,0 +1,117 @@
+"""Derived DICOM series: read back by pydicom and SimpleITK with the same geometry and HU,
+valid per dciodvfy, carrying the source's patient/study and new series/instance UIDs."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+
+from denoisekit.io import read_volume, write_volume
+from denoisekit.io.dicom_write import storage_scale
+from denoisekit.volume import Volume
+
+
+def _itk_series(directory):
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(directory)))
+    return reader.Execute()
+
+
+@pytest.fixture
+def derived(make_series, tmp_path):
+    """An oblique, descending synthetic series, 'denoised' (shifted by a fraction of an HU)."""
+    c, s = np.cos(np.radians(15)), np.sin(np.radians(15))
+    series = make_series(orientation=(1, 0, 0, 0, c, s), descending=True, shape=(5, 32, 32))
+    source = read_volume(series.path)
+    volume = source.derive(source.array + 0.3, "denoised by residual-mul, manual backprop")
+    out = write_volume(volume, tmp_path / "out")
+    return series, source, volume, out
+
+
+def test_reads_back_with_same_geometry_and_hu(derived):
+    series, source, volume, out = derived
+    back = read_volume(out)
+    assert np.abs(back.array - volume.array).max() <= 0.5
+    assert back.origin == pytest.approx(volume.origin, abs=1e-4)
+    assert back.spacing == pytest.approx(volume.spacing, abs=1e-4)
+    assert back.direction == pytest.approx(volume.direction, abs=1e-6)
+    image = _itk_series(out)
+    assert np.abs(sitk.GetArrayFromImage(image) - volume.array).max() <= 0.5
+    assert image.GetOrigin() == pytest.approx(volume.origin, abs=1e-4)
+    assert image.GetSpacing() == pytest.approx(volume.spacing, abs=1e-4)
+    assert image.GetDirection() == pytest.approx(volume.direction, abs=1e-6)
+
+
+def test_derived_series_tags(derived):
+    series, source, volume, out = derived
+    files = sorted(out.iterdir())
+    assert len(files) == 5
+    datasets = [pydicom.dcmread(f) for f in files]
+    first = datasets[0]
+    src = pydicom.dcmread(series.files[0])
+    assert first.StudyInstanceUID == series.study_uid
+    assert first.FrameOfReferenceUID == series.frame_of_reference_uid
+    assert first.PatientName == src.PatientName and first.PatientID == src.PatientID
+    assert first.SeriesInstanceUID != series.series_uid
+    assert len({d.SeriesInstanceUID for d in datasets}) == 1
+    sops = {d.SOPInstanceUID for d in datasets}
+    assert len(sops) == 5 and not sops & {pydicom.dcmread(f).SOPInstanceUID for f in series.files}
+    assert all(pydicom.uid.UID(u).is_valid for u in sops | {first.SeriesInstanceUID})
+    assert list(first.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+    assert first.SeriesDescription == "denoised by residual-mul, manual backprop"
+    assert first.DerivationDescription == first.SeriesDescription
+    assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
+    assert (first.PixelRepresentation, first.BitsAllocated) == (1, 16)
+    assert [d.InstanceNumber for d in datasets] == [1, 2, 3, 4, 5]
+    refs = [d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in datasets]
+    assert refs == [s[1] for s in source.tags["SourceImages"]]
+
+
+def test_passes_dciodvfy(derived):
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) is not installed")
+    *_, out = derived
+    for path in sorted(out.iterdir())[:2]:
+        result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, errors
+
+
+def test_from_non_dicom_source_new_study(tmp_path):
+    rng = np.random.default_rng(3)
+    volume = Volume(rng.normal(0, 300, (3, 16, 20)).astype(np.float32), spacing=(0.5, 0.6, 3.0),
+                    origin=(10.0, -5.0, 2.0))
+    out = write_volume(volume, tmp_path / "new")
+    ds = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert pydicom.uid.UID(ds.StudyInstanceUID).is_valid and ds.Modality == "CT"
+    back = read_volume(out)
+    assert np.abs(back.array - volume.array).max() <= 0.5
+    assert back.spacing == pytest.approx((0.5, 0.6, 3.0))
+    if shutil.which("dciodvfy"):
+        result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
+        assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+
+
+def test_values_beyond_int16_use_a_slope():
+    array = np.array([-1024.0, 0.0, 60000.0], dtype=np.float32)
+    slope, intercept = storage_scale(array)
+    stored = np.rint((array - intercept) / slope)
+    assert stored.min() >= -32768 and stored.max() <= 32767
+    assert np.abs(stored * slope + intercept - array).max() <= slope / 2 + 1e-6
+    assert storage_scale(np.array([-3024.0, 3071.0])) == (1.0, 0.0)
+
+
+def test_phantom_series_passes_dciodvfy(tmp_path):
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (dicom3tools) is not installed")
+    from denoisekit.samples import load_sample
+
+    volume = load_sample("chest-phantom", slices=2, size=64)
+    out = write_volume(volume, tmp_path / "phantom", description="chest phantom")
+    ds = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert ds.StudyInstanceUID == volume.tags["StudyInstanceUID"] and ds.PatientName == "DENOISEKIT^PHANTOM"
+    result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
+    assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]

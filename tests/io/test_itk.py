@@ -1,0 +1,74 @@
+"""NIfTI/NRRD/MHA: our output equals SimpleITK's own conversion of the same series, and
+dcm2niix's where installed."""
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from denoisekit.io import read_volume, write_volume
+from denoisekit.volume import Volume
+
+
+def _itk_series(directory):
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(directory)))
+    return reader.Execute()
+
+
+@pytest.fixture
+def oblique(make_series):
+    c, s = np.cos(np.radians(12)), np.sin(np.radians(12))
+    return make_series(orientation=(c, 0, -s, 0, 1, 0), shape=(6, 24, 32), descending=True, shuffle_names=True)
+
+
+def test_nifti_equals_simpleitk_conversion(oblique, tmp_path):
+    ours = write_volume(read_volume(oblique.path), tmp_path / "ours.nii.gz")
+    theirs = tmp_path / "theirs.nii.gz"
+    sitk.WriteImage(_itk_series(oblique.path), str(theirs))
+    a, b = sitk.ReadImage(str(ours)), sitk.ReadImage(str(theirs))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(a), sitk.GetArrayFromImage(b).astype(np.float32))
+    assert a.GetOrigin() == pytest.approx(b.GetOrigin(), abs=1e-4)
+    assert a.GetSpacing() == pytest.approx(b.GetSpacing(), abs=1e-5)
+    assert a.GetDirection() == pytest.approx(b.GetDirection(), abs=1e-5)
+
+
+def test_nifti_matches_dcm2niix(oblique, tmp_path):
+    if shutil.which("dcm2niix") is None:
+        pytest.skip("dcm2niix is not installed")
+    out = tmp_path / "dcm2niix"
+    out.mkdir()
+    subprocess.run(["dcm2niix", "-z", "y", "-f", "conv", "-o", str(out), str(oblique.path)],
+                   check=True, capture_output=True)
+    theirs = sitk.ReadImage(str(out / "conv.nii.gz"))
+    ours = sitk.ReadImage(str(write_volume(read_volume(oblique.path), tmp_path / "ours.nii.gz")))
+    # dcm2niix may store the voxels in another order; compare in physical space
+    resampled = sitk.Resample(theirs, ours, sitk.Transform(), sitk.sitkNearestNeighbor, -5000.0, sitk.sitkFloat32)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(resampled), sitk.GetArrayFromImage(ours), atol=0.5)
+    corner = theirs.TransformIndexToPhysicalPoint((0, 0, 0))
+    index = ours.TransformPhysicalPointToContinuousIndex(corner)
+    assert all(abs(i - round(i)) < 1e-3 for i in index)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".mha"])
+def test_round_trip_keeps_geometry_and_values(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    c, s = np.cos(0.3), np.sin(0.3)
+    volume = Volume(rng.normal(0, 500, (4, 8, 10)).astype(np.float32), spacing=(0.7, 0.8, 2.0),
+                    origin=(1.0, -2.0, 3.0), direction=(c, -s, 0, s, c, 0, 0, 0, 1))
+    back = read_volume(write_volume(volume, tmp_path / f"v{suffix}"))
+    np.testing.assert_array_equal(back.array, volume.array)
+    assert back.spacing == pytest.approx(volume.spacing)
+    assert back.origin == pytest.approx(volume.origin, abs=1e-5)
+    assert back.direction == pytest.approx(volume.direction, abs=1e-6)
+    assert back.tags == {}
+
+
+def test_two_dimensional_image_becomes_one_slice(tmp_path):
+    image = sitk.GetImageFromArray(np.arange(12, dtype=np.int16).reshape(3, 4))
+    image.SetSpacing((0.5, 0.25))
+    sitk.WriteImage(image, str(tmp_path / "flat.nrrd"))
+    volume = read_volume(tmp_path / "flat.nrrd")
+    assert volume.shape == (1, 3, 4) and volume.spacing[:2] == (0.5, 0.25)
