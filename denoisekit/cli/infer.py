@@ -1,10 +1,117 @@
-"""``infer``: placeholder until its issue lands."""
+"""``infer``: denoise volumes with a model (pretrained, from a weights file, or a filter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
 
 from denoisekit.cli import app
+from denoisekit.cli.common import ForceOpt, JsonOpt, OutputOpt, PluginOptionOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
+from denoisekit.infer import DEFAULT_MODEL
+from denoisekit.plugins import complete, get_models
+
+
+def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool) -> list[Path]:
+    """Every output path, checked before any work starts: none is an input, none exists
+    (unless ``force``), no two inputs write the same place."""
+    from denoisekit.io import default_output
+
+    if output is not None and len(inputs) > 1:
+        raise DenoiseKitError("-o/--output names one output; with several inputs, outputs go next to each input")
+    outputs = [output or default_output(p, f"denoised-{model_name}") for p in inputs]
+    resolved_inputs = {p.resolve() for p in inputs}
+    seen: set[Path] = set()
+    for inp, out in zip(inputs, outputs):
+        if not inp.exists():
+            raise DenoiseKitError(f"input not found: {inp}")
+        key = out.resolve()
+        if key in resolved_inputs:
+            raise DenoiseKitError(f"output {out} is an input; denoisekit never overwrites its input")
+        if key in seen:
+            raise DenoiseKitError(f"two inputs would write the same output {out}")
+        seen.add(key)
+        if out.exists() and not force:
+            raise DenoiseKitError(f"output {out} already exists (use --force to overwrite it)")
+    return outputs
 
 
 @app.command()
-def infer() -> None:
-    """Not implemented yet."""
-    raise DenoiseKitError("'infer' is not implemented yet")
+def infer(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="CT volumes: DICOM directories or files, NIfTI/NRRD/MHA files.", show_default=False),
+    ],
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            "-m",
+            help=f"Model to run (default: {DEFAULT_MODEL}, or the one the --weights were trained for).",
+            autocompletion=complete(get_models),
+            show_default=False,
+        ),
+    ] = None,
+    weights: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--weights", "-w", help="A weights file or training run directory (default: the shipped pretrained weights)."
+        ),
+    ] = None,
+    output: OutputOpt = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per model call.")] = 8,
+    option: PluginOptionOpt = None,
+    series: SeriesOpt = None,
+    allow_irregular: AllowIrregularOpt = False,
+    allow_tilt: AllowTiltOpt = False,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Denoise CT volumes; outputs go next to each input, in its format, named after the model."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
+    from denoisekit.cli.io_options import read_input
+    from denoisekit.io import write_volume
+
+    net = load_model_for_inference(model, weights, option)
+    outputs = _plan_outputs(inputs, output, net.name, force)
+    console = err_console(quiet)
+    records = []
+    for inp, out in zip(inputs, outputs):
+        start = time.perf_counter()
+        volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("slices"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(f"{inp.name} [{net.name}]", total=volume.shape[0])
+            denoised = denoise_volume(
+                volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
+            )
+        written = write_volume(denoised, out, force=force, description=series_description(net))
+        seconds = time.perf_counter() - start
+        records.append(
+            {
+                "input": str(inp),
+                "output": str(written),
+                "model": net.name,
+                "weights": weights_label(net),
+                "slices": volume.shape[0],
+                "seconds": round(seconds, 3),
+            }
+        )
+        console.print(f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)")
+    if json_out:
+        print_json(records)

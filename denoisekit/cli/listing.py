@@ -36,20 +36,31 @@ def _entries(registry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _show(registry: dict[str, Any], as_json: bool, columns: list[str]) -> None:
+def _options(options: dict[str, Any]) -> str:
+    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in options.items())
+
+
+def _show(registry: dict[str, Any], as_json: bool, flags: list[str]) -> None:
     entries = _entries(registry)
     if as_json:
         print_json(entries)
         return
     from rich.table import Table
 
-    table = Table("name", "description", *columns, "plugin")
+    table = Table(show_lines=True)
+    # Names are what users type: never truncate them.
+    table.add_column("name", no_wrap=True, min_width=max([4, *map(len, entries)]))
+    table.add_column("description and options", overflow="fold", ratio=4)
+    if flags:
+        table.add_column("capabilities", overflow="fold", ratio=1)
+    table.add_column("plugin", overflow="fold", ratio=1)
     for name, e in entries.items():
-        cells = []
-        for c in columns:
-            v = e.get(c)
-            cells.append("yes" if v is True else "no" if v is False else ", ".join(f"{k}={w}" for k, w in v.items()) if isinstance(v, dict) else str(v))
-        table.add_row(name, e["description"], *cells, e["plugin"])
+        text = e["description"]
+        if e.get("options"):
+            text += f"\n[dim]{_options(e['options'])}[/dim]"
+        caps = ", ".join(f.replace("_", " ") for f in flags if e.get(f)) or "-"
+        plugin = "built-in" if str(e["plugin"]).startswith("denoisekit_plugins.") else e["plugin"]
+        table.add_row(name, text, *([caps] if flags else []), plugin)
     out_console().print(table)
 
 
@@ -58,7 +69,7 @@ def models(as_json: JsonOpt = False) -> None:
     """List denoising models with their capabilities and options."""
     from denoisekit.plugins import get_models
 
-    _show(get_models(), as_json, ["trainable", "manual_gradients", "fixed_size", "options"])
+    _show(get_models(), as_json, ["trainable", "manual_gradients", "fixed_size"])
 
 
 @app.command()
@@ -66,7 +77,7 @@ def backprops(as_json: JsonOpt = False) -> None:
     """List training rules and what they need from a model."""
     from denoisekit.plugins import get_backprops
 
-    _show(get_backprops(), as_json, ["requires_manual_gradients", "options"])
+    _show(get_backprops(), as_json, ["requires_manual_gradients"])
 
 
 @app.command()
@@ -74,4 +85,4 @@ def noises(as_json: JsonOpt = False) -> None:
     """List noise kinds for 'denoisekit noise' and training."""
     from denoisekit.plugins import get_noises
 
-    _show(get_noises(), as_json, ["options"])
+    _show(get_noises(), as_json, [])

@@ -1,0 +1,156 @@
+"""Evaluation of a denoised volume against a clean reference: PSNR, SSIM and RMSE, per
+slice and overall, all in one HU window (PSNR on CT means nothing without the window it
+was computed in), plus a figure to look at.
+
+Every metric clips both volumes to the window first; see ``denoisekit.metrics``.
+Overall PSNR and RMSE pool every voxel; overall SSIM is the mean of the slices' SSIM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.metrics import DEFAULT_WINDOW, psnr, rmse, ssim
+
+LUNG_WINDOW = (-1350.0, 150.0)
+SOFT_TISSUE_WINDOW = (-160.0, 240.0)
+METRICS = ("psnr", "ssim", "rmse")
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """``"LO,HI"`` in HU -> (lo, hi), refusing empty or reversed windows."""
+    parts = text.split(",")
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        raise DenoiseKitError(f"window must be LO,HI in HU (e.g. -1000,1000), got {text!r}") from None
+    if not hi > lo:
+        raise DenoiseKitError(f"window {text!r} is empty: HI must be above LO")
+    return lo, hi
+
+
+def _array(volume: Any) -> np.ndarray:
+    array = np.asarray(getattr(volume, "array", volume), dtype=np.float32)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3:
+        raise DenoiseKitError(f"expected a (z, y, x) volume, got shape {array.shape}")
+    return array
+
+
+def check_same_grid(test: Any, reference: Any, names: tuple[str, str] = ("denoised", "reference")) -> None:
+    """Refuse volumes that are not voxel-for-voxel comparable (shape, then geometry)."""
+    a, b = _array(test), _array(reference)
+    if a.shape != b.shape:
+        raise DenoiseKitError(f"{names[0]} and {names[1]} differ in shape (z, y, x): {a.shape} vs {b.shape}")
+    for attr, tol in (("spacing", 1e-3), ("origin", 1e-2), ("direction", 1e-4)):
+        va, vb = getattr(test, attr, None), getattr(reference, attr, None)
+        if va is None or vb is None:
+            continue
+        if not np.allclose(va, vb, atol=tol, rtol=1e-5):
+            fmt = lambda v: "(" + ", ".join(f"{x:g}" for x in v) + ")"  # noqa: E731
+            raise DenoiseKitError(f"{names[0]} and {names[1]} differ in {attr}: {fmt(va)} vs {fmt(vb)}")
+
+
+def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float]) -> dict[str, Any]:
+    """Overall and per-slice PSNR, SSIM and RMSE of ``test`` against ``reference``."""
+    per_slice = [
+        {"psnr": psnr(r, t, window), "ssim": ssim(r, t, window), "rmse": rmse(r, t, window)}
+        for r, t in zip(reference, test)
+    ]
+    overall = {
+        "psnr": psnr(reference, test, window),
+        "ssim": float(np.mean([s["ssim"] for s in per_slice])),
+        "rmse": rmse(reference, test, window),
+    }
+    return {"overall": overall, "per_slice": per_slice}
+
+
+def _gain(denoised: dict[str, float], noisy: dict[str, float]) -> dict[str, float]:
+    """Improvement over the noisy input: positive is better for all three."""
+    return {
+        "psnr": denoised["psnr"] - noisy["psnr"],
+        "ssim": denoised["ssim"] - noisy["ssim"],
+        "rmse": noisy["rmse"] - denoised["rmse"],
+    }
+
+
+def evaluate(
+    denoised: Any, reference: Any, noisy: Any = None, window: tuple[float, float] = DEFAULT_WINDOW
+) -> dict[str, Any]:
+    """Scores of ``denoised`` (and ``noisy``, with the gain over it) against ``reference``.
+
+    Takes Volumes or arrays. Returns ``{"window", "overall", "per_slice"}``; with a noisy
+    volume, ``overall`` and each slice also hold ``noisy`` scores and the ``gain``.
+    """
+    lo, hi = window
+    if not hi > lo:
+        raise DenoiseKitError(f"window ({lo:g}, {hi:g}) is empty")
+    check_same_grid(denoised, reference)
+    ref, den = _array(reference), _array(denoised)
+    result = scores(ref, den, window)
+    if noisy is not None:
+        check_same_grid(noisy, reference, ("noisy", "reference"))
+        base = scores(ref, _array(noisy), window)
+        result["overall"]["noisy"] = base["overall"]
+        result["overall"]["gain"] = _gain(result["overall"], base["overall"])
+        for s, b in zip(result["per_slice"], base["per_slice"]):
+            s["noisy"] = b
+            s["gain"] = _gain(s, b)
+    result["per_slice"] = [{"slice": k, **s} for k, s in enumerate(result["per_slice"])]
+    return {"window": [float(lo), float(hi)], **result}
+
+
+def representative_slice(reference: Any, denoised: Any) -> int:
+    """The slice whose error is the median one: neither the best nor the worst case."""
+    ref, den = _array(reference), _array(denoised)
+    errors = np.sqrt(np.mean((np.clip(ref, *DEFAULT_WINDOW) - np.clip(den, *DEFAULT_WINDOW)) ** 2, axis=(1, 2)))
+    order = np.argsort(errors, kind="stable")
+    return int(order[len(order) // 2])
+
+
+def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None) -> Path:
+    """Save reference / noisy / denoised / difference (denoised - reference) for one slice,
+    in a lung window (top row) and a soft-tissue window (bottom row). ``noisy`` may be
+    None. Returns the path written."""
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
+
+    check_same_grid(denoised, reference)
+    if noisy is not None:
+        check_same_grid(noisy, reference, ("noisy", "reference"))
+    k = representative_slice(reference, denoised) if slice_index is None else slice_index
+    ref = _array(reference)
+    if not 0 <= k < len(ref):
+        raise DenoiseKitError(f"slice {k} is outside the volume's {len(ref)} slices")
+    panels = [("reference", ref[k])]
+    if noisy is not None:
+        panels.append(("noisy", _array(noisy)[k]))
+    den = _array(denoised)[k]
+    panels.append(("denoised", den))
+    diff = den - ref[k]
+
+    rows = (("lung", LUNG_WINDOW), ("soft tissue", SOFT_TISSUE_WINDOW))
+    cols = len(panels) + 1
+    aspect = ref.shape[1] / ref.shape[2]
+    fig = Figure(figsize=(3.0 * cols, 3.0 * len(rows) * aspect + 0.6))
+    axes = fig.subplots(len(rows), cols, squeeze=False)
+    for row, (label, (lo, hi)) in zip(axes, rows):
+        for ax, (title, image) in zip(row, panels):
+            ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.set_title(f"{title}\n{label} [{lo:g},{hi:g}] HU", fontsize=8)
+        span = (hi - lo) / 4.0
+        im = row[-1].imshow(diff, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
+        row[-1].set_title(f"denoised - reference\n±{span:g} HU", fontsize=8)
+        fig.colorbar(im, ax=row[-1], fraction=0.046, pad=0.02)
+        for ax in row:
+            ax.set_axis_off()
+    fig.suptitle(f"slice {k}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,156 @@
+"""``denoisekit infer`` end to end on real files: DICOM in, derived DICOM out; NIfTI in,
+NIfTI out; trained weights; refusals that protect existing files."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from denoisekit.cli import get_app
+from denoisekit.io import read_volume, write_volume
+from denoisekit.plugins import get_model
+from denoisekit.volume import Volume
+from denoisekit.weights import save_weights
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(get_app(), [str(a) for a in args])
+
+
+def _phantom_nifti(path, seed=0, shape=(3, 32, 32)):
+    y, x = np.mgrid[: shape[1], : shape[2]]
+    clean = np.where((y - 16) ** 2 + (x - 16) ** 2 < 12**2, 40.0, -1000.0).astype(np.float32)
+    noisy = clean + np.random.default_rng(seed).normal(0, 40, shape).astype(np.float32)
+    return write_volume(Volume(noisy, spacing=(0.7, 0.7, 2.0)), path), clean
+
+
+@pytest.fixture
+def ct_small(tmp_path, real_ct):
+    path = tmp_path / "CT_small.dcm"
+    shutil.copy(real_ct("CT_small.dcm"), path)
+    return path
+
+
+def test_dicom_in_gives_a_derived_series_naming_the_model(ct_small):
+    import pydicom
+
+    before = ct_small.read_bytes()
+    result = _run("infer", ct_small, "--model", "tv", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    out = ct_small.parent / "CT_small_denoised-tv"
+    assert record["output"] == str(out) and record["model"] == "tv" and record["slices"] == 1
+    assert record["weights"] is None
+    assert ct_small.read_bytes() == before  # the input is never modified
+
+    source = read_volume(ct_small)
+    denoised = read_volume(out)
+    assert denoised.shape == source.shape
+    np.testing.assert_allclose(denoised.spacing, source.spacing)
+    assert not np.array_equal(denoised.array, source.array)
+    assert np.abs(denoised.array - source.array).mean() < 50  # denoised, not destroyed
+    [file] = [f for f in out.iterdir() if f.is_file()]
+    ds = pydicom.dcmread(file)
+    original = pydicom.dcmread(ct_small)
+    assert "tv" in ds.SeriesDescription
+    assert ds.SeriesInstanceUID != original.SeriesInstanceUID
+    assert ds.StudyInstanceUID == original.StudyInstanceUID
+
+
+def test_existing_output_is_refused_then_force_overwrites(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    out = tmp_path / "scan_denoised-tv.nii.gz"
+    assert _run("infer", src, "--model", "tv", "--quiet").exit_code == 0
+    first = out.read_bytes()
+
+    refused = _run("infer", src, "--model", "tv", "--option", "strength=4", "--quiet")
+    assert refused.exit_code == 1
+    assert "already exists" in refused.stderr and "--force" in refused.stderr
+    assert out.read_bytes() == first
+
+    forced = _run("infer", src, "--model", "tv", "--option", "strength=4", "--quiet", "--force")
+    assert forced.exit_code == 0, forced.output
+    assert out.read_bytes() != first
+
+
+def test_several_inputs_each_get_their_output(tmp_path):
+    a, clean = _phantom_nifti(tmp_path / "a.nii.gz", seed=1)
+    b, _ = _phantom_nifti(tmp_path / "b.nii.gz", seed=2)
+    result = _run("infer", a, b, "--model", "nl-means", "--json", "--quiet", "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [r["input"] for r in records] == [str(a), str(b)]
+    for src, record in zip((a, b), records):
+        noisy, denoised = read_volume(src).array, read_volume(record["output"]).array
+        assert record["output"].endswith("_denoised-nl-means.nii.gz") and record["slices"] == 3
+        assert np.sqrt(np.mean((denoised - clean) ** 2)) < np.sqrt(np.mean((noisy - clean) ** 2))
+
+
+def test_one_output_for_several_inputs_is_refused(tmp_path):
+    a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
+    b, _ = _phantom_nifti(tmp_path / "b.nii.gz")
+    result = _run("infer", a, b, "--model", "tv", "-o", tmp_path / "x.nii.gz")
+    assert result.exit_code == 1 and "several inputs" in result.stderr
+    assert not (tmp_path / "x.nii.gz").exists()
+
+
+def test_output_onto_the_input_is_refused(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    before = src.read_bytes()
+    result = _run("infer", src, "--model", "tv", "-o", src, "--force")
+    assert result.exit_code == 1 and "input" in result.stderr
+    assert src.read_bytes() == before
+
+
+def test_dicom_series_directory_with_explicit_output(make_series, tmp_path):
+    series = make_series(shape=(4, 24, 24))
+    out = tmp_path / "den"
+    result = _run("infer", series.path, "--model", "tv", "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    denoised = read_volume(out)
+    assert denoised.shape == series.hu.shape
+    np.testing.assert_allclose(denoised.origin, series.origin, atol=1e-3)
+
+
+def test_trained_weights_file_picks_the_model(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    model = get_model("residual-mul")()
+    model.build(16)
+    weights = save_weights(tmp_path / "w.npz", model)
+    result = _run("infer", src, "--weights", weights, "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert record["model"] == "residual-mul" and record["weights"] == str(weights)
+    expected = model.denoise(read_volume(src).array)
+    np.testing.assert_allclose(read_volume(record["output"]).array, expected, atol=0.5)
+
+    wrong = _run("infer", src, "--model", "residual-mul-add", "--weights", weights, "--quiet")
+    assert wrong.exit_code == 1 and "not 'residual-mul-add'" in wrong.stderr
+    mixed = _run("infer", src, "--weights", weights, "--option", "sigma=3", "--force", "--quiet")
+    assert mixed.exit_code == 1 and "--option" in mixed.stderr
+
+
+def test_fixed_size_model_is_tiled(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz", shape=(2, 40, 40))
+    model = get_model("vanilla-ae")()
+    model.build(16)
+    weights = save_weights(tmp_path / "ae.npz", model)
+    out = tmp_path / "ae.nii.gz"
+    result = _run("infer", src, "--weights", weights, "-o", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    from denoisekit.infer import denoise_volume
+
+    denoised = read_volume(out).array
+    assert denoised.shape == (2, 40, 40) and np.isfinite(denoised).all()
+    expected = denoise_volume(read_volume(src), model).array  # 16x16 tiles, blended
+    np.testing.assert_allclose(denoised, expected, atol=0.5)
+
+
+def test_unknown_model_lists_the_available_ones(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    result = _run("infer", src, "--model", "no-such-model")
+    assert result.exit_code == 1 and "nl-means" in result.stderr

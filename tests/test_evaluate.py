@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.evaluate import evaluate, figure, parse_window, representative_slice
+from denoisekit.volume import Volume
+
+WINDOW = (-1000.0, 1000.0)
+
+
+def _phantom(seed=0, shape=(3, 24, 24)):
+    rng = np.random.default_rng(seed)
+    ref = np.full(shape, -1000.0, dtype=np.float32)
+    ref[:, 4:20, 4:20] = 40.0
+    ref[:, 8:12, 8:12] = 1500.0  # bone above the window: clipping matters
+    noisy = ref + rng.normal(0, 80, shape).astype(np.float32)
+    denoised = ref + rng.normal(0, 20, shape).astype(np.float32)
+    return ref, noisy, denoised
+
+
+def _psnr(ref, test, lo, hi):
+    mse = np.mean((np.clip(ref, lo, hi).astype(np.float64) - np.clip(test, lo, hi)) ** 2)
+    return 10 * np.log10((hi - lo) ** 2 / mse)
+
+
+def test_numbers_match_independent_computation():
+    ref, noisy, den = _phantom()
+    result = evaluate(den, ref, noisy, WINDOW)
+    lo, hi = WINDOW
+    r, d, n = (np.clip(a, lo, hi).astype(np.float64) for a in (ref, den, noisy))
+    overall = result["overall"]
+    assert result["window"] == [lo, hi]
+    assert overall["psnr"] == pytest.approx(_psnr(ref, den, lo, hi), rel=1e-9)
+    assert overall["rmse"] == pytest.approx(np.sqrt(np.mean((r - d) ** 2)), rel=1e-9)
+    expected_ssim = np.mean([structural_similarity(a, b, data_range=hi - lo) for a, b in zip(r, d)])
+    assert overall["ssim"] == pytest.approx(expected_ssim, rel=1e-6)
+    assert overall["gain"]["psnr"] == pytest.approx(_psnr(ref, den, lo, hi) - _psnr(ref, noisy, lo, hi), rel=1e-9)
+    assert overall["gain"]["rmse"] == pytest.approx(np.sqrt(np.mean((r - n) ** 2)) - np.sqrt(np.mean((r - d) ** 2)), rel=1e-9)
+    assert overall["gain"]["psnr"] > 0 and overall["gain"]["ssim"] > 0
+    for k, s in enumerate(result["per_slice"]):
+        assert s["slice"] == k
+        assert s["psnr"] == pytest.approx(_psnr(ref[k], den[k], lo, hi), rel=1e-9)
+        assert s["ssim"] == pytest.approx(structural_similarity(r[k], d[k], data_range=hi - lo), rel=1e-6)
+        assert s["noisy"]["rmse"] == pytest.approx(np.sqrt(np.mean((r[k] - n[k]) ** 2)), rel=1e-9)
+
+
+def test_window_changes_the_numbers():
+    ref, _, den = _phantom()
+    narrow = evaluate(den, ref, window=(-160.0, 240.0))["overall"]
+    assert narrow["psnr"] == pytest.approx(_psnr(ref, den, -160, 240), rel=1e-9)
+    assert narrow["psnr"] != pytest.approx(evaluate(den, ref)["overall"]["psnr"])
+    assert "gain" not in narrow
+
+
+def test_identical_volumes_give_infinite_psnr_and_unit_ssim():
+    ref, _, _ = _phantom()
+    overall = evaluate(ref.copy(), ref)["overall"]
+    assert overall["psnr"] == float("inf") and overall["rmse"] == 0.0
+    assert overall["ssim"] == pytest.approx(1.0)
+
+
+def test_mismatches_are_refused():
+    ref, noisy, den = _phantom()
+    with pytest.raises(DenoiseKitError, match="shape"):
+        evaluate(den[:2], ref)
+    with pytest.raises(DenoiseKitError, match="noisy and reference differ in shape"):
+        evaluate(den, ref, noisy[:, :20])
+    a = Volume(den, spacing=(0.7, 0.7, 2.5))
+    b = Volume(ref, spacing=(0.7, 0.7, 5.0))
+    with pytest.raises(DenoiseKitError, match="spacing"):
+        evaluate(a, b)
+
+
+def test_parse_window():
+    assert parse_window("-1350,150") == (-1350.0, 150.0)
+    for bad in ("1000", "a,b", "100,-100"):
+        with pytest.raises(DenoiseKitError):
+            parse_window(bad)
+
+
+def test_representative_slice_has_median_error():
+    ref = np.zeros((3, 8, 8), dtype=np.float32)
+    den = ref + np.array([5.0, 50.0, 20.0], dtype=np.float32)[:, None, None]
+    assert representative_slice(ref, den) == 2
+
+
+def test_figure_is_written(tmp_path):
+    import matplotlib.image
+
+    ref, noisy, den = _phantom()
+    path = figure(Volume(ref), Volume(noisy), Volume(den), tmp_path / "fig.png")
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0]  # 4 columns, 2 rows
+    assert image[..., :3].std() > 0.05  # not blank
+    figure(ref, None, den, tmp_path / "no_noisy.png")
+    assert (tmp_path / "no_noisy.png").stat().st_size > 1000

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.plugins import get_model
+from denoisekit.pretrained import load_pretrained
+from denoisekit.weights import save_weights
+
+
+def test_loads_shipped_layout_and_marks_source(tmp_path):
+    model = get_model("residual-mul")()
+    model.build(16)
+    save_weights(tmp_path / "residual-mul.npz", model)
+    loaded = load_pretrained("residual-mul", directory=tmp_path)
+    assert loaded.name == "residual-mul" and loaded.weights_source == "pretrained"
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[name], value)
+
+
+def test_missing_weights_name_the_fix(tmp_path):
+    with pytest.raises(DenoiseKitError, match="model residual-mul has no pretrained weights; pass --weights"):
+        load_pretrained("residual-mul", directory=tmp_path)
+
+
+def test_file_for_another_model_is_refused(tmp_path):
+    model = get_model("residual-mul")()
+    model.build(16)
+    save_weights(tmp_path / "residual-mul-add.npz", model)
+    with pytest.raises(DenoiseKitError, match="not 'residual-mul-add'"):
+        load_pretrained("residual-mul-add", directory=tmp_path)
+
