@@ -5,4 +5,9 @@ from denoisekit.plugin import hookimpl
 
 @hookimpl
 def register_backprops(register):
-    pass
+    from denoisekit_plugins.backprops.autodiff import Autodiff
+    from denoisekit_plugins.backprops.dilated import Dilated
+    from denoisekit_plugins.backprops.manual import Manual
+
+    for cls in (Autodiff, Manual, Dilated):
+        register(cls)

@@ -1,0 +1,43 @@
+"""``manual``: chains the layers' hand-written backward steps, last layer first.
+
+Exact backpropagation written out by hand (the articles' rule 1); it must equal
+``autodiff`` to float32 tolerance, which ``denoisekit gradcheck`` checks.
+"""
+
+from __future__ import annotations
+
+from denoisekit.plugin import Backprop
+from denoisekit_plugins.backprops.loss import mse, mse_grad
+
+
+def backward_chain(model, x, target, incoming=None):
+    """Run the forward pass with caches, then each layer's backward step in reverse.
+
+    ``incoming(k, g, passed)`` may change the gradient arriving at layer ``k`` (0-based)
+    given the ordinary one ``g`` and ``passed``, the list of gradients already passed down
+    by layers above (``passed[0]`` from the last layer); ``dilated`` uses it.
+    Returns ``(loss, grads)`` aligned with ``model.trainable_variables``.
+    """
+    out, caches = model.forward_with_caches(x)
+    loss = mse(out, target)
+    g = mse_grad(out, target)
+    passed: list = []
+    per_layer: list = []
+    for k in reversed(range(len(model.layers))):
+        if incoming is not None:
+            g = incoming(k, g, passed)
+        g, grads = model.layers[k].backward(g, caches[k])
+        passed.append(g)
+        per_layer.append(list(grads))
+    # ``g`` now holds d loss / d x, which nobody needs: inside tf.function it is pruned.
+    return loss, [grad for grads in reversed(per_layer) for grad in grads]
+
+
+class Manual(Backprop):
+    name = "manual"
+    description = "Hand-written backward pass, layer by layer; equals autodiff to float32 tolerance."
+    requires_manual_gradients = True
+    options: dict = {}
+
+    def gradients(self, model, x, target, step):
+        return backward_chain(model, x, target)

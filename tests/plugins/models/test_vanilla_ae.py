@@ -1,0 +1,67 @@
+"""vanilla-ae: shapes through the encoder/decoder, fixed patch size, the article's options."""
+
+import numpy as np
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit_plugins.models.vanilla_ae import VanillaAE
+
+tf = pytest.importorskip("tensorflow")
+
+
+def test_shapes_through_the_layers():
+    model = VanillaAE(channels=4, latent=32)
+    model.build(32)
+    assert model.patch_size == 32
+    h, x = tf.random.uniform([3, 32, 32, 1]), None
+    shapes = []
+    for layer in model.layers:
+        h, _ = layer.forward(h, x)
+        shapes.append(tuple(h.shape))
+    assert shapes == [(3, 16, 16, 4), (3, 8, 8, 4), (3, 4, 4, 4), (3, 32), (3, 4, 4, 4),
+                      (3, 8, 8, 4), (3, 16, 16, 4), (3, 32, 32, 1)]
+    y = model.call(tf.random.uniform([2, 32, 32, 1])).numpy()
+    assert ((y > 0) & (y < 1)).all()  # sigmoid output
+
+
+def test_default_patch_is_64_and_patch_must_divide_by_8():
+    model = VanillaAE()
+    model.build()
+    assert model.patch_size == 64
+    with pytest.raises(DenoiseKitError, match="divisible by 8"):
+        VanillaAE().build(36)
+
+
+def test_articles_values_are_reachable():
+    model = VanillaAE.from_strings(["channels=1", "latent=1000", "bias=false", "init=normal",
+                                    "activations=relu,relu,relu,relu,relu,relu,relu,sigmoid"])
+    model.build(64)
+    assert [tuple(v.shape) for v in model.trainable_variables] == [
+        (7, 7, 1, 1), (5, 5, 1, 1), (3, 3, 1, 1), (64, 1000), (1000, 64), (3, 3, 1, 1), (5, 5, 1, 1), (7, 7, 1, 1)
+    ]
+    assert np.std(model.trainable_variables[3].numpy()) == pytest.approx(1.0, rel=0.05)
+
+
+def test_denoise_works_in_hu_on_patches():
+    model = VanillaAE(channels=2, latent=16)
+    model.build(16)
+    out = model.denoise(np.full((2, 16, 16), 40.0, np.float32))
+    assert out.shape == (2, 16, 16) and out.dtype == np.float32
+    assert (out > -1024).all() and (out < 3072).all()
+
+
+def test_scale_maps_the_ct_range_onto_the_sigmoid_range():
+    model = VanillaAE()
+    hu = np.array([-2000.0, -1024.0, 0.0, 3072.0, 5000.0], np.float32)
+    np.testing.assert_allclose(model.scale(hu), [0.0, 0.0, 0.25, 1.0, 1.0])
+    np.testing.assert_allclose(model.unscale(model.scale(hu[1:4])), hu[1:4])
+
+
+def test_listing_models_does_not_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from denoisekit.plugins import get_models; get_models(); "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
