@@ -1,0 +1,59 @@
+"""Image quality in Hounsfield units: RMSE, PSNR and SSIM of a test image against a reference.
+
+Both images are clipped to a HU window first (default -1000..1000: air to dense bone), so a
+few extreme voxels (metal, the air outside the body at -3024) cannot dominate the score and
+the numbers are comparable between scanners. PSNR's peak is the window width.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+DEFAULT_WINDOW = (-1000.0, 1000.0)
+
+
+def _pair(ref, test, window):
+    ref = np.asarray(ref, dtype=np.float64)
+    test = np.asarray(test, dtype=np.float64)
+    if ref.shape != test.shape:
+        raise ValueError(f"images differ in shape: {ref.shape} vs {test.shape}")
+    if window is not None:
+        lo, hi = window
+        ref, test = np.clip(ref, lo, hi), np.clip(test, lo, hi)
+    return ref, test
+
+
+def rmse(ref, test, window=None) -> float:
+    """Root mean squared error in HU (unclipped unless a window is given)."""
+    ref, test = _pair(ref, test, window)
+    return float(np.sqrt(np.mean((ref - test) ** 2)))
+
+
+def psnr(ref, test, window=DEFAULT_WINDOW) -> float:
+    """Peak signal-to-noise ratio in dB, with the window width as the peak; inf if equal."""
+    ref, test = _pair(ref, test, window)
+    mse = np.mean((ref - test) ** 2)
+    if mse == 0:
+        return float("inf")
+    peak = (window[1] - window[0]) if window is not None else ref.max() - ref.min()
+    return float(10.0 * np.log10(peak**2 / mse))
+
+
+def ssim(ref, test, window=DEFAULT_WINDOW) -> float:
+    """Structural similarity (scikit-image, 7x7 window), mean over slices for (z, y, x)."""
+    from skimage.metrics import structural_similarity
+
+    ref, test = _pair(ref, test, window)
+    data_range = (window[1] - window[0]) if window is not None else float(ref.max() - ref.min())
+    if ref.ndim == 2:
+        ref, test = ref[None], test[None]
+    if ref.ndim != 3:
+        raise ValueError(f"ssim takes 2-D slices or (z, y, x) stacks, got {ref.ndim}-D")
+    side = min(ref.shape[1:])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        raise ValueError(f"slices of {ref.shape[1:]} are too small for SSIM")
+    scores = [
+        structural_similarity(r, t, win_size=win, data_range=data_range) for r, t in zip(ref, test)
+    ]
+    return float(np.mean(scores))

@@ -1,0 +1,183 @@
+"""The layout of a training run directory, so train, resume, infer and people agree on it.
+
+::
+
+    RUN_DIR/
+      config.json                   everything needed to repeat or resume the run
+      metrics.jsonl                 one JSON object per epoch (epoch 0: before training)
+      curves.png                    loss and validation PSNR per epoch
+      epochs/epoch-003.npz          weights after epoch 3 (denoisekit.weights format)
+      epochs/epoch-003.adam.npz     the optimiser state that goes with them
+      best.npz                      the weights with the best validation PSNR
+
+Every file is written under a temporary name and renamed into place. An epoch counts as
+complete when its weights file exists; its optimiser state is written first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from denoisekit.errors import DenoiseKitError
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+CURVES = "curves.png"
+BEST = "best.npz"
+EPOCHS = "epochs"
+_EPOCH_RE = re.compile(r"^epoch-(\d+)\.npz$")
+
+
+def default_run_dir(model: str, backprop: str, root: str | Path = "runs") -> Path:
+    """``runs/<YYYYmmdd-HHMMSS>-<model>-<backprop>``, never an existing directory."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{model}-{backprop}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunDir:
+    """Reads and writes one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # creation ---------------------------------------------------------------------------
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a new run; refuses a directory that already holds anything."""
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise DenoiseKitError(
+                f"run directory {self.path} already exists; use --resume {self.path} to continue it "
+                "or choose another -o"
+            )
+        (self.path / EPOCHS).mkdir(parents=True, exist_ok=True)
+        self.write_config(config)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        _write_atomic(self.path / CONFIG, json.dumps(config, indent=2, default=str) + "\n")
+
+    def read_config(self) -> dict[str, Any]:
+        path = self.path / CONFIG
+        if not path.is_file():
+            raise DenoiseKitError(f"{self.path} is not a training run (no {CONFIG})")
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DenoiseKitError(f"{path} is not valid JSON ({exc})") from None
+
+    # epochs -----------------------------------------------------------------------------
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.path / EPOCHS / f"epoch-{epoch:03d}.npz"
+
+    def epoch_optimizer(self, epoch: int) -> Path:
+        return self.path / EPOCHS / f"epoch-{epoch:03d}.adam.npz"
+
+    def complete_epochs(self) -> list[int]:
+        """Epochs whose weights and optimiser state are both on disk, ascending."""
+        found = []
+        for p in (self.path / EPOCHS).glob("epoch-*.npz"):
+            m = _EPOCH_RE.match(p.name)
+            if m and self.epoch_optimizer(int(m.group(1))).is_file():
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    def save_epoch(self, epoch: int, model: Any, optimizer: Any, **extra: Any) -> Path:
+        from denoisekit.weights import save_weights
+
+        optimizer.save(self.epoch_optimizer(epoch))
+        return save_weights(self.epoch_weights(epoch), model, epoch=epoch, **extra)
+
+    def save_best(self, model: Any, **extra: Any) -> Path:
+        from denoisekit.weights import save_weights
+
+        return save_weights(self.path / BEST, model, **extra)
+
+    def drop_epochs_after(self, epoch: int) -> None:
+        """Forget epochs beyond the one a resume restarts from (they will be redone)."""
+        for e in self.complete_epochs():
+            if e > epoch:
+                self.epoch_weights(e).unlink(missing_ok=True)
+                self.epoch_optimizer(e).unlink(missing_ok=True)
+
+    # metrics ----------------------------------------------------------------------------
+    def read_metrics(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut short by an interruption: what follows is not trusted
+        return rows
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, default=_json_default) + "\n" for r in rows)
+        _write_atomic(self.path / METRICS, text)
+
+    def write_curves(self, rows: list[dict[str, Any]]) -> Path:
+        """Training loss, validation loss and validation PSNR against epoch."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
+
+        epochs = [r["epoch"] for r in rows]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+        trained = [r for r in rows if r.get("loss") is not None]
+        ax1.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], "o-", label="train")
+        ax1.plot(epochs, [r.get("val_loss") for r in rows], "s-", label="validation")
+        ax1.set_xlabel("epoch")
+        ax1.set_ylabel("loss (model units)")
+        ax1.set_yscale("log")
+        ax1.legend()
+        ax2.plot(epochs, [r.get("val_psnr") for r in rows], "o-", label="denoised")
+        if rows and rows[0].get("noisy_psnr") is not None:
+            ax2.axhline(rows[0]["noisy_psnr"], color="grey", ls="--", label="noisy input")
+        ax2.set_xlabel("epoch")
+        ax2.set_ylabel("validation PSNR (dB, HU -1000..1000)")
+        ax2.legend()
+        for ax in (ax1, ax2):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+        path = self.path / CURVES
+        fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=self.path)
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=80)
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            Path(tmp).unlink(missing_ok=True)
+        return path
+
+
+def _json_default(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)

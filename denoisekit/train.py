@@ -1,0 +1,312 @@
+"""The train stage: fit a trainable model with a backprop rule on (noisy, clean) pairs.
+
+One ``tf.function`` step asks the rule for ``(loss, grads)`` and applies an Adam update,
+unless the loss or a gradient is not finite: then the update is skipped and training stops,
+so the weights in memory and on disk are the last good ones. Everything random is a
+function of ``seed`` (model initialisation, noise, and per epoch the batches), which is what
+lets ``resume`` reach the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from denoisekit import metrics as M
+from denoisekit.errors import DenoiseKitError
+from denoisekit.rundir import RunDir
+
+#: Config keys a resumed run must share with the run it continues.
+_RESUME_KEYS = (
+    "model", "backprop", "noise", "seed", "batch_size", "patch_size", "lr",
+    "steps_per_epoch", "val_fraction", "realisations", "val_tiles",
+)
+
+
+class Progress(Protocol):
+    """What the stage reports while it runs (the CLI draws a rich progress bar from it)."""
+
+    def start(self, total_steps: int, done_steps: int) -> None: ...
+
+    def step(self, step: int, loss: float) -> None: ...
+
+    def epoch(self, row: dict[str, Any]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class TrainingDiverged(DenoiseKitError):
+    """The loss or a gradient became NaN or infinite; training stopped."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model: Any
+    epochs: int
+    steps: int
+    rows: list[dict[str, Any]]
+    best_epoch: int
+    seconds: float
+    resumed_from: int | None = None
+    best: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able outcome (what ``train --json`` prints)."""
+        first, last = self.rows[0], self.rows[-1]
+        per_step = [
+            b["seconds"] / (b["step"] - a["step"])
+            for a, b in zip(self.rows, self.rows[1:]) if b["step"] > a["step"]
+        ]
+        return {
+            "run_dir": str(self.run_dir),
+            "model": self.model.name,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "seconds": round(self.seconds, 2),
+            # median over epochs: the first epoch also pays for tracing the step function
+            "seconds_per_step": round(float(np.median(per_step)), 5) if per_step else None,
+            "resumed_from": self.resumed_from,
+            "noisy": {"psnr": first.get("noisy_psnr"), "ssim": first.get("noisy_ssim")},
+            "initial": {k: first.get(f"val_{k}") for k in ("loss", "psnr", "ssim")},
+            "final": {k: last.get(f"val_{k}") for k in ("loss", "psnr", "ssim")},
+            "best": {"epoch": self.best_epoch, **{k: self.best.get(f"val_{k}") for k in ("loss", "psnr", "ssim")}},
+            "best_weights": str(self.run_dir / "best.npz"),
+        }
+
+
+def epoch_plan(epochs: int | None, steps: int | None, steps_per_epoch: int) -> list[int]:
+    """Steps in each epoch: ``epochs`` full epochs, or ``steps`` in total (last one shorter)."""
+    if steps_per_epoch < 1:
+        raise DenoiseKitError("steps per epoch must be at least 1")
+    if steps is not None:
+        if steps < 1:
+            raise DenoiseKitError("--steps must be at least 1")
+        full, rest = divmod(steps, steps_per_epoch)
+        return [steps_per_epoch] * full + ([rest] if rest else [])
+    if epochs is None or epochs < 1:
+        raise DenoiseKitError("--epochs must be at least 1")
+    return [steps_per_epoch] * epochs
+
+
+def evaluate(forward, model, noisy: np.ndarray, clean: np.ndarray, batch_size: int) -> dict[str, float]:
+    """Validation loss (MSE in model units) and HU PSNR/SSIM/RMSE of the denoised tiles."""
+    import tensorflow as tf
+
+    out = np.empty_like(noisy)
+    for i in range(0, len(noisy), batch_size):
+        chunk = noisy[i : i + batch_size]
+        padded = np.zeros((batch_size,) + chunk.shape[1:], dtype=np.float32)
+        padded[: len(chunk)] = chunk  # one shape for every call: no retracing
+        x = tf.constant(np.asarray(model.scale(padded), dtype=np.float32)[..., None])
+        out[i : i + len(chunk)] = np.asarray(forward(x))[: len(chunk), ..., 0]
+    denoised = np.asarray(model.unscale(out), dtype=np.float32)
+    target = np.asarray(model.scale(clean), dtype=np.float32)
+    return {
+        "val_loss": float(np.mean((out - target) ** 2)),
+        "val_psnr": M.psnr(clean, denoised),
+        "val_ssim": M.ssim(clean, denoised),
+        "val_rmse": M.rmse(clean, denoised),
+    }
+
+
+def _plugin_config(plugin: Any) -> dict[str, Any]:
+    return {
+        "name": plugin.name,
+        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in plugin.config.items()},
+    }
+
+
+def train(
+    volumes: Sequence[Any],
+    model: Any,
+    backprop: Any,
+    noise: Any,
+    *,
+    run_dir: str | Path,
+    epochs: int | None = 10,
+    steps: int | None = None,
+    steps_per_epoch: int = 50,
+    batch_size: int = 16,
+    patch_size: int = 64,
+    lr: float = 3e-3,
+    seed: int = 0,
+    resume: bool = False,
+    val_fraction: float = 0.15,
+    realisations: int = 4,
+    val_tiles: int = 64,
+    sources: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train ``model`` (an unbuilt or built TrainableModel instance) with ``backprop`` on
+    noisy copies of ``volumes`` made by ``noise``; write everything to ``run_dir``."""
+    from denoisekit.plugins import check_trainable
+
+    check_trainable(type(model), type(backprop))
+    if batch_size < 1 or patch_size < 4 or realisations < 1 or not lr > 0:
+        raise DenoiseKitError("batch size, realisations and lr must be positive, patch size at least 4")
+    plan = epoch_plan(epochs, steps, steps_per_epoch)
+    from denoisekit.dataset import (
+        TRAIN_STREAM, VAL_STREAM, PatchPairs, add_noise, split_volumes, validation_tiles,
+    )
+
+    # Everything that can refuse the request cheaply happens before the run directory exists.
+    train_parts, val_parts = split_volumes(volumes, val_fraction)
+    for clean, _ in train_parts + val_parts:
+        if patch_size > min(clean.shape[1:]):
+            y, x = clean.shape[1:]
+            raise DenoiseKitError(f"--patch-size {patch_size} is larger than the {y}x{x} slices")
+    import tensorflow as tf
+
+    t0 = time.perf_counter()
+    tf.random.set_seed(seed)
+    if not model.built:
+        model.build(patch_size)
+    if model.fixed_size and model.patch_size not in (None, patch_size):
+        raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
+    model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
+    import denoisekit
+
+    config = {
+        "model": _plugin_config(model),
+        "backprop": _plugin_config(backprop),
+        "noise": _plugin_config(noise),
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "patch_size": int(patch_size),
+        "lr": float(lr),
+        "epochs": len(plan),
+        "steps": int(sum(plan)),
+        "steps_per_epoch": int(steps_per_epoch),
+        "val_fraction": float(val_fraction),
+        "realisations": int(realisations),
+        "val_tiles": int(val_tiles),
+        "data": list(sources) if sources is not None else None,
+        "denoisekit": denoisekit.__version__,
+    }
+    run = RunDir(run_dir)
+    if resume:
+        old = run.read_config()
+        diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
+        if diff:
+            raise DenoiseKitError(
+                f"cannot resume {run.path}: it was trained with different {', '.join(diff)}"
+            )
+        run.write_config({**old, "epochs": config["epochs"], "steps": config["steps"]})
+    else:
+        run.create(config)
+
+    from denoisekit.optim import Adam
+
+    if progress is not None and hasattr(progress, "phase"):
+        n = sum(p[0].shape[0] for p in train_parts)
+        progress.phase(f"simulating {noise.name} noise: {realisations} copies of {n} training slices")
+    val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1)
+    val_noisy, val_clean = validation_tiles(val_noisy_parts, patch_size, val_tiles)
+    pairs = PatchPairs(
+        add_noise(train_parts, noise, seed, TRAIN_STREAM, realisations),
+        patch_size, batch_size, model.scale, seed,
+    )
+
+    variables = list(model.trainable_variables)
+    opt = Adam(variables, lr=lr, names=model.weight_names())
+    forward = tf.function(model.call, reduce_retracing=True)
+
+    @tf.function
+    def train_step(x, y):
+        loss, grads = backprop.gradients(model, x, y, tf.cast(opt.iterations, tf.float32))
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        ok = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
+
+        def update():
+            opt.apply(grads)
+            return tf.constant(True)
+
+        return loss, tf.cond(ok, update, lambda: tf.constant(False))
+
+    extra = {"backprop": backprop.name, "noise": noise.name, "seed": int(seed)}
+    rows: list[dict[str, Any]] = []
+    start, resumed_from = 0, None
+    done = run.complete_epochs() if resume else []
+    if done:
+        old_rows = {r["epoch"]: r for r in run.read_metrics()}
+        cumulative = np.concatenate([[0], np.cumsum(plan)])
+        usable = [e for e in done if e <= len(plan) and e in old_rows and old_rows[e]["step"] == cumulative[e]]
+        if usable:
+            start = resumed_from = usable[-1]
+            from denoisekit.weights import read_weights
+
+            _, arrays = read_weights(run.epoch_weights(start))
+            model.set_weights(arrays)
+            opt.load(run.epoch_optimizer(start))
+            rows = [old_rows[e] for e in range(start + 1) if e in old_rows]
+            run.drop_epochs_after(start)
+    if not rows:
+        row = {"epoch": 0, "step": 0, "loss": None, "seconds": 0.0}
+        row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+        row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
+        row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
+        rows = [row]
+        run.save_epoch(0, model, opt, step=0, **extra)
+        run.save_best(model, epoch=0, val_psnr=row["val_psnr"], **extra)
+        run.write_metrics(rows)
+        run.write_curves(rows)
+
+    step = int(rows[-1]["step"])
+    best_row = max(rows, key=lambda r: (r["val_psnr"], -r["epoch"]))
+    best_epoch, best_psnr = best_row["epoch"], best_row["val_psnr"]
+    if progress is not None:
+        progress.start(int(sum(plan)), step)
+    try:
+        for epoch in range(start + 1, len(plan) + 1):
+            t_epoch = time.perf_counter()
+            losses = []
+            for x, y in pairs.dataset(epoch, plan[epoch - 1]):
+                loss, ok = train_step(x, y)
+                loss = float(loss)
+                if not bool(ok):
+                    last = rows[-1]["epoch"]
+                    raise TrainingDiverged(
+                        f"the loss became {'nan' if math.isnan(loss) else loss} at step {step + 1} "
+                        f"(epoch {epoch}); training stopped. The last good weights are kept: "
+                        f"{run.epoch_weights(last)} and {run.path / 'best.npz'} (epoch {best_epoch}); "
+                        f"try a lower --lr (was {lr:g})"
+                    )
+                step += 1
+                losses.append(loss)
+                if progress is not None:
+                    progress.step(step, loss)
+            t_eval = time.perf_counter()
+            row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+                   "seconds": round(t_eval - t_epoch, 3)}  # training only, for per-step costs
+            row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+            row["eval_seconds"] = round(time.perf_counter() - t_eval, 3)
+            rows.append(row)
+            run.save_epoch(epoch, model, opt, step=step, **extra)
+            if row["val_psnr"] > best_psnr:
+                best_epoch, best_psnr = epoch, row["val_psnr"]
+                run.save_best(model, epoch=epoch, val_psnr=row["val_psnr"], **extra)
+            run.write_metrics(rows)
+            run.write_curves(rows)
+            if progress is not None:
+                progress.epoch(row)
+    finally:
+        if progress is not None:
+            progress.stop()
+    best = next(r for r in rows if r["epoch"] == best_epoch)
+    return TrainResult(
+        run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
+        time.perf_counter() - t0, resumed_from, best,
+    )
+
+
+def json_norm(value: Any) -> Any:
+    """Compare configs as JSON sees them (tuples and lists alike)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,114 @@
+"""`denoisekit train`: a run from a NIfTI file, --json, refusing to reuse a run, --resume,
+and the errors a user meets (exit 1) or misuse (exit 2)."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from typer.testing import CliRunner
+
+from denoisekit.cli import get_app
+
+runner = CliRunner()
+FAST = ["--steps-per-epoch", "3", "--batch-size", "4", "--patch-size", "32", "--realisations", "1"]
+
+
+@pytest.fixture
+def chest_nifti(tmp_path):
+    """Five 64x64 slices: air, a soft-tissue body, two lungs and a bone, 0.7 mm pixels."""
+    yy, xx = np.mgrid[:64, :64] / 64 - 0.5
+    hu = np.full((64, 64), -1000.0, np.float32)
+    hu[(xx / 0.45) ** 2 + (yy / 0.35) ** 2 < 1] = 40.0
+    for cx in (-0.18, 0.18):
+        hu[((xx - cx) / 0.12) ** 2 + (yy / 0.2) ** 2 < 1] = -850.0
+    hu[xx**2 + (yy - 0.22) ** 2 < 0.05**2] = 700.0
+    image = sitk.GetImageFromArray(np.repeat(hu[None], 5, axis=0))
+    image.SetSpacing((0.7, 0.7, 2.0))
+    path = tmp_path / "chest.nii.gz"
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def _train(*args):
+    return runner.invoke(get_app(), ["train", *map(str, args)])
+
+
+def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    res = _train(chest_nifti, "--model", "residual-mul", "--backprop", "manual", "--sigma", "80",
+                 "--steps", "6", *FAST, "-o", run, "--json", "--quiet")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["model"] == "residual-mul" and out["backprop"] == "manual" and out["noise"] == "gaussian"
+    assert out["steps"] == 6 and out["epochs"] == 2 and out["best_weights"] == str(run / "best.npz")
+    config = json.loads((run / "config.json").read_text())
+    assert config["noise"] == {"name": "gaussian", "options": {"sigma": 80.0, "relative": 0.0}}
+    assert config["data"] == [str(chest_nifti.resolve())]
+    assert (run / "curves.png").is_file() and (run / "epochs" / "epoch-002.npz").is_file()
+
+    again = _train(chest_nifti, "--sigma", "80", "--steps", "6", *FAST, "-o", run, "--quiet")
+    assert again.exit_code == 1 and "already exists" in again.output
+
+    # resume: everything (data, model, rule, noise) comes from the run; only the budget grows
+    resumed = _train("--resume", run, "--steps", "9", "--json", "--quiet")
+    assert resumed.exit_code == 0, resumed.output
+    out = json.loads(resumed.stdout)
+    assert out["resumed_from"] == 2 and out["steps"] == 9 and out["epochs"] == 3
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+
+    clash = _train("--resume", run, "--steps", "12", "--seed", "5", "--quiet")
+    assert clash.exit_code == 1 and "different seed" in clash.output
+
+
+def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
+    res = _train(chest_nifti, "--sigma", "80", "--steps", "3", *FAST, "-o", tmp_path / "run")
+    assert res.exit_code == 0, res.output
+    assert res.stdout == ""
+    assert "best (epoch" in res.stderr and "val PSNR" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nl-means"], "cannot be trained"),
+        (["--model", "no-such-model"], "no model named 'no-such-model'"),
+        (["--noise", "gaussian", "--dose", "0.5"], "--dose does not apply to noise 'gaussian'"),
+        (["--model", "residual-mul", "--lr", "1e30", "--sigma", "80"], "the loss became"),
+        (["--option", "bogus=1"], "has no option 'bogus'"),
+    ],
+)
+def test_user_errors_exit_1_without_leaving_a_run(tmp_path, chest_nifti, args, message):
+    run = tmp_path / "run"
+    res = _train(chest_nifti, *args, "--steps", "6", *FAST, "-o", run, "--quiet")
+    assert res.exit_code == 1, res.output
+    assert message in res.stderr
+    if "--lr" not in args:
+        assert not run.exists()
+
+
+def test_usage_errors_exit_2(tmp_path, chest_nifti):
+    both = _train(chest_nifti, "-o", tmp_path / "a", "--resume", tmp_path / "b")
+    assert both.exit_code == 2
+    budget = _train(chest_nifti, "--epochs", "2", "--steps", "5")
+    assert budget.exit_code == 2
+
+
+@pytest.mark.slow
+def test_no_data_trains_on_the_embedded_sample_with_any_rule(tmp_path):
+    run = tmp_path / "run"
+    res = _train("--backprop", "dilated", "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "2",
+                 "--realisations", "1", "-o", run, "--json", "--quiet")
+    assert res.exit_code == 0, res.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"] == ["sample:chest-phantom"]
+    assert config["noise"]["name"] == "lowdose" and config["noise"]["options"]["dose"] == 0.25
+    assert config["backprop"]["name"] == "dilated"
+
+
+def test_patch_larger_than_the_slices_is_refused_before_the_run_exists(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    res = _train(chest_nifti, "--sigma", "80", "--patch-size", "128", "-o", run, "--quiet")
+    assert res.exit_code == 1 and "larger than the 64x64 slices" in res.stderr
+    assert not run.exists()

@@ -1,0 +1,65 @@
+"""PSNR, SSIM and RMSE in HU against independent hand computations."""
+
+import math
+
+import numpy as np
+import pytest
+
+from denoisekit.metrics import psnr, rmse, ssim
+
+
+def test_rmse_by_hand():
+    ref = np.array([[0.0, 10.0], [20.0, 30.0]])
+    test = np.array([[3.0, 6.0], [20.0, 30.0]])  # errors 3 and 4 -> mse (9 + 16) / 4
+    assert rmse(ref, test) == pytest.approx(math.sqrt(25 / 4))
+
+
+def test_psnr_uses_the_window_width_as_peak():
+    ref = np.zeros((4, 4))
+    test = ref.copy()
+    test[0, 0] = 100.0  # mse = 100^2 / 16 = 625
+    assert psnr(ref, test) == pytest.approx(10 * math.log10(2000.0**2 / 625.0))
+    assert psnr(ref, test, window=(-500, 500)) == pytest.approx(10 * math.log10(1000.0**2 / 625.0))
+
+
+def test_psnr_clips_to_the_window_before_comparing():
+    ref = np.full((3, 3), -1000.0)
+    test = np.full((3, 3), -3024.0)  # outside the window: clipped to -1000, so identical
+    assert psnr(ref, test) == math.inf
+    assert rmse(ref, test) == pytest.approx(2024.0)
+    assert rmse(ref, test, window=(-1000, 1000)) == 0.0
+
+
+def _ssim_one_window(a, b, data_range):
+    # SSIM of one 7x7 window, written out from Wang et al. (2004) with scikit-image's
+    # sample (ddof=1) covariances and constants K1=0.01, K2=0.03.
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    n = a.size
+    ma, mb = a.mean(), b.mean()
+    va = ((a - ma) ** 2).sum() / (n - 1)
+    vb = ((b - mb) ** 2).sum() / (n - 1)
+    cov = ((a - ma) * (b - mb)).sum() / (n - 1)
+    return ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma**2 + mb**2 + c1) * (va + vb + c2))
+
+
+def test_ssim_on_a_single_window_matches_the_formula():
+    rng = np.random.default_rng(1)
+    ref = rng.uniform(-800, 800, (7, 7))
+    test = ref + rng.normal(0, 150, (7, 7))
+    expected = _ssim_one_window(ref, np.clip(test, -1000, 1000), 2000.0)
+    assert ssim(ref, test) == pytest.approx(expected, rel=1e-6)
+
+
+def test_ssim_of_a_stack_is_the_mean_over_slices_and_one_when_equal():
+    rng = np.random.default_rng(2)
+    ref = rng.uniform(-800, 800, (2, 7, 7))
+    test = ref.copy()
+    test[1] += rng.normal(0, 200, (7, 7))
+    assert ssim(ref, ref) == pytest.approx(1.0)
+    assert ssim(ref, test) == pytest.approx((1.0 + ssim(ref[1], test[1])) / 2)
+    assert ssim(ref, test) < 1.0
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError):
+        psnr(np.zeros((3, 3)), np.zeros((3, 4)))

@@ -1,0 +1,232 @@
+"""The train stage: every model x rule pair learns, resume equals an uninterrupted run,
+divergence keeps the last good weights, impossible pairs fail before any work."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from denoisekit.errors import DenoiseKitError, PluginError
+from denoisekit.plugin import Backprop, NoiseKind, TrainableModel
+from denoisekit.train import TrainingDiverged, epoch_plan, train
+from denoisekit.volume import Volume
+from denoisekit.weights import load_model, read_weights
+
+
+def phantom(z: int = 5, n: int = 64) -> Volume:
+    """A small chest-like stack: air, a soft-tissue body, two lungs, a bone, varying with z."""
+    yy, xx = np.mgrid[:n, :n] / n - 0.5
+    slices = []
+    for k in range(z):
+        s = np.full((n, n), -1000.0, np.float32)
+        s[(xx / 0.45) ** 2 + (yy / 0.35) ** 2 < 1] = 40.0
+        for cx in (-0.18, 0.18):
+            s[((xx - cx) / 0.12) ** 2 + ((yy + 0.02 * k) / 0.2) ** 2 < 1] = -850.0
+        s[xx**2 + (yy - 0.22) ** 2 < (0.04 + 0.005 * k) ** 2] = 700.0
+        slices.append(s)
+    return Volume(np.stack(slices), spacing=(0.7, 0.7, 2.0))
+
+
+class WhiteNoise(NoiseKind):
+    name = "white"
+    description = "test noise"
+    options = {"sigma": 100.0}
+
+    def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+        rng = np.random.default_rng(params["seed"])
+        return (hu + params["sigma"] * rng.standard_normal(hu.shape)).astype(np.float32)
+
+
+class ConvLayer:
+    """h -> h + conv3x3(h): enough to learn a smoothing filter."""
+
+    def __init__(self, name):
+        self.name = name
+        self.variables = [tf.Variable(tf.random.normal((3, 3, 1, 1), stddev=0.01))]
+
+    def forward(self, h, x):
+        return h + tf.nn.conv2d(h, self.variables[0], 1, "SAME"), h
+
+    def backward(self, g, h):
+        w = self.variables[0]
+        dw = tf.compat.v1.nn.conv2d_backprop_filter(h, tf.shape(w), g, [1, 1, 1, 1], "SAME")
+        dh = g + tf.nn.conv2d_transpose(g, w, tf.shape(h), 1, "SAME")
+        return dh, [dw]
+
+
+class TinyModel(TrainableModel):
+    """A third party's model: one hand-written layer, nothing from the built-ins."""
+
+    name = "tiny"
+    description = "test model"
+    manual_gradients = True
+
+    def build(self, patch_size=None):
+        self.layers = [ConvLayer("conv")]
+        self.built = True
+
+
+class KerasModel(TrainableModel):
+    """A model with a plain ``call`` and no hand-written backward steps."""
+
+    name = "plain"
+    description = "test model without manual gradients"
+
+    def build(self, patch_size=None):
+        self.w = tf.Variable(tf.zeros((3, 3, 1, 1)))
+        self.built = True
+
+    @property
+    def trainable_variables(self):
+        return [self.w]
+
+    def weight_names(self):
+        return ["w"]
+
+    def call(self, x):
+        return x + tf.nn.conv2d(x, self.w, 1, "SAME")
+
+
+class TapeRule(Backprop):
+    """A third party's rule: plain GradientTape on mean squared error."""
+
+    name = "tape"
+    description = "test rule"
+    nan_from_step = None
+
+    def gradients(self, model, x, target, step):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model.call(x) - target))
+        grads = tape.gradient(loss, model.trainable_variables)
+        if self.nan_from_step is not None:
+            loss = tf.where(step >= self.nan_from_step, tf.constant(np.nan, tf.float32), loss)
+        return loss, grads
+
+
+SMALL = dict(batch_size=4, patch_size=32, steps_per_epoch=6, realisations=2, val_tiles=8, lr=0.01)
+
+
+def test_trains_a_third_party_model_and_writes_the_run(tmp_path):
+    res = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run",
+                epochs=3, seed=1, **SMALL)
+    rows = res.rows
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert rows[-1]["val_loss"] < rows[0]["val_loss"]
+    assert rows[-1]["val_psnr"] > rows[0]["noisy_psnr"]  # better than the noisy input
+    assert res.steps == 18 and rows[-1]["step"] == 18
+    files = {p.relative_to(res.run_dir).as_posix() for p in res.run_dir.rglob("*")}
+    assert {"config.json", "metrics.jsonl", "curves.png", "best.npz", "epochs"} <= files
+    assert {f"epochs/epoch-00{e}.npz" for e in range(4)} <= files
+    assert {f"epochs/epoch-00{e}.adam.npz" for e in range(4)} <= files
+    config = json.loads((res.run_dir / "config.json").read_text())
+    assert config["model"]["name"] == "tiny" and config["seed"] == 1 and config["steps"] == 18
+    lines = (res.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [0, 1, 2, 3]
+    header, arrays = read_weights(res.run_dir / "best.npz")
+    assert header["model"] == "tiny" and header["epoch"] == res.best_epoch
+    best = max(rows, key=lambda r: r["val_psnr"])
+    assert res.best_epoch == best["epoch"]
+    np.testing.assert_array_equal(
+        arrays["conv.0"], read_weights(res.run_dir / f"epochs/epoch-00{res.best_epoch}.npz")[1]["conv.0"]
+    )
+    summary = res.summary()
+    assert summary["final"]["psnr"] == rows[-1]["val_psnr"]
+    assert summary["seconds_per_step"] > 0
+    with pytest.raises(DenoiseKitError, match="already exists"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=res.run_dir, epochs=1, **SMALL)
+
+
+def test_resume_reaches_the_uninterrupted_result(tmp_path):
+    whole = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a",
+                  epochs=2, seed=3, **SMALL)
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b",
+          epochs=1, seed=3, **SMALL)
+    # the interrupted run's model object is gone; a fresh one resumes from disk
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b",
+                    epochs=2, seed=3, resume=True, **SMALL)
+    assert resumed.resumed_from == 1 and resumed.steps == whole.steps == 12
+    np.testing.assert_allclose(
+        resumed.model.trainable_variables[0].numpy(), whole.model.trainable_variables[0].numpy(),
+        rtol=1e-5, atol=1e-7,
+    )
+    assert resumed.rows[-1]["val_psnr"] == pytest.approx(whole.rows[-1]["val_psnr"], abs=1e-3)
+    assert len(resumed.rows) == 3
+    # a different seed is a different run
+    with pytest.raises(DenoiseKitError, match="different seed"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b",
+              epochs=3, seed=4, resume=True, **SMALL)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
+    rule = TapeRule()
+    rule.nan_from_step = SMALL["steps_per_epoch"] + 2  # in epoch 2
+    model = TinyModel()
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 9 \(epoch 2\).*lower --lr"):
+        train([phantom()], model, rule, WhiteNoise(), run_dir=tmp_path / "run", epochs=3, seed=0, **SMALL)
+    _, saved = read_weights(tmp_path / "run" / "epochs" / "epoch-001.npz")
+    assert not (tmp_path / "run" / "epochs" / "epoch-002.npz").exists()
+    assert np.isfinite(model.trainable_variables[0].numpy()).all()
+    assert [json.loads(l)["epoch"] for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()] == [0, 1]
+    assert np.isfinite(saved["conv.0"]).all()
+
+
+def test_huge_learning_rate_is_caught(tmp_path):
+    with pytest.raises(TrainingDiverged, match="try a lower --lr"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run",
+              epochs=2, seed=0, **{**SMALL, "lr": 1e30})
+    header, arrays = read_weights(tmp_path / "run" / "best.npz")
+    assert np.isfinite(arrays["conv.0"]).all()
+
+
+def test_capability_errors_come_before_any_work(tmp_path):
+    from denoisekit.plugins import get_backprop, get_model
+
+    with pytest.raises(PluginError, match="needs hand-written gradients"):
+        train([phantom()], KerasModel(), get_backprop("manual")(), WhiteNoise(), run_dir=tmp_path / "a", epochs=1)
+    with pytest.raises(PluginError, match="cannot be trained"):
+        train([phantom()], get_model("nl-means")(), get_backprop("autodiff")(), WhiteNoise(),
+              run_dir=tmp_path / "b", epochs=1)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_model_without_manual_gradients_trains_with_autodiff(tmp_path):
+    from denoisekit.plugins import get_backprop
+
+    res = train([phantom()], KerasModel(), get_backprop("autodiff")(), WhiteNoise(),
+                run_dir=tmp_path / "run", epochs=2, seed=0, **SMALL)
+    assert res.rows[-1]["val_loss"] < res.rows[0]["val_loss"]
+
+
+def test_epoch_plan():
+    assert epoch_plan(3, None, 5) == [5, 5, 5]
+    assert epoch_plan(None, 12, 5) == [5, 5, 2]
+    assert epoch_plan(99, 4, 5) == [4]
+    with pytest.raises(DenoiseKitError):
+        epoch_plan(0, None, 5)
+
+
+# Small options so the nine combinations stay quick; the structures are the articles'.
+BUILTIN_OPTIONS = {
+    "vanilla-ae": {"channels": 4, "latent": 64},
+    "residual-mul": {},
+    "residual-mul-add": {},
+}
+
+
+@pytest.mark.parametrize("backprop", ["autodiff", "manual", "dilated"])
+@pytest.mark.parametrize("model", sorted(BUILTIN_OPTIONS))
+def test_every_builtin_combination_lowers_the_validation_loss(tmp_path, model, backprop):
+    from denoisekit.plugins import get_backprop, get_model, get_noise
+
+    m = get_model(model)(**BUILTIN_OPTIONS[model])
+    res = train([phantom()], m, get_backprop(backprop)(), get_noise("gaussian")(sigma=100.0),
+                run_dir=tmp_path / "run", epochs=4, seed=0,
+                **{**SMALL, "steps_per_epoch": 15})
+    first, last = res.rows[0], res.rows[-1]
+    assert last["val_loss"] < 0.95 * first["val_loss"], res.rows
+    loaded = load_model(res.run_dir)  # best.npz rebuilds the same model
+    assert loaded.name == model
