@@ -61,14 +61,18 @@ def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[l
 
 
 def add_noise(
-    parts: Sequence[tuple[np.ndarray, tuple]], noise: Any, seed: int, stream: int, realisations: int
+    parts: Sequence[tuple[np.ndarray, tuple]], noise: Any, seed: int, stream: int, realisations: int,
+    shard: int | None = None,
 ) -> list[Part]:
-    """Noisy realisations of each part, seeded by ``(seed, stream, part, realisation)``."""
+    """Noisy realisations of each part, seeded by ``(seed, stream, part, realisation)``;
+    a worker holding its own volumes (``shard``, its index) adds it to the seed, so no two
+    workers give their volumes the same noise."""
+    key = [seed, stream] if shard is None else [seed, stream + 10, shard]
     out = []
     for i, (clean, spacing) in enumerate(parts):
         noisy = np.empty((realisations,) + clean.shape, dtype=np.float32)
         for r in range(realisations):
-            rng = np.random.default_rng([seed, stream, i, r])
+            rng = np.random.default_rng([*key, i, r])
             params = noise.sample(rng, clean.shape)
             noisy[r] = noise.apply(clean, params, spacing)
         out.append(Part(clean, noisy, spacing))
@@ -83,7 +87,11 @@ def check_patch_size(parts: Sequence[Part], patch_size: int) -> None:
 
 
 class PatchPairs:
-    """Random (noisy, clean) patch batches from training parts, in model units."""
+    """Random (noisy, clean) patch batches from training parts, in model units.
+
+    ``shard`` (a worker's index, when each worker holds its own volumes) joins the seed, so
+    workers draw different patches; without it every holder of the same parts draws the same.
+    """
 
     def __init__(
         self,
@@ -92,18 +100,20 @@ class PatchPairs:
         batch_size: int,
         scale: Callable[[np.ndarray], np.ndarray],
         seed: int,
+        shard: int | None = None,
     ) -> None:
         check_patch_size(parts, patch_size)
         self.parts = list(parts)
         self.patch_size, self.batch_size = int(patch_size), int(batch_size)
         self.scale, self.seed = scale, int(seed)
+        self.key = [self.seed, 2] if shard is None else [self.seed, 3, int(shard)]
         # (part, slice) of every training slice, so each slice is equally likely
         self.slices = np.array([(i, z) for i, p in enumerate(self.parts) for z in range(p.clean.shape[0])])
 
     def plan(self, epoch: int, steps: int) -> np.ndarray:
         """The draws of one epoch: (steps * batch, 6) rows of part, slice, realisation,
         top, left, flip. A function of ``(seed, epoch)`` only."""
-        rng = np.random.default_rng([self.seed, 2, epoch])
+        rng = np.random.default_rng([*self.key, epoch])
         n = steps * self.batch_size
         which = self.slices[rng.integers(0, len(self.slices), n)]
         rows = np.zeros((n, 6), dtype=np.int64)
@@ -148,6 +158,24 @@ class PatchPairs:
             return tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)
 
         ds = tf.data.Dataset.from_tensor_slices(self.plan(epoch, steps)).batch(b, drop_remainder=True)
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def replica_dataset(self, epoch: int, steps: int, first: int, rows: int, replicas: int):
+        """This worker's part of each step's batch for ``tf.distribute``: per step,
+        ``replicas`` elements of ``rows`` patches, cut from rows ``first, first + 1, ...``
+        of the step's plan (replica ``r`` gets the ``r``-th element)."""
+        import tensorflow as tf
+
+        plan = self.plan(epoch, steps).reshape(steps, self.batch_size, 6)
+        mine = plan[:, first : first + rows * replicas].reshape(steps * replicas, rows, 6)
+        shape = (rows, self.patch_size, self.patch_size, 1)
+
+        def load(r):
+            x, y = tf.numpy_function(self.crop, [r], (tf.float32, tf.float32), stateful=False)
+            return tf.ensure_shape(x, shape), tf.ensure_shape(y, shape)
+
+        ds = tf.data.Dataset.from_tensor_slices(mine)
         ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.prefetch(tf.data.AUTOTUNE)
 

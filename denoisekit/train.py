@@ -5,10 +5,16 @@ unless the loss or a gradient is not finite: then the update is skipped and trai
 so the weights in memory and on disk are the last good ones. Everything random is a
 function of ``seed`` (model initialisation, noise, and per epoch the batches), which is what
 lets ``resume`` reach the same weights as an uninterrupted run.
+
+With a ``distribution`` (``denoisekit.distribute``) the model and the optimiser live in the
+strategy's scope, each replica runs the rule on its part of the global batch, and the
+gradients of every rule are summed across replicas by one all-reduce before the same Adam
+update; only the chief validates and writes the run directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -142,15 +148,28 @@ def train(
     val_tiles: int = 64,
     sources: Sequence[str] | None = None,
     progress: Progress | None = None,
+    distribution: Any = None,
+    volume_shard: bool = False,
 ) -> TrainResult:
     """Train ``model`` (an unbuilt or built TrainableModel instance) with ``backprop`` on
-    noisy copies of ``volumes`` made by ``noise``; write everything to ``run_dir``."""
+    noisy copies of ``volumes`` made by ``noise``; write everything to ``run_dir``.
+
+    ``distribution`` (from :func:`denoisekit.distribute.create`) trains on its strategy;
+    ``volume_shard`` says that ``volumes`` are this worker's own share (every worker then
+    draws its part of each batch from its own volumes) rather than the same for all."""
     from denoisekit.plugins import check_trainable
 
     check_trainable(type(model), type(backprop))
     if batch_size < 1 or patch_size < 4 or realisations < 1 or not lr > 0:
         raise DenoiseKitError("batch size, realisations and lr must be positive, patch size at least 4")
     plan = epoch_plan(epochs, steps, steps_per_epoch)
+    dist = distribution
+    chief = dist is None or dist.is_chief
+    if dist is not None:
+        from denoisekit.distribute import replica_rows
+
+        per_replica = replica_rows(batch_size, dist.replicas)
+    scope = dist.strategy.scope if dist is not None else contextlib.nullcontext
     from denoisekit.dataset import (
         TRAIN_STREAM, VAL_STREAM, PatchPairs, add_noise, split_volumes, validation_tiles,
     )
@@ -165,8 +184,14 @@ def train(
 
     t0 = time.perf_counter()
     tf.random.set_seed(seed)
+    if dist is not None and model.built:  # its variables must be the strategy's: rebuild
+        arrays = model.get_weights()
+        with scope():
+            model.build(model.patch_size or patch_size)
+            model.set_weights(arrays)
     if not model.built:
-        model.build(patch_size)
+        with scope():
+            model.build(patch_size)
     if model.fixed_size and model.patch_size not in (None, patch_size):
         raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
     model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
@@ -189,6 +214,8 @@ def train(
         "data": list(sources) if sources is not None else None,
         "denoisekit": denoisekit.__version__,
     }
+    if dist is not None:
+        config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
     if resume:
         old = run.read_config()
@@ -197,8 +224,10 @@ def train(
             raise DenoiseKitError(
                 f"cannot resume {run.path}: it was trained with different {', '.join(diff)}"
             )
-        run.write_config({**old, "epochs": config["epochs"], "steps": config["steps"]})
-    else:
+        if chief:
+            budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
+            run.write_config({**old, **budget})
+    elif chief:  # other workers write nothing
         run.create(config)
 
     from denoisekit.optim import Adam
@@ -206,15 +235,20 @@ def train(
     if progress is not None and hasattr(progress, "phase"):
         n = sum(p[0].shape[0] for p in train_parts)
         progress.phase(f"simulating {noise.name} noise: {realisations} copies of {n} training slices")
-    val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1)
-    val_noisy, val_clean = validation_tiles(val_noisy_parts, patch_size, val_tiles)
+    shard = dist.task.index if dist is not None and volume_shard else None
+    if chief:  # only the chief validates (on its own volumes' held-out slices if sharded)
+        val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1, shard=shard)
+        val_noisy, val_clean = validation_tiles(val_noisy_parts, patch_size, val_tiles)
+    # Sharded, a worker's plan is its own part of each batch; otherwise the whole batch.
+    plan_batch = batch_size if shard is None else per_replica * dist.local_replicas
     pairs = PatchPairs(
-        add_noise(train_parts, noise, seed, TRAIN_STREAM, realisations),
-        patch_size, batch_size, model.scale, seed,
+        add_noise(train_parts, noise, seed, TRAIN_STREAM, realisations, shard=shard),
+        patch_size, plan_batch, model.scale, seed, shard=shard,
     )
 
     variables = list(model.trainable_variables)
-    opt = Adam(variables, lr=lr, names=model.weight_names())
+    with scope():
+        opt = Adam(variables, lr=lr, names=model.weight_names())
     forward = tf.function(model.call, reduce_retracing=True)
 
     @tf.function
@@ -229,6 +263,11 @@ def train(
 
         return loss, tf.cond(ok, update, lambda: tf.constant(False))
 
+    if dist is not None:
+        train_step, batches = _distributed_step(dist, model, backprop, opt, variables, pairs, per_replica, shard)
+    else:
+        batches = pairs.dataset
+
     extra = {"backprop": backprop.name, "noise": noise.name, "seed": int(seed)}
     rows: list[dict[str, Any]] = []
     start, resumed_from = 0, None
@@ -242,31 +281,34 @@ def train(
             from denoisekit.weights import read_weights
 
             _, arrays = read_weights(run.epoch_weights(start))
-            model.set_weights(arrays)
-            opt.load(run.epoch_optimizer(start))
+            with scope():
+                model.set_weights(arrays)
+                opt.load(run.epoch_optimizer(start))
             rows = [old_rows[e] for e in range(start + 1) if e in old_rows]
-            run.drop_epochs_after(start)
+            if chief:
+                run.drop_epochs_after(start)
     if not rows:
         row = {"epoch": 0, "step": 0, "loss": None, "seconds": 0.0}
-        row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
-        row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
-        row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
         rows = [row]
-        run.save_epoch(0, model, opt, step=0, **extra)
-        run.save_best(model, epoch=0, val_psnr=row["val_psnr"], **extra)
-        run.write_metrics(rows)
-        run.write_curves(rows)
+        if chief:
+            row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+            row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
+            row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
+            run.save_epoch(0, model, opt, step=0, **extra)
+            run.save_best(model, epoch=0, val_psnr=row["val_psnr"], **extra)
+            run.write_metrics(rows)
+            run.write_curves(rows)
 
     step = int(rows[-1]["step"])
-    best_row = max(rows, key=lambda r: (r["val_psnr"], -r["epoch"]))
-    best_epoch, best_psnr = best_row["epoch"], best_row["val_psnr"]
+    best_row = max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
+    best_epoch, best_psnr = best_row["epoch"], best_row.get("val_psnr", -math.inf)
     if progress is not None:
         progress.start(int(sum(plan)), step)
     try:
         for epoch in range(start + 1, len(plan) + 1):
             t_epoch = time.perf_counter()
             losses = []
-            for x, y in pairs.dataset(epoch, plan[epoch - 1]):
+            for x, y in batches(epoch, plan[epoch - 1]):
                 loss, ok = train_step(x, y)
                 loss = float(loss)
                 if not bool(ok):
@@ -284,9 +326,11 @@ def train(
             t_eval = time.perf_counter()
             row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
                    "seconds": round(t_eval - t_epoch, 3)}  # training only, for per-step costs
+            rows.append(row)
+            if not chief:
+                continue
             row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
             row["eval_seconds"] = round(time.perf_counter() - t_eval, 3)
-            rows.append(row)
             run.save_epoch(epoch, model, opt, step=step, **extra)
             if row["val_psnr"] > best_psnr:
                 best_epoch, best_psnr = epoch, row["val_psnr"]
@@ -303,6 +347,45 @@ def train(
         run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
         time.perf_counter() - t0, resumed_from, best,
     )
+
+
+def _distributed_step(dist, model, backprop, opt, variables, pairs, per_replica, shard):
+    """The training step and the per-epoch batches under ``dist``'s strategy.
+
+    Each replica's rule returns the mean loss and gradients over its ``per_replica`` rows;
+    divided by the number of replicas and summed by one all-reduce (the same for every
+    rule, hand-written gradients included) they are the mean over the global batch, so every
+    replica holds the same gradients and applies the same update."""
+    import tensorflow as tf
+
+    strategy, share = dist.strategy, 1.0 / dist.replicas
+    first = 0 if shard is not None else dist.task.index * dist.local_replicas * per_replica
+
+    def replica_step(x, y):
+        loss, grads = backprop.gradients(model, x, y, tf.cast(opt.iterations, tf.float32))
+        grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+        ctx = tf.distribute.get_replica_context()
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, [loss * share] + [g * share for g in grads])
+
+    @tf.function
+    def train_step(x, y):
+        summed = strategy.run(replica_step, args=(x, y))
+        # all replicas hold the same sums: update the mirrored variables once, from the first
+        loss, *grads = [strategy.experimental_local_results(t)[0] for t in summed]
+        ok = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
+
+        def update():
+            opt.apply(grads)  # cross-replica context: each assign reaches every copy
+            return tf.constant(True)
+
+        return loss, tf.cond(ok, update, lambda: tf.constant(False))
+
+    def batches(epoch: int, steps: int):
+        return strategy.distribute_datasets_from_function(
+            lambda _: pairs.replica_dataset(epoch, steps, first, per_replica, dist.local_replicas)
+        )
+
+    return train_step, batches
 
 
 def json_norm(value: Any) -> Any:

@@ -64,6 +64,7 @@ def train(
     option: Annotated[Optional[list[str]], _opt("Model option key=value (repeatable).", "--option")] = None,
     backprop_option: Annotated[Optional[list[str]], _opt("Backprop option key=value, e.g. p0=0.1 (repeatable).", "--backprop-option")] = None,
     noise_option: Annotated[Optional[list[str]], _opt("Noise option key=value (repeatable).", "--noise-option")] = None,
+    strategy: Annotated[Optional[str], _opt("tf.distribute strategy: default, mirrored (the GPUs of this machine) or multi-worker (machines listed in TF_CONFIG; see docs/distributed.md).", "--strategy")] = None,
     series: SeriesOpt = None,
     allow_irregular: AllowIrregularOpt = False,
     allow_tilt: AllowTiltOpt = False,
@@ -79,6 +80,10 @@ def train(
         raise typer.BadParameter("use either -o (a new run) or --resume (an existing one)", param_hint="--resume")
     if epochs is not None and steps is not None:
         raise typer.BadParameter("give --epochs or --steps, not both", param_hint="--steps")
+    from denoisekit.distribute import STRATEGIES
+
+    if strategy is not None and strategy not in STRATEGIES:
+        raise typer.BadParameter(f"choose from {', '.join(STRATEGIES)}", param_hint="--strategy")
     from denoisekit.plugins import check_trainable, get_backprop, get_model, get_noise
 
     old: dict[str, Any] = {}
@@ -113,7 +118,12 @@ def train(
     if resume is not None and epochs is None and steps is None:
         steps = old.get("steps")
 
-    sources, volumes = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt, quiet)
+    from denoisekit.distribute import create
+
+    dist = create(strategy)  # before any other TensorFlow work; multi-worker waits for its peers
+    if dist is not None and not dist.is_chief:
+        quiet, json_out = True, False  # the chief reports for everyone
+    sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt, quiet, dist)
     from denoisekit.rundir import default_run_dir
 
     run_dir = resume or output or default_run_dir(model_name, backprop_name)
@@ -136,6 +146,8 @@ def train(
         resume=resume is not None,
         sources=sources,
         progress=bar,
+        distribution=dist,
+        volume_shard=volume_shard,
     )
     summary = {**result.summary(), "backprop": backprop_obj.name, "noise": noise_obj.name}
     if json_out:
@@ -153,8 +165,9 @@ def _build(cls: Any, pairs: list[str] | None, old: dict | None, extra: dict | No
     return built
 
 
-def _read_data(paths, old_sources, series, allow_irregular, allow_tilt, quiet):
-    """Volumes from DATA (or the run being resumed, or the embedded sample), with their names."""
+def _read_data(paths, old_sources, series, allow_irregular, allow_tilt, quiet, dist=None):
+    """Volumes from DATA (or the run being resumed, or the embedded sample), with their names
+    and whether they are only this worker's share (then the other workers read the rest)."""
     from denoisekit.cli.io_options import read_input
 
     if not paths and old_sources:
@@ -162,9 +175,11 @@ def _read_data(paths, old_sources, series, allow_irregular, allow_tilt, quiet):
     if not paths:
         from denoisekit.samples import load_sample
 
-        return [SAMPLE], [load_sample("chest-phantom")]
-    volumes = [read_input(p, series, allow_irregular, allow_tilt, quiet=quiet) for p in paths]
-    return [str(p.resolve()) for p in paths], volumes
+        return [SAMPLE], [load_sample("chest-phantom")], False
+    shard = dist is not None and dist.shards_volumes(len(paths))
+    mine = dist.my_share(paths) if shard else paths
+    volumes = [read_input(p, series, allow_irregular, allow_tilt, quiet=quiet) for p in mine]
+    return [str(p.resolve()) for p in paths], volumes, shard
 
 
 class _RichProgress:
