@@ -44,3 +44,19 @@ def out_console():
     from rich.console import Console
 
     return Console()
+
+
+def slice_progress(console, transient: bool = True):
+    """The per-volume progress bar every slice-by-slice command shows (on ``console``)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("slices"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+        disable=console.quiet,
+    )

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, out_console, print_json
+from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, out_console, print_json, slice_progress
 
 
 @app.command()
@@ -37,12 +37,9 @@ def demo(
         raise DenoiseKitError("--slices must be at least 1")
     console = err_console(quiet)
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from denoisekit.demo import run_demo
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    with slice_progress(console) as bar:
         tasks: dict[str, int] = {}
 
         def progress(task: str, done: int, total: int) -> None:

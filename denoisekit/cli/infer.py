@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, OutputOpt, PluginOptionOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    OutputOpt,
+    PluginOptionOpt,
+    QuietOpt,
+    err_console,
+    print_json,
+    slice_progress,
+)
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 from denoisekit.infer import DEFAULT_MODEL
@@ -74,8 +83,6 @@ def infer(
     """Denoise CT volumes; outputs go next to each input, in its format, named after the model."""
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
@@ -87,15 +94,7 @@ def infer(
     for inp, out in zip(inputs, outputs):
         start = time.perf_counter()
         volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("slices"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
+        with slice_progress(console, transient=False) as bar:
             task = bar.add_task(f"{inp.name} [{net.name}]", total=volume.shape[0])
             denoised = denoise_volume(
                 volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n)

@@ -7,7 +7,16 @@ from typing import Annotated, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, OutputOpt, PluginOptionOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.common import (
+    ForceOpt,
+    JsonOpt,
+    OutputOpt,
+    PluginOptionOpt,
+    QuietOpt,
+    err_console,
+    print_json,
+    slice_progress,
+)
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt
 from denoisekit.plugins import complete, get_noises
 
@@ -48,8 +57,6 @@ def noise(
     """
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from denoisekit.cli.io_options import read_input
     from denoisekit.errors import DenoiseKitError
     from denoisekit.io import default_output, output_kind, sidecar_path, write_volume
@@ -73,16 +80,7 @@ def noise(
     console = err_console(quiet)
     start = time.perf_counter()
     volume = read_input(input_path, series, allow_irregular, allow_tilt, quiet=quiet)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("slices"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=quiet,
-    ) as bar:
+    with slice_progress(console) as bar:
         task = bar.add_task(f"noise {kind}", total=volume.shape[0])
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
