@@ -6,6 +6,7 @@ pydicom), so ``denoisekit --help`` stays instant.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Optional
 
@@ -30,6 +31,11 @@ def _click_module():
 _click = _click_module()
 # Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2).
 _PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException)
+
+
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is not for users;
+# an explicit TF_CPP_MIN_LOG_LEVEL from the environment still wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class _Group(TyperGroup):
