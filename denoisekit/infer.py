@@ -32,7 +32,10 @@ def load_model_for_inference(
     file says which model; ``name`` must then agree), else the shipped pretrained
     weights for trainable models, else the filter itself with its ``--option`` values."""
     from denoisekit.plugins import get_model
+    from denoisekit.tfenv import import_tensorflow
 
+    if weights is not None or get_model(name or DEFAULT_MODEL).trainable:
+        import_tensorflow()
     if weights is not None:
         if options:
             raise DenoiseKitError(

@@ -91,6 +91,8 @@ def _root(
 ) -> None:
     """Denoise CT volumes: simulate noise, train, infer and export, with plugins."""
     ctx.obj = {"debug": debug}
+    if debug:
+        os.environ.setdefault("DENOISEKIT_TF_LOGS", "1")  # keep TensorFlow's native logs too
 
 
 def _add_commands() -> None:

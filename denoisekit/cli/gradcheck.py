@@ -31,7 +31,10 @@ def gradcheck(
     from denoisekit.gradcheck import default_size, gradcheck as run_check
     from denoisekit.plugins import get_model
 
+    from denoisekit.tfenv import import_tensorflow
+
     instance = get_model(model).from_strings(option)
+    import_tensorflow()
     results = run_check(instance, size=size, seed=seed, tolerance=tolerance)
     failed = [r for r in results if not r.ok]
     size = instance.patch_size if instance.fixed_size else (size or default_size(instance))

@@ -119,7 +119,9 @@ def train(
         steps = old.get("steps")
 
     from denoisekit.distribute import create
+    from denoisekit.tfenv import import_tensorflow
 
+    import_tensorflow()
     dist = create(strategy)  # before any other TensorFlow work; multi-worker waits for its peers
     if dist is not None and not dist.is_chief:
         quiet, json_out = True, False  # the chief reports for everyone

@@ -1,0 +1,36 @@
+"""Importing TensorFlow without its native start-up chatter.
+
+TensorFlow's C++ layer prints CUDA probing messages ("Could not find cuda drivers",
+"failed call to cuInit") straight to file descriptor 2 on CPU-only machines, whatever
+TF_CPP_MIN_LOG_LEVEL says (tensorflow#100442). Commands that compute import TensorFlow
+through here first, so users see only denoisekit's own output; ``--debug`` or
+DENOISEKIT_TF_LOGS=1 keeps the messages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+
+def import_tensorflow(quiet: bool = True) -> Any:
+    """Import TensorFlow (and initialise its devices) with native stderr silenced."""
+    if "tensorflow" in sys.modules or not quiet or os.environ.get("DENOISEKIT_TF_LOGS"):
+        import tensorflow as tf
+
+        return tf
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # device probing logs happen here, not at import
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tf
