@@ -79,19 +79,11 @@ class Adam:
 
     def save(self, path: str | Path) -> Path:
         """Write the state atomically as a plain ``.npz`` (no pickle)."""
-        import os
-        import tempfile
+        from denoisekit.io.atomic import replacing
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-        os.close(fd)
-        try:
-            np.savez(tmp, **{k.replace("/", "|"): v for k, v in self.get_state().items()})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(path) as temp:
+            np.savez(temp, **{k.replace("/", "|"): v for k, v in self.get_state().items()})
         return path
 
     def load(self, path: str | Path) -> None:

@@ -17,14 +17,13 @@ complete when its weights file exists; its optimiser state is written first.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.io.atomic import replacing
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -46,15 +45,8 @@ def default_run_dir(model: str, backprop: str, root: str | Path = "runs") -> Pat
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as temp:
+        temp.write_text(text)
 
 
 class RunDir:
@@ -165,14 +157,11 @@ class RunDir:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         path = self.path / CURVES
-        fd, tmp = tempfile.mkstemp(prefix=".curves.", suffix=".png", dir=self.path)
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=80)
-            os.replace(tmp, path)
+            with replacing(path) as temp:
+                fig.savefig(temp, dpi=80)
         finally:
             plt.close(fig)
-            Path(tmp).unlink(missing_ok=True)
         return path
 
 

@@ -4,14 +4,13 @@ executing code (``allow_pickle=False``)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.io.atomic import replacing
 
 HEADER = "__denoisekit__"
 FORMAT = 1
@@ -29,15 +28,8 @@ def save_weights(path: str | Path, model: Any, **extra: Any) -> Path:
     }
     arrays = {k: np.asarray(v) for k, v in model.get_weights().items()}
     arrays[HEADER] = np.array(json.dumps(header, default=str))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as temp:
+        np.savez(temp, **arrays)
     return path
 
 

@@ -7,6 +7,8 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,19 @@ def write_json_temp(data: Any, final: Path) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     return temp
+
+
+@contextmanager
+def replacing(final: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``final`` to write; when the block succeeds it replaces
+    ``final`` in one rename, otherwise it is removed. For files a run rewrites on purpose
+    (checkpoints, metrics, weights); user-facing outputs go through ``publish``."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_sibling(final)
+    try:
+        yield temp
+        os.replace(temp, final)
+    except BaseException:
+        remove(temp)
+        raise

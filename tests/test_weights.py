@@ -1,0 +1,70 @@
+"""Weight files: round trip, refusal of anything but plain arrays, and run-dir lookup."""
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.plugins import get_model
+from denoisekit.weights import load_model, read_weights, save_weights
+
+
+@pytest.fixture
+def model():
+    m = get_model("residual-mul")(kernels=(3, 1), channels=(2,), activations=("tanh", "sigmoid2"))
+    m.build()
+    return m
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path, model):
+    path = save_weights(tmp_path / "w.npz", model, note="x")
+    header, arrays = read_weights(path)
+    assert header["model"] == "residual-mul" and header["note"] == "x"
+    assert header["options"]["kernels"] == [3, 1]
+    again = load_model(path)
+    assert again.config == model.config
+    for a, b in zip(again.trainable_variables, model.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    x = np.random.default_rng(0).normal(0, 100, (1, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(again.denoise(x), model.denoise(x), rtol=1e-6)
+
+
+def test_run_directory_resolves_to_its_best_weights(tmp_path, model):
+    save_weights(tmp_path / "run" / "best.npz", model)
+    assert load_model(tmp_path / "run").name == "residual-mul"
+    with pytest.raises(DenoiseKitError, match="not a finished training run"):
+        load_model(tmp_path)
+
+
+def test_wrong_model_is_a_clear_error(tmp_path, model):
+    path = save_weights(tmp_path / "w.npz", model)
+    with pytest.raises(DenoiseKitError, match="weights for model 'residual-mul', not 'vanilla-ae'"):
+        load_model(path, expect_model="vanilla-ae")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, payload=np.array([{"a": 1}], dtype=object), __denoisekit__=np.array("{}"))
+    with pytest.raises(DenoiseKitError, match="not a denoisekit weights file"):
+        read_weights(path)
+
+
+def test_not_a_weights_file(tmp_path):
+    (tmp_path / "x.npz").write_bytes(b"not a zip")
+    with pytest.raises(DenoiseKitError, match="not a denoisekit weights file"):
+        read_weights(tmp_path / "x.npz")
+    np.savez(tmp_path / "plain.npz", a=np.zeros(2))
+    with pytest.raises(DenoiseKitError, match="no header"):
+        read_weights(tmp_path / "plain.npz")
+
+
+def test_written_atomically_with_the_users_umask(tmp_path, model):
+    old = os.umask(0o022)
+    try:
+        path = save_weights(tmp_path / "w.npz", model)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temporary left behind
