@@ -15,7 +15,13 @@ from typing import Any
 
 
 def import_tensorflow(quiet: bool = True) -> Any:
-    """Import TensorFlow (and initialise its devices) with native stderr silenced."""
+    """Import TensorFlow (and initialise its devices) with native stderr silenced.
+
+    Also turns on TensorFlow's oneDNN CPU kernels unless the user chose otherwise: TF
+    leaves them off on some CPUs (AMD EPYC here), where the models' small-channel
+    convolutions then run several times slower (docs/benchmarks.md).
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules or not quiet or os.environ.get("DENOISEKIT_TF_LOGS"):
         import tensorflow as tf
 
