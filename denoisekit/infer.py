@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # NumPy is imported by the functions, so the CLI can read DEF
     from denoisekit.volume import Volume
 
 #: The model ``denoisekit infer`` uses without ``--model``.
-DEFAULT_MODEL = "residual-mul-add"
+DEFAULT_MODEL = "residual-mul"
 #: Slices with a side longer than this are tiled even for models that take any size.
 MAX_TILE = 1024
 
