@@ -32,7 +32,7 @@ class LowDose(NoiseKind):
     is a chest protocol's flux: about 9 HU at full dose and 18 HU at quarter dose in the
     mediastinum of the embedded chest phantom (33 x 24 cm with lungs), the level of
     clinical chest CT. A thick abdomen at the same flux is far noisier (a 34 x 25 cm water
-    body gets about 90 HU at quarter dose), as on a scanner without dose modulation: raise
+    body gets about 117 HU in its centre at quarter dose), as on a scanner without dose modulation: raise
     ``i0`` to model one. Fewer views at the same ``i0`` mean less dose: noise variance grows
     as ``720 / views``.
     """
