@@ -253,7 +253,11 @@ class NoiseKind(Plugin):
         return {"kind": self.name, "seed": int(rng.integers(0, 2**63 - 1)), **self.config}
 
     def apply(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Any:
-        """Return noisy HU (z, y, x) float32 for clean HU; deterministic given params."""
+        """Return noisy HU (z, y, x) float32 for clean HU; deterministic given params.
+
+        A kind whose work is slow may also accept ``progress: Callable[[int], None]`` and
+        call it with the number of slices finished; the noise stage passes it when the
+        signature has it (the built-in ``lowdose`` does)."""
         raise NotImplementedError
 
     @classmethod
