@@ -85,6 +85,7 @@ def denoise_volume(
     tile: int | None = None,
     overlap: int | None = None,
     progress: Callable[[int], None] | None = None,
+    inplace: bool = False,
 ) -> Volume:
     """Denoise every slice of ``volume`` with ``model``; ``progress(n)`` is called after
     each batch with the number of slices it finished.
@@ -113,10 +114,14 @@ def denoise_volume(
         if not 0 <= overlap < tile:
             raise DenoiseKitError(f"tile overlap must be in [0, {tile}), got {overlap}")
 
-    out = np.empty(volume.shape, dtype=np.float32)
+    # inplace: results overwrite the input slices they came from, so memory stays at one
+    # volume (for callers, like the infer command, that no longer need the input).
+    reuse = inplace and volume.array.dtype == np.float32 and volume.array.flags.writeable
+    out = volume.array if reuse else np.empty(volume.shape, dtype=np.float32)
     tiler = None if tile is None else _Tiler((ny, nx), tile, overlap)
     for start in range(0, nz, batch_size):
-        batch = np.asarray(volume.array[start : start + batch_size], dtype=np.float32)
+        # A copy of the batch: with inplace, tiles written back must not be read again.
+        batch = np.array(volume.array[start : start + batch_size], dtype=np.float32)
         if tiler is None:
             out[start : start + len(batch)] = _run(model, batch)
         else:

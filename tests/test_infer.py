@@ -113,13 +113,13 @@ def test_bad_arguments_are_refused():
         denoise_volume(vol, Affine(), tile=8, overlap=8)
 
 
-def _peak(nz, tile=None):
+def _peak(nz, tile=None, inplace=False):
     vol = _volume((nz, 64, 64))
     model = Affine()
     tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
-    denoise_volume(vol, model, batch_size=4, tile=tile)
+    denoise_volume(vol, model, batch_size=4, tile=tile, inplace=inplace)
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
     return peak
@@ -156,3 +156,16 @@ def test_model_choice_and_labels(tmp_path):
     assert len(text) <= 64 and text.startswith("denoised residual-mul weights run-2024/best.npz")
     vol = denoise_volume(_volume((1, 8, 8)), loaded)
     assert vol.history[-1] == f"denoised by residual-mul (weights: {deep})"
+
+
+@pytest.mark.parametrize("tile", [None, 16])
+def test_inplace_needs_no_second_volume_and_gives_the_same_result(tile):
+    slice_bytes = 64 * 64 * 4
+    small, large = _peak(40, tile, inplace=True), _peak(80, tile, inplace=True)
+    assert large - small < 40 * slice_bytes * 0.2  # no output volume: batch-sized work only
+    vol = _volume((9, 40, 40), seed=3)
+    expected = denoise_volume(vol, TileMean(), batch_size=4, overlap=6).array
+    array = vol.array
+    result = denoise_volume(vol, TileMean(), batch_size=4, overlap=6, inplace=True)
+    assert result.array is array  # the input's memory now holds the output
+    np.testing.assert_array_equal(result.array, expected)

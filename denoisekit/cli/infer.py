@@ -97,7 +97,7 @@ def infer(
         with slice_progress(console, transient=False) as bar:
             task = bar.add_task(f"{inp.name} [{net.name}]", total=volume.shape[0])
             denoised = denoise_volume(
-                volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
+                volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n), inplace=True
             )
         written = write_volume(denoised, out, force=force, description=series_description(net))
         seconds = time.perf_counter() - start
