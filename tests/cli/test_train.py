@@ -103,7 +103,7 @@ def test_no_data_trains_on_the_embedded_sample_with_any_rule(tmp_path):
     assert res.exit_code == 0, res.output
     config = json.loads((run / "config.json").read_text())
     assert config["data"] == ["sample:chest-phantom"]
-    assert config["noise"]["name"] == "lowdose" and config["noise"]["options"]["dose"] == 0.25
+    assert config["noise"]["name"] == "mixed" and config["noise"]["options"]["dose_min"] == 0.0625
     assert config["backprop"]["name"] == "dilated"
 
 
