@@ -88,7 +88,7 @@ class ResidualMul(_Residual):
     # as well as above the input, and equals x when the last convolution outputs 0.
     options: ClassVar[dict[str, Any]] = {
         "kernels": (13, 7, 3, 5, 3, 1),
-        "channels": (3, 3, 3, 3, 3),
+        "channels": (8, 8, 8, 8, 8),
         "activations": (*HIDDEN_ACTIVATIONS, "sigmoid2"),
         "bias": True,
         "init": "auto",
@@ -102,7 +102,7 @@ class ResidualMulAdd(_Residual):
     # Last activation tanh: the output x * (1 + tanh) spans (0, 2x), identity at 0.
     options: ClassVar[dict[str, Any]] = {
         "kernels": (13, 7, 3, 5, 3, 1),
-        "channels": (3, 3, 3, 3, 3),
+        "channels": (8, 8, 8, 8, 8),
         "activations": (*HIDDEN_ACTIVATIONS, "tanh"),
         "bias": True,
         "init": "auto",
