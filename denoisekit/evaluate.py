@@ -150,7 +150,9 @@ def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_in
             ax.set_axis_off()
     fig.suptitle(f"slice {k}", fontsize=9)
     fig.tight_layout()
+    from denoisekit.io.atomic import replacing
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with replacing(path) as temp:  # never a half-written PNG
+        fig.savefig(temp, dpi=100)
     return path

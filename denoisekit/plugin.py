@@ -185,9 +185,12 @@ class TrainableModel(Model):
 
         if not self.built:
             self.build(self.patch_size or slices.shape[-1])
-        x = tf.constant(self.scale(np.asarray(slices, dtype=np.float32))[..., None])
-        y = self.call(x)
-        return self.unscale(np.asarray(y)[..., 0]).astype(np.float32)
+        slices = np.asarray(slices, dtype=np.float32)
+        x = tf.constant(self.scale(slices)[..., None])
+        y = self.unscale(np.asarray(self.call(x))[..., 0]).astype(np.float32)
+        # Below -1024 HU is padding outside the scanned field of view, not anatomy: the
+        # scaled models clip it, so keep the scanner's value rather than return -1024.
+        return np.where(slices < -1024.0, slices, y)
 
     def weight_names(self) -> list[str]:
         """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for

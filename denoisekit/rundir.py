@@ -56,13 +56,17 @@ class RunDir:
         self.path = Path(path)
 
     # creation ---------------------------------------------------------------------------
-    def create(self, config: dict[str, Any]) -> None:
-        """Start a new run; refuses a directory that already holds anything."""
+    def check_new(self) -> None:
+        """Refuse a directory that already holds anything (callers check before costly work)."""
         if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
             raise DenoiseKitError(
                 f"run directory {self.path} already exists; use --resume {self.path} to continue it "
                 "or choose another -o"
             )
+
+    def create(self, config: dict[str, Any]) -> None:
+        """Start a new run."""
+        self.check_new()
         (self.path / EPOCHS).mkdir(parents=True, exist_ok=True)
         self.write_config(config)
 

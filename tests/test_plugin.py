@@ -52,3 +52,17 @@ def test_noise_sample_records_seed_and_config():
     b = N(sigma=3.0).sample(np.random.default_rng(1), (2, 4, 4))
     assert a == b and a["sigma"] == 3.0 and a["kind"] == "n"
     assert a["seed"] != N().sample(np.random.default_rng(2), (2, 4, 4))["seed"]
+
+
+def test_trainable_denoise_keeps_padding_outside_the_field_of_view():
+    import numpy as np
+
+    from denoisekit.plugins import get_model
+
+    model = get_model("residual-mul")(kernels=(3, 1), channels=(2,), activations=("tanh", "sigmoid2"))
+    model.build()
+    slices = np.full((1, 16, 16), 40.0, dtype=np.float32)
+    slices[:, :, :3] = -3024.0  # scanner padding, clipped away by the model's scaling
+    out = model.denoise(slices)
+    assert (out[:, :, :3] == -3024.0).all()
+    assert np.abs(out[:, :, 6:] - 40.0).max() < 100.0  # near-identity start elsewhere

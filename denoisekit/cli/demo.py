@@ -72,6 +72,7 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
 
     from denoisekit.evaluate import figure
     from denoisekit.io import write_volume
+    from denoisekit.io.atomic import publish
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
@@ -88,9 +89,7 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
                                   description=result.denoised[main].history[-1]))
         figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png")
         (tmp / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
-        if output.exists():  # only reached with --force
-            shutil.rmtree(output) if output.is_dir() else output.unlink()
-        tmp.rename(output)
+        publish(tmp, output, force)  # with --force the old output is restored if this fails
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -127,10 +127,12 @@ def train(
     dist = create(strategy)  # before any other TensorFlow work; multi-worker waits for its peers
     if dist is not None and not dist.is_chief:
         quiet, json_out = True, False  # the chief reports for everyone
-    sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt, quiet, dist)
-    from denoisekit.rundir import default_run_dir
+    from denoisekit.rundir import RunDir, default_run_dir
 
     run_dir = resume or output or default_run_dir(model_name, backprop_name)
+    if resume is None and (dist is None or dist.is_chief):
+        RunDir(run_dir).check_new()  # before reading any data
+    sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt, quiet, dist)
     from denoisekit.train import train as run_training
 
     console = err_console(quiet)

@@ -101,8 +101,9 @@ def write_volume(
                 progress(volume.shape[0], volume.shape[0])
         if side is not None:
             side_temp = write_json_temp(sidecar, side)
+        publish(temp, path, force)  # the volume first: a sidecar never describes a missing one
+        if side_temp is not None:
             publish(side_temp, side, force)
-        publish(temp, path, force)
     except BaseException:
         remove(temp)
         if side_temp is not None:

@@ -7,6 +7,7 @@ preallocated float32 array, so peak memory stays close to the volume's own size.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,6 +156,6 @@ def _decode(file_path: Path, items: list[tuple[int, Frame]]):
         raise
     except Exception as exc:  # noqa: BLE001 - decoders raise many types for broken data
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "PixelData" in message or "Pixel Data" in message and "no" in message.lower():
+        if ("PixelData" in message or "Pixel Data" in message) and re.search(r"\bno\b|missing", message, re.I):
             raise DenoiseKitError(f"{file_path} has no pixel data ({message})") from exc
         raise DenoiseKitError(f"cannot decode the pixels of {file_path}: {message}") from exc

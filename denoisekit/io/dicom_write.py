@@ -41,6 +41,8 @@ def storage_scale(array: np.ndarray) -> tuple[float, float]:
     lo, hi = float(array.min()), float(array.max())
     if round(lo) >= -32768 and round(hi) <= 32767:
         return 1.0, 0.0
+    if hi == lo:  # a constant volume out of int16 range: store it as 0 + intercept
+        return 1.0, lo
     slope = (hi - lo) / 65535.0
     return slope, lo + 32768.0 * slope
 

@@ -41,3 +41,14 @@ def test_demo_refuses_an_existing_output(tmp_path):
     result = runner.invoke(get_app(), ["demo", "-o", str(out), "--model", "tv", "--slices", "1"])
     assert result.exit_code == 1 and "--force" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_demo_force_replaces_the_old_output_whole(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    result = runner.invoke(get_app(), ["demo", "-o", str(out), "--model", "tv", "--baseline", "tv",
+                                       "--slices", "1", "--force", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not (out / "old.txt").exists() and (out / "scores.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no partial or backup folder left

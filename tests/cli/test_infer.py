@@ -154,3 +154,10 @@ def test_unknown_model_lists_the_available_ones(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     result = _run("infer", src, "--model", "no-such-model")
     assert result.exit_code == 1 and "nl-means" in result.stderr
+
+
+def test_unwritable_output_format_is_refused_before_any_work(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "in.nii.gz")
+    res = _run("infer", src, "--model", "tv", "-o", tmp_path / "out.png", "--quiet")
+    assert res.exit_code == 1 and "out.png" in res.stderr and "Traceback" not in res.output
+    assert not list(tmp_path.glob("*out*"))

@@ -112,3 +112,13 @@ def test_patch_larger_than_the_slices_is_refused_before_the_run_exists(tmp_path,
     res = _train(chest_nifti, "--sigma", "80", "--patch-size", "128", "-o", run, "--quiet")
     assert res.exit_code == 1 and "larger than the 64x64 slices" in res.stderr
     assert not run.exists()
+
+
+def test_existing_run_directory_is_refused_before_reading_data(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "keep.txt").write_text("mine")
+    res = _train(tmp_path / "no-such-scan.nii.gz", "-o", run, "--quiet")
+    assert res.exit_code == 1
+    assert "already exists" in res.stderr and "no-such-scan" not in res.stderr
+    assert (run / "keep.txt").read_text() == "mine"

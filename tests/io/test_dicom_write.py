@@ -104,6 +104,13 @@ def test_values_beyond_int16_use_a_slope():
     assert storage_scale(np.array([-3024.0, 3071.0])) == (1.0, 0.0)
 
 
+def test_a_constant_volume_beyond_int16_round_trips():
+    array = np.full(4, 50000.0, dtype=np.float32)
+    slope, intercept = storage_scale(array)
+    stored = np.rint((array - intercept) / slope)
+    assert np.isfinite(stored).all() and (stored * slope + intercept == array).all()
+
+
 def test_phantom_series_passes_dciodvfy(tmp_path):
     if shutil.which("dciodvfy") is None:
         pytest.skip("dciodvfy (dicom3tools) is not installed")
