@@ -71,6 +71,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     allow = _env_list("DENOISEKIT_LOAD_PLUGINS")
     allowed = None if allow is None else {_normalise(a) for a in allow}
     blocked = {_normalise(b) for b in _env_list("DENOISEKIT_BLOCK_PLUGINS") or []}
+    infos: dict[str, PluginInfo] = {}  # published only once every plugin has loaded
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = _dist_name(ep)
         builtin = _normalise(dist) == BUILTIN_DIST
@@ -80,16 +81,16 @@ def get_plugin_manager() -> pluggy.PluginManager:
         if {_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked:
             pm.set_blocked(name)
             continue
-        if pm.has_plugin(name) or name in _infos:
+        if pm.has_plugin(name) or name in infos:
             continue  # the same distribution seen twice on sys.path
         try:
             module = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not take the CLI down
+        except Exception as exc:  # name the broken plugin instead of a bare traceback
             raise PluginError(f"plugin {name!r} from {dist} failed to load: {exc}") from exc
         pm.register(module, name=name)
         version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
-        _infos[name] = PluginInfo(name, version, dist, builtin)
-    for name, info in _infos.items():
+        infos[name] = PluginInfo(name, version, dist, builtin)
+    for name, info in infos.items():
         plugin = pm.get_plugin(name)
         info.hooks = sorted(
             hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("register")
@@ -97,6 +98,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
         pm.enable_tracing()
+    _infos.update(infos)
     _pm = pm
     return pm
 
