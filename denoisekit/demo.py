@@ -7,7 +7,7 @@ the CLI's job; this returns the volumes and the scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from denoisekit.volume import Volume
@@ -48,8 +48,7 @@ def run_demo(
 
     clean = load_sample(SAMPLE)
     if slices is not None:
-        clean = Volume(clean.array[:slices].copy(), clean.spacing, clean.origin, clean.direction,
-                       clean.tags, clean.history, clean.source)
+        clean = replace(clean, array=clean.array[:slices].copy())
     t0 = time.perf_counter()
     noisy, params = add_noise(clean, "lowdose", seed, dose=dose)
     result = DemoResult(clean, noisy, params, seconds={"noise": time.perf_counter() - t0})
