@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "A fresh process each time: start-up, TensorFlow import, reading and writing NIfTI included. "
         "Peak RSS from `getrusage(RUSAGE_CHILDREN)` of a fresh parent per run. `TF_ENABLE_ONEDNN_OPTS`: "
-        "unset is what a user gets who sets nothing (TensorFlow decides; it leaves oneDNN off on AMD CPUs), "
+        "unset is what a user gets who sets nothing (denoisekit then turns oneDNN on itself; TensorFlow alone leaves it off on AMD CPUs, where the whole command ran at 2.8 slices/s before), "
         "1 turns TensorFlow's oneDNN kernels on. The rest of this page runs with it on.",
         "",
         "| volume | TF_ENABLE_ONEDNN_OPTS | seconds | slices/s (whole command) | peak RSS MiB | volume float32 MiB |",
