@@ -60,3 +60,17 @@ def slice_progress(console, transient: bool = True):
         transient=transient,
         disable=console.quiet,
     )
+
+
+def flag_options(cls: Any, **flags: Any) -> dict[str, Any]:
+    """Dedicated flags (``--sigma``, ``--dose``, ...) as options of plugin ``cls``, typed by
+    the option's default; a flag the plugin has no option for is a clear error."""
+    from denoisekit.errors import DenoiseKitError
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    for key in given:
+        if key not in cls.options:
+            raise DenoiseKitError(
+                f"--{key} does not apply to {cls.kind} '{cls.name}' (options: {', '.join(sorted(cls.options))})"
+            )
+    return {k: type(cls.options[k])(v) for k, v in given.items()}

@@ -14,6 +14,7 @@ from denoisekit.cli.common import (
     PluginOptionOpt,
     QuietOpt,
     err_console,
+    flag_options,
     print_json,
     slice_progress,
 )
@@ -64,11 +65,7 @@ def noise(
     from denoisekit.plugins import get_noise
 
     cls = get_noise(kind)
-    extra = {k: v for k, v in (("sigma", sigma), ("dose", dose), ("i0", i0)) if v is not None}
-    for key in extra:
-        if key not in cls.options:
-            raise DenoiseKitError(f"--{key} does not apply to noise kind '{kind}' (options: {', '.join(sorted(cls.options))})")
-    noise_kind = cls.from_strings(option, **{k: type(cls.options[k])(v) for k, v in extra.items()})
+    noise_kind = cls.from_strings(option, **flag_options(cls, sigma=sigma, dose=dose, i0=i0))
 
     output = output or default_output(input_path, f"noise-{kind}")
     output_kind(output)  # refuse an unwritable output before any work

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import JsonOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.common import JsonOpt, QuietOpt, err_console, flag_options, print_json
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -107,13 +107,7 @@ def train(
     noise_cls = get_noise(noise_name)
     model_obj = _build(model_cls, option, old.get("model"))
     backprop_obj = _build(backprop_cls, backprop_option, old.get("backprop"))
-    noise_extra = {}
-    for flag, key, value in (("--dose", "dose", dose), ("--sigma", "sigma", sigma)):
-        if value is not None:
-            if key not in noise_cls.options:
-                raise DenoiseKitError(f"{flag} does not apply to noise '{noise_name}' (it has no {key} option)")
-            noise_extra[key] = value
-    noise_obj = _build(noise_cls, noise_option, old.get("noise"), noise_extra)
+    noise_obj = _build(noise_cls, noise_option, old.get("noise"), flag_options(noise_cls, dose=dose, sigma=sigma))
 
     if resume is None and epochs is None and steps is None:
         epochs = DEFAULTS["epochs"]
