@@ -75,7 +75,7 @@ def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
         (["--model", "nl-means"], "cannot be trained"),
         (["--model", "no-such-model"], "no model named 'no-such-model'"),
         (["--noise", "gaussian", "--dose", "0.5"], "--dose does not apply to noise 'gaussian'"),
-        (["--model", "residual-mul", "--lr", "1e30", "--sigma", "80"], "the loss became"),
+        (["--model", "residual-mul", "--lr", "1e39", "--sigma", "80"], "the loss became"),
         (["--option", "bogus=1"], "has no option 'bogus'"),
     ],
 )
