@@ -13,19 +13,17 @@ import numpy as np
 
 from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
+from denoisekit.io.dicom_tags import COPIED
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-# Copied from the source when present (patient, study, frame of reference, acquisition).
-_COPY = (
-    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
-    "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
-    "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
-    "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID", "PositionReferenceIndicator",
-    "BodyPartExamined", "PatientPosition", "KVP", "ConvolutionKernel", "AcquisitionDate",
-    "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth", "InstitutionName",
-    "Laterality",
-)
+# Series and equipment attributes a derived series sets itself (SliceThickness per slice)
+# or leaves out (the source's model name); everything else the reader kept is copied.
+_WRITTEN_ANEW = {
+    "SpecificCharacterSet", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality",
+    "SOPClassUID", "Manufacturer", "ManufacturerModelName", "SliceThickness",
+}
+_COPY = tuple(k for k in COPIED if k not in _WRITTEN_ANEW)
 _TYPE2_EMPTY = (
     "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber", "ReferringPhysicianName",
     "PositionReferenceIndicator", "KVP", "AcquisitionNumber", "StudyDate", "StudyTime",
