@@ -15,7 +15,14 @@ import numpy as np
 
 class Adam:
     """``m = b1 m + (1-b1) g``; ``v = b2 v + (1-b2) g^2``;
-    ``w -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``."""
+    ``w -= lr_t * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``.
+
+    ``lr_t = lr``, or with ``decay_steps = T`` the cosine schedule
+    ``lr_t = lr * (1 + cos(pi * min(t - 1, T) / T)) / 2``: full rate at the first step, zero at
+    step T + 1 and after. A fixed budget ends on small steps that settle the weights instead of
+    leaving them wherever the last full-rate step threw them. ``lr_t`` depends on the step
+    count alone, so a resumed run follows the same schedule.
+    """
 
     def __init__(
         self,
@@ -25,6 +32,7 @@ class Adam:
         beta2: float = 0.999,
         eps: float = 1e-8,
         names: Sequence[str] | None = None,
+        decay_steps: int | None = None,
     ) -> None:
         import tensorflow as tf
 
@@ -33,13 +41,28 @@ class Adam:
         if len(self.names) != len(self.variables):
             raise ValueError("one name per variable")
         self.lr, self.beta1, self.beta2, self.eps = float(lr), float(beta1), float(beta2), float(eps)
+        if decay_steps is not None and decay_steps < 1:
+            raise ValueError("decay_steps must be at least 1")
+        self.decay_steps = None if decay_steps is None else int(decay_steps)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="adam_t")
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
 
     @property
     def config(self) -> dict[str, float]:
-        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+        return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
+                "decay_steps": self.decay_steps}
+
+    def rate(self):
+        """The learning rate of the next update (a float32 tensor)."""
+        import math
+
+        import tensorflow as tf
+
+        if self.decay_steps is None:
+            return tf.constant(self.lr, tf.float32)
+        done = tf.minimum(tf.cast(self.iterations, tf.float32), float(self.decay_steps))
+        return self.lr * 0.5 * (1.0 + tf.cos(math.pi * done / self.decay_steps))
 
     def apply(self, grads: Sequence[Any]) -> None:
         """One update of every variable (graph-friendly: no Python branching on values)."""
@@ -48,11 +71,12 @@ class Adam:
         t = tf.cast(self.iterations + 1, tf.float32)
         c1 = 1.0 - tf.pow(self.beta1, t)
         c2 = 1.0 - tf.pow(self.beta2, t)
+        lr = self.rate()
         for w, m, v, g in zip(self.variables, self.m, self.v, grads):
             g = tf.convert_to_tensor(g, dtype=w.dtype)
             m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
             v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
-            w.assign_sub(self.lr * (m / c1) / (tf.sqrt(v / c2) + self.eps))
+            w.assign_sub(lr * (m / c1) / (tf.sqrt(v / c2) + self.eps))
         self.iterations.assign_add(1)
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -27,9 +27,12 @@ from denoisekit import metrics as M
 from denoisekit.errors import DenoiseKitError
 from denoisekit.rundir import RunDir
 
+#: Learning-rate schedules (see :class:`denoisekit.optim.Adam`).
+LR_DECAYS = ("constant", "cosine")
+
 #: Config keys a resumed run must share with the run it continues.
 _RESUME_KEYS = (
-    "model", "backprop", "noise", "seed", "batch_size", "patch_size", "lr",
+    "model", "backprop", "noise", "seed", "batch_size", "patch_size", "lr", "lr_decay",
     "steps_per_epoch", "val_fraction", "realisations", "val_tiles",
 )
 
@@ -141,6 +144,7 @@ def train(
     batch_size: int = 16,
     patch_size: int = 64,
     lr: float = 3e-3,
+    lr_decay: str = "constant",
     seed: int = 0,
     resume: bool = False,
     val_fraction: float = 0.15,
@@ -162,6 +166,8 @@ def train(
     check_trainable(type(model), type(backprop))
     if batch_size < 1 or patch_size < 4 or realisations < 1 or not lr > 0:
         raise DenoiseKitError("batch size, realisations and lr must be positive, patch size at least 4")
+    if lr_decay not in LR_DECAYS:
+        raise DenoiseKitError(f"unknown lr decay {lr_decay!r} (choose from {', '.join(LR_DECAYS)})")
     plan = epoch_plan(epochs, steps, steps_per_epoch)
     dist = distribution
     chief = dist is None or dist.is_chief
@@ -205,6 +211,7 @@ def train(
         "batch_size": int(batch_size),
         "patch_size": int(patch_size),
         "lr": float(lr),
+        "lr_decay": lr_decay,
         "epochs": len(plan),
         "steps": int(sum(plan)),
         "steps_per_epoch": int(steps_per_epoch),
@@ -219,6 +226,7 @@ def train(
     run = RunDir(run_dir)
     if resume:
         old = run.read_config()
+        old.setdefault("lr_decay", "constant")  # runs from before the option existed
         diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
         if diff:
             raise DenoiseKitError(
@@ -248,7 +256,10 @@ def train(
 
     variables = list(model.trainable_variables)
     with scope():
-        opt = Adam(variables, lr=lr, names=model.weight_names())
+        # cosine: over this call's whole budget, so a resumed run with the same budget
+        # follows the same schedule as an uninterrupted one.
+        decay_steps = int(sum(plan)) if lr_decay == "cosine" else None
+        opt = Adam(variables, lr=lr, names=model.weight_names(), decay_steps=decay_steps)
     forward = tf.function(model.call, reduce_retracing=True)
 
     @tf.function

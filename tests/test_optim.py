@@ -76,3 +76,21 @@ def test_state_of_another_shape_is_refused(tmp_path):
     renamed = Adam([tf.Variable(np.zeros((2, 2), np.float32))], names=["k"])
     with pytest.raises(DenoiseKitError, match="does not fit"):
         renamed.load(path)
+
+
+def test_cosine_decay_follows_the_schedule_and_stops_at_its_end():
+    w = tf.Variable([0.0])
+    opt = Adam([w], lr=0.1, decay_steps=4)
+    rates = []
+    for _ in range(6):
+        rates.append(float(opt.rate().numpy()))
+        opt.apply([tf.constant([1.0])])  # constant gradient: each step moves w by the rate
+    np.testing.assert_allclose(rates, [0.1, 0.1 * (1 + np.cos(np.pi / 4)) / 2, 0.05,
+                                       0.1 * (1 + np.cos(3 * np.pi / 4)) / 2, 0.0, 0.0], atol=1e-7)
+    np.testing.assert_allclose(w.numpy(), [-sum(rates)], rtol=1e-5)
+    assert Adam([w], lr=0.1).rate().numpy() == pytest.approx(0.1)
+
+
+def test_decay_steps_must_be_positive():
+    with pytest.raises(ValueError, match="decay_steps"):
+        Adam([tf.Variable([0.0])], decay_steps=0)

@@ -161,6 +161,34 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
               epochs=3, seed=4, resume=True, **SMALL)
 
 
+def test_cosine_schedule_resumes_from_an_interruption(tmp_path):
+    import shutil
+
+    whole = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a",
+                  epochs=3, seed=3, lr_decay="cosine", **SMALL)
+    constant = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "c",
+                     epochs=3, seed=3, **SMALL)
+    assert not np.allclose(whole.model.trainable_variables[0].numpy(), constant.model.trainable_variables[0].numpy())
+    # an interruption during epoch 2: what a killed run leaves on disk
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    for epoch in (2, 3):
+        for p in (tmp_path / "b" / "epochs").glob(f"epoch-{epoch:03d}*"):
+            p.unlink()
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b",
+                    epochs=3, seed=3, lr_decay="cosine", resume=True, **SMALL)
+    assert resumed.resumed_from == 1
+    np.testing.assert_allclose(
+        resumed.model.trainable_variables[0].numpy(), whole.model.trainable_variables[0].numpy(),
+        rtol=1e-5, atol=1e-7,
+    )
+    with pytest.raises(DenoiseKitError, match="different lr_decay"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b",
+              epochs=3, seed=3, resume=True, **SMALL)
+    with pytest.raises(DenoiseKitError, match="unknown lr decay 'linear'"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "d",
+              epochs=1, seed=3, lr_decay="linear", **SMALL)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     rule = TapeRule()
     rule.nan_from_step = SMALL["steps_per_epoch"] + 2  # in epoch 2

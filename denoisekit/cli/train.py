@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "patch_size": 64,
     "lr": 1e-3,
+    "lr_decay": "cosine",
     "seed": 0,
     "realisations": 2,
     "val_fraction": 0.15,
@@ -59,6 +60,7 @@ def train(
     batch_size: Annotated[Optional[int], _opt("Patches per step (default: 16).", "--batch-size")] = None,
     patch_size: Annotated[Optional[int], _opt("Square patch side in pixels (default: 64).", "--patch-size")] = None,
     lr: Annotated[Optional[float], _opt("Adam learning rate (default: 0.001).", "--lr")] = None,
+    lr_decay: Annotated[Optional[str], _opt("Learning-rate schedule: cosine (from --lr down to 0 over the whole budget) or constant (default: cosine).", "--lr-decay")] = None,
     seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed")] = None,
     realisations: Annotated[Optional[int], _opt("Noisy copies made per training slice at the start (default: 2).", "--realisations")] = None,
     output: Annotated[Optional[Path], _opt("New run directory (default: runs/<date>-<model>-<backprop>).", "--output", "-o")] = None,
@@ -84,6 +86,10 @@ def train(
         raise typer.BadParameter("give --epochs or --steps, not both", param_hint="--steps")
     from denoisekit.distribute import STRATEGIES
 
+    from denoisekit.train import LR_DECAYS
+
+    if lr_decay is not None and lr_decay not in LR_DECAYS:
+        raise typer.BadParameter(f"choose from {', '.join(LR_DECAYS)}", param_hint="--lr-decay")
     if strategy is not None and strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose from {', '.join(STRATEGIES)}", param_hint="--strategy")
     from denoisekit.plugins import check_trainable, get_backprop, get_model, get_noise
@@ -140,6 +146,8 @@ def train(
         batch_size=pick("batch_size", batch_size),
         patch_size=pick("patch_size", patch_size),
         lr=pick("lr", lr),
+        # runs from before the option existed trained at a constant rate
+        lr_decay=lr_decay or old.get("lr_decay", "constant" if old else DEFAULTS["lr_decay"]),
         seed=pick("seed", seed),
         realisations=pick("realisations", realisations),
         val_fraction=old.get("val_fraction", DEFAULTS["val_fraction"]),
