@@ -1,5 +1,6 @@
 """Weight files: round trip, refusal of anything but plain arrays, and run-dir lookup."""
 
+import json
 import os
 import stat
 
@@ -8,7 +9,7 @@ import pytest
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.plugins import get_model
-from denoisekit.weights import load_model, read_weights, save_weights
+from denoisekit.weights import HEADER, load_model, read_weights, save_weights
 
 
 @pytest.fixture
@@ -68,3 +69,19 @@ def test_written_atomically_with_the_users_umask(tmp_path, model):
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["w.npz"]  # no temporary left behind
+
+
+def test_files_from_before_an_option_existed_keep_their_behaviour(tmp_path):
+    """A residual net saved before ``offset`` existed was trained with air at 0: loading it
+    must not apply today's default offset (which would shift every output by 1000 HU)."""
+    old = get_model("residual-mul")(kernels=(3, 1), channels=(2,), activations=("tanh", "sigmoid2"), offset=0.0)
+    old.build()
+    path = save_weights(tmp_path / "w.npz", old)
+    header, arrays = read_weights(path)
+    del header["options"]["offset"]
+    arrays[HEADER] = np.array(json.dumps(header))
+    np.savez(tmp_path / "old.npz", **arrays)
+    again = load_model(tmp_path / "old.npz")
+    assert again.config["offset"] == 0.0
+    x = np.random.default_rng(0).normal(0, 100, (1, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(again.denoise(x), old.denoise(x), rtol=1e-6)

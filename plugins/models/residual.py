@@ -36,11 +36,19 @@ class _Residual(TrainableModel):
     #: network starts close to the identity (output ~= x) and training only improves on it.
     last_gain: ClassVar[float] = 0.01
     combine: ClassVar[str] = ""
+    #: weights files written before ``offset`` existed were trained without one
+    legacy_options: ClassVar[dict[str, Any]] = {"offset": 0.0}
 
     def scale(self, hu):
-        """HU -> (HU + 1024) / 1000, floored at 0: air is 0, water ~1. The products with x
-        need x >= 0 so that a positive factor shrinks toward the clean value."""
-        return _maximum((hu + 1024.0) / 1000.0, 0.0)
+        """HU -> (HU + 1024) / 1000 + offset, floored at 0. The products with x need x >= 0
+        so that a positive factor shrinks toward the clean value. With the article's range
+        (offset 0) air sits at ~0, where the factor that cleans a pixel is clean / noisy:
+        huge or tiny with the noise's sign, so the nets left air noisy. The default offset 1
+        puts air at ~1 and water at ~2, where that factor stays near 1 everywhere."""
+        return _maximum((hu + 1024.0) / 1000.0 + self.config["offset"], 0.0)
+
+    def unscale(self, y):
+        return (y - self.config["offset"]) * 1000.0 - 1024.0
 
     def _check(self) -> None:
         c = self.config
@@ -92,6 +100,7 @@ class ResidualMul(_Residual):
         "activations": (*HIDDEN_ACTIVATIONS, "sigmoid2"),
         "bias": True,
         "init": "auto",
+        "offset": 1.0,
     }
 
 
@@ -106,4 +115,5 @@ class ResidualMulAdd(_Residual):
         "activations": (*HIDDEN_ACTIVATIONS, "tanh"),
         "bias": True,
         "init": "auto",
+        "offset": 1.0,
     }

@@ -72,8 +72,17 @@ def test_bad_options_are_clear_errors(options, match):
 
 
 def test_scale_floors_below_air_and_round_trips_above():
-    model = ResidualMul()
+    model = ResidualMul(offset=0.0)  # the article's range: air 0, water ~1
     hu = np.array([-3000.0, -1024.0, 0.0, 1500.0], np.float32)
     np.testing.assert_allclose(model.scale(hu), [0.0, 0.0, 1.024, 2.524], rtol=1e-6)
     np.testing.assert_allclose(model.unscale(model.scale(hu[1:])), hu[1:], atol=1e-3)
     np.testing.assert_allclose(model.scale(tf.constant(hu)).numpy(), model.scale(hu))
+
+
+def test_default_offset_keeps_air_away_from_zero():
+    # air at 1 rather than 0: the factor that cleans a noisy air pixel stays near 1 instead
+    # of swinging with the noise's sign, and the floor only clips padding below -2024 HU
+    model = ResidualMulAdd()
+    hu = np.array([-3024.0, -2024.0, -1000.0, 0.0, 1500.0], np.float32)
+    np.testing.assert_allclose(model.scale(hu), [0.0, 0.0, 1.024, 2.024, 3.524], rtol=1e-6)
+    np.testing.assert_allclose(model.unscale(model.scale(hu[1:])), hu[1:], atol=1e-3)
