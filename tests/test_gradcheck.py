@@ -8,10 +8,16 @@ from denoisekit.plugins import get_model
 
 tf = pytest.importorskip("tensorflow")
 
+#: the article's three pooling stages (the default is one)
+ARTICLE_DEPTH = {"kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}
+
 
 @pytest.mark.parametrize("name,options,size", [
     ("vanilla-ae", {"channels": 2, "latent": 16}, 32),
-    ("vanilla-ae", {"channels": 2, "latent": 16, "activations": ("arctan", "relu", "tanh", "sigmoid", "arctan", "tanh", "relu", "sigmoid")}, 16),
+    ("vanilla-ae", {"channels": 2, "latent": 16, "kernels": (7, 5, 3), "activations": ("arctan", "relu", "tanh", "sigmoid", "arctan", "tanh", "relu", "sigmoid")}, 16),
+    # fewer pooling stages (depth = number of encoder kernels)
+    ("vanilla-ae", {"channels": 3, "latent": 12, "kernels": (5,), "activations": ("tanh", "arctan", "tanh", "linear")}, 8),
+    ("vanilla-ae", {"channels": 2, "latent": 16, "kernels": (5, 3), "activations": ("tanh",) * 5 + ("sigmoid",)}, 12),
     ("residual-mul", {}, 24),
     ("residual-mul-add", {"activations": ("relu", "arctan", "sigmoid", "tanh", "sigmoid2", "tanh")}, 20),
 ])
@@ -32,7 +38,7 @@ def test_a_pool_backward_missing_its_quarter_is_caught():
             dh, grads = super().backward(g, cache)
             return dh * 4.0, grads
 
-    model = get_model("vanilla-ae")(channels=2, latent=16)
+    model = get_model("vanilla-ae")(channels=2, latent=16, **ARTICLE_DEPTH)
     model.build(16)
     model.layers[1].ops[1] = ForgetfulPool()  # enc2's pool
     results = {r.variable: r for r in gradcheck(model, seed=0)}
@@ -50,7 +56,7 @@ def test_an_upsample_that_subsamples_is_caught():
         def backward(self, g, cache):
             return g[:, ::2, ::2, :], []
 
-    model = get_model("vanilla-ae")(channels=2, latent=16)
+    model = get_model("vanilla-ae")(channels=2, latent=16, **ARTICLE_DEPTH)
     model.build(16)
     model.layers[-1].ops[0] = Subsampling()
     failed = {r.layer for r in gradcheck(model, seed=0) if not r.ok}

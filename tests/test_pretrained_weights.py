@@ -54,18 +54,8 @@ def test_record_says_how_they_were_trained(name):
     assert {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()} == record["options"]
 
 
-#: Shipped weights known not to beat the noisy input yet (docs/benchmarks.md): the
-#: autoencoder's bottleneck blurs more than quarter-dose noise costs. Strict, so the day
-#: retrained weights pass, this list must shrink.
-NOT_YET = {"vanilla-ae"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="does not beat the noisy input yet"))
-     if n in NOT_YET else n for n in TRAINABLE],
-)
+@pytest.mark.parametrize("name", TRAINABLE)
 def test_shipped_weights_denoise_held_out_real_ct(name):
     clean = held_out_slice()
     noisy, _ = add_noise(clean, "lowdose", seed=3, dose=0.25)

@@ -58,7 +58,7 @@ def train(
     steps: Annotated[Optional[int], _opt("Total training steps instead of --epochs.", "--steps")] = None,
     steps_per_epoch: Annotated[Optional[int], _opt("Steps between validations and saved weights (default: 50).", "--steps-per-epoch")] = None,
     batch_size: Annotated[Optional[int], _opt("Patches per step (default: 16).", "--batch-size")] = None,
-    patch_size: Annotated[Optional[int], _opt("Square patch side in pixels (default: 64).", "--patch-size")] = None,
+    patch_size: Annotated[Optional[int], _opt("Square patch side in pixels (default: 64; vanilla-ae: 16).", "--patch-size")] = None,
     lr: Annotated[Optional[float], _opt("Adam learning rate (default: 0.001).", "--lr")] = None,
     lr_decay: Annotated[Optional[str], _opt("Learning-rate schedule: cosine (from --lr down to 0 over the whole budget) or constant (default: cosine).", "--lr-decay")] = None,
     seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed")] = None,
@@ -144,7 +144,8 @@ def train(
         steps=steps,
         steps_per_epoch=pick("steps_per_epoch", steps_per_epoch),
         batch_size=pick("batch_size", batch_size),
-        patch_size=pick("patch_size", patch_size),
+        # a model may name its own default (vanilla-ae: its dense layers grow with the area)
+        patch_size=patch_size or old.get("patch_size") or getattr(model_cls, "default_patch_size", DEFAULTS["patch_size"]),
         lr=pick("lr", lr),
         # runs from before the option existed trained at a constant rate
         lr_decay=lr_decay or old.get("lr_decay", "constant" if old else DEFAULTS["lr_decay"]),

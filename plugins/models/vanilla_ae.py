@@ -1,10 +1,10 @@
 """The article's vanilla convolutional autoencoder (Part 1).
 
-Encoder: three times ``conv -> 2x2 mean pool -> activation``, then flatten -> fully connected
-latent -> activation. Decoder, mirrored: fully connected -> activation -> reshape, then three
-times ``repeat each pixel 2x2 -> conv -> activation``; the last activation is a sigmoid. The
-fully connected layers fix the input size: the model works on square patches of
-``patch_size`` (divisible by 8), and inference tiles whole slices.
+Encoder: ``len(kernels)`` times ``conv -> 2x2 mean pool -> activation`` (the article: three),
+then flatten -> fully connected latent -> activation. Decoder, mirrored: fully connected ->
+activation -> reshape, then as many times ``repeat each pixel 2x2 -> conv -> activation``.
+The fully connected layers fix the input size: the model works on square patches of
+``patch_size`` (divisible by 2 ** depth), and inference tiles whole slices.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from denoisekit.errors import DenoiseKitError
 from denoisekit.plugin import TrainableModel
 
-DEFAULT_PATCH = 64
+DEFAULT_PATCH = 16
 #: HU mapped linearly onto [0, 1] for the sigmoid output: the 12-bit CT range -1024..3071.
 HU_LOW, HU_RANGE = -1024.0, 4096.0
 
@@ -34,20 +34,23 @@ class VanillaAE(TrainableModel):
     description = "Convolutional autoencoder: 3 x (conv, mean pool), dense latent, mirrored decoder (article Part 1)."
     manual_gradients = True
     fixed_size = True
-    # The article: channels=1, latent=1000, bias=false, init=normal (unit variance).
-    # Defaults that train: 8 channels (one channel through three 2x pools loses too much),
-    # a 256 latent for 64x64 patches, biases, He/Glorot init.
+    # The article: kernels=(7, 5, 3) (three pooling stages), channels=1, latent=1000,
+    # bias=false, init=normal, a sigmoid output. Defaults that beat the noisy input
+    # (docs/models.md): one pooling stage on 16x16 patches, 32 channels, a 128 latent (half
+    # the patch's pixels), a linear output. Three stages train to ~60 HU error and stall.
     options: ClassVar[dict[str, Any]] = {
-        "channels": 8,
-        "latent": 256,
-        "kernels": (7, 5, 3),
-        "activations": ("tanh", "tanh", "tanh", "tanh", "tanh", "tanh", "tanh", "sigmoid"),
+        "channels": 32,
+        "latent": 128,
+        "kernels": (7,),
+        "activations": ("tanh", "tanh", "tanh", "linear"),
         "bias": True,
         "init": "auto",
     }
+    #: what ``train`` cuts when not told otherwise: the dense layers grow with the patch's area
+    default_patch_size: ClassVar[int] = DEFAULT_PATCH
 
     def scale(self, hu):
-        """HU -> [0, 1] over -1024..3071 HU (what the sigmoid output can reach)."""
+        """HU -> [0, 1] over -1024..3071 HU (what the article's sigmoid output can reach)."""
         return _clip01((hu - HU_LOW) / HU_RANGE)
 
     def unscale(self, y):
@@ -58,19 +61,22 @@ class VanillaAE(TrainableModel):
 
         s = int(patch_size or DEFAULT_PATCH)
         c = self.config
-        if s < 8 or s % 8:
-            raise DenoiseKitError(f"model '{self.name}' needs a patch size divisible by 8, got {s}")
-        if len(c["kernels"]) != 3:
-            raise DenoiseKitError(f"model '{self.name}': kernels lists the 3 encoder sizes, got {len(c['kernels'])}")
-        if len(c["activations"]) != 8:
+        depth = len(c["kernels"])
+        if depth < 1:
+            raise DenoiseKitError(f"model '{self.name}': kernels must list at least one encoder size")
+        if s < 2**depth or s % 2**depth:
             raise DenoiseKitError(
-                f"model '{self.name}': activations needs 8 names (3 encoder convs, latent, "
-                f"decoder dense, 3 decoder convs), got {len(c['activations'])}"
+                f"model '{self.name}' with {depth} pooling stages needs a patch size divisible by {2**depth}, got {s}"
+            )
+        if len(c["activations"]) != 2 * depth + 2:
+            raise DenoiseKitError(
+                f"model '{self.name}': activations needs {2 * depth + 2} names ({depth} encoder convs, latent, "
+                f"decoder dense, {depth} decoder convs), got {len(c['activations'])}"
             )
         if c["channels"] < 1 or c["latent"] < 1:
             raise DenoiseKitError(f"model '{self.name}': channels and latent must be >= 1")
         ch, acts, bias, init = c["channels"], c["activations"], c["bias"], c["init"]
-        small = s // 8
+        small = s // 2**depth
         flat = small * small * ch
 
         def conv(name, k, cin, cout, act):
@@ -86,13 +92,17 @@ class VanillaAE(TrainableModel):
             ops = [conv("conv", k, cin, ch, acts[i]), L.MeanPool2(), L.Activation(acts[i])]
             layers.append(L.Block(f"enc{i + 1}", ops))
             cin = ch
-        layers.append(L.Block("latent", [L.Flatten(), dense("fc", flat, c["latent"], acts[3]), L.Activation(acts[3])]))
         layers.append(
-            L.Block("expand", [dense("fc", c["latent"], flat, acts[4]), L.Activation(acts[4]), L.Unflatten((small, small, ch))])
+            L.Block("latent", [L.Flatten(), dense("fc", flat, c["latent"], acts[depth]), L.Activation(acts[depth])])
+        )
+        layers.append(
+            L.Block("expand", [dense("fc", c["latent"], flat, acts[depth + 1]), L.Activation(acts[depth + 1]),
+                               L.Unflatten((small, small, ch))])
         )
         for i, k in enumerate(reversed(c["kernels"])):
-            cout = 1 if i == 2 else ch
-            ops = [L.PixelRepeat2(), conv("conv", k, ch, cout, acts[5 + i]), L.Activation(acts[5 + i])]
+            cout = 1 if i == depth - 1 else ch
+            act = acts[depth + 2 + i]
+            ops = [L.PixelRepeat2(), conv("conv", k, ch, cout, act), L.Activation(act)]
             layers.append(L.Block(f"dec{i + 1}", ops))
         self.layers = layers
         self.patch_size = s

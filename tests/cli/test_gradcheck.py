@@ -22,7 +22,8 @@ def test_json_lists_every_variable():
     data = json.loads(result.stdout)
     assert data["ok"] is True and data["size"] == 16 and data["options"]["channels"] == 2
     assert [v["variable"] for v in data["variables"]][:2] == ["enc1.0", "enc1.1"]
-    assert len(data["variables"]) == 16
+    # one pooling stage: enc1, latent, expand, dec1, each a kernel and a bias
+    assert len(data["variables"]) == 8
     assert all(v["rel_error"] < 1e-4 for v in data["variables"])
 
 

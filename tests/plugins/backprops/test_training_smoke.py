@@ -7,7 +7,7 @@ from denoisekit.plugins import get_backprop, get_model
 
 tf = pytest.importorskip("tensorflow")
 
-MODELS = {"vanilla-ae": ({"channels": 4, "latent": 32}, 16), "residual-mul": ({}, 16), "residual-mul-add": ({}, 16)}
+MODELS = {"vanilla-ae": ({"channels": 4, "latent": 32}, 16), "vanilla-ae-3": ({"channels": 4, "latent": 32, "kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}, 16), "residual-mul": ({}, 16), "residual-mul-add": ({}, 16)}
 
 
 def _discs(n, s, seed=0):
@@ -27,13 +27,14 @@ def _discs(n, s, seed=0):
 def test_adam_steps_lower_the_loss(name, rule):
     options, size = MODELS[name]
     tf.random.set_seed(0)
-    model = get_model(name)(**options)
+    model = get_model(name.removesuffix("-3"))(**options)
     model.build(size)
     clean, noisy = _discs(8, size)
     x = tf.constant(np.asarray(model.scale(noisy))[..., None])
     t = tf.constant(np.asarray(model.scale(clean))[..., None])
     backprop = get_backprop(rule)()
-    opt = tf.keras.optimizers.Adam(1e-2)
+    # 3e-3: at 1e-2 the dilated rule's extra term overshoots on the residual nets' default scale
+    opt = tf.keras.optimizers.Adam(3e-3)
 
     @tf.function
     def step(i):

@@ -9,8 +9,11 @@ from denoisekit_plugins.models.vanilla_ae import VanillaAE
 tf = pytest.importorskip("tensorflow")
 
 
+ARTICLE_DEPTH = {"kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}
+
+
 def test_shapes_through_the_layers():
-    model = VanillaAE(channels=4, latent=32)
+    model = VanillaAE(channels=4, latent=32, **ARTICLE_DEPTH)
     model.build(32)
     assert model.patch_size == 32
     h, x = tf.random.uniform([3, 32, 32, 1]), None
@@ -24,16 +27,35 @@ def test_shapes_through_the_layers():
     assert ((y > 0) & (y < 1)).all()  # sigmoid output
 
 
-def test_default_patch_is_64_and_patch_must_divide_by_8():
+def test_depth_is_the_number_of_encoder_kernels():
+    model = VanillaAE(channels=3, latent=10, kernels=(5, 3), activations=("tanh",) * 5 + ("linear",))
+    model.build(12)
+    h = tf.random.uniform([2, 12, 12, 1])
+    shapes = []
+    for layer in model.layers:
+        h, _ = layer.forward(h, None)
+        shapes.append(tuple(h.shape))
+    assert shapes == [(2, 6, 6, 3), (2, 3, 3, 3), (2, 10), (2, 3, 3, 3), (2, 6, 6, 3), (2, 12, 12, 1)]
+    with pytest.raises(DenoiseKitError, match="divisible by 4, got 10"):
+        VanillaAE(kernels=(5, 3), activations=("tanh",) * 6).build(10)
+    with pytest.raises(DenoiseKitError, match="activations needs 6 names"):
+        VanillaAE(kernels=(5, 3)).build(16)
+    with pytest.raises(DenoiseKitError, match="at least one"):
+        VanillaAE(kernels=(), activations=("tanh", "tanh")).build(16)
+
+
+def test_default_patch_is_16_and_patch_must_divide_by_the_pooling():
     model = VanillaAE()
     model.build()
-    assert model.patch_size == 64
+    assert model.patch_size == 16 == VanillaAE.default_patch_size
+    with pytest.raises(DenoiseKitError, match="divisible by 2"):
+        VanillaAE().build(15)
     with pytest.raises(DenoiseKitError, match="divisible by 8"):
-        VanillaAE().build(36)
+        VanillaAE(**ARTICLE_DEPTH).build(36)
 
 
 def test_articles_values_are_reachable():
-    model = VanillaAE.from_strings(["channels=1", "latent=1000", "bias=false", "init=normal",
+    model = VanillaAE.from_strings(["channels=1", "latent=1000", "bias=false", "init=normal", "kernels=7,5,3",
                                     "activations=relu,relu,relu,relu,relu,relu,relu,sigmoid"])
     model.build(64)
     assert [tuple(v.shape) for v in model.trainable_variables] == [
