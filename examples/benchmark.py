@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     md += [
         "",
         "FLOPs count the convolutions and matrix products of the traced graph (2 per multiply-add); "
-        "`vanilla-ae` includes every overlapping 64x64 tile of the slice.",
+        "`vanilla-ae` includes every overlapping tile (of its patch size) of the slice.",
         "",
         "### Noise stage (512x512 phantom slices, median)",
         "",
