@@ -23,7 +23,7 @@ from denoisekit.weights import read_weights
 
 runner = CliRunner()
 # A three-layer residual-mul on 16x16 patches: seconds per run, manual gradients available.
-TINY = ["--option", "kernels=3,3,1", "--option", "channels=2,2", "--option", "activations=tanh,tanh,sigmoid2",
+TINY = ["--lr-decay", "constant", "--option", "kernels=3,3,1", "--option", "channels=2,2", "--option", "activations=tanh,tanh,sigmoid2",
         "--sigma", "80", "--patch-size", "16", "--batch-size", "4", "--steps-per-epoch", "2",
         "--realisations", "1", "--lr", "0.01", "--seed", "3"]
 

@@ -253,7 +253,8 @@ def test_every_builtin_combination_lowers_the_validation_loss(tmp_path, model, b
     m = get_model(model)(**BUILTIN_OPTIONS[model])
     res = train([phantom()], m, get_backprop(backprop)(), get_noise("gaussian")(sigma=100.0),
                 run_dir=tmp_path / "run", epochs=4, seed=0,
-                **{**SMALL, "steps_per_epoch": 15})
+                # lr 3e-3: at SMALL's 1e-2 the residual nets (air scaled to 1) overshoot
+                **{**SMALL, "steps_per_epoch": 15, "lr": 3e-3})
     first, last = res.rows[0], res.rows[-1]
     assert last["val_loss"] < 0.95 * first["val_loss"], res.rows
     loaded = load_model(res.run_dir)  # best.npz rebuilds the same model

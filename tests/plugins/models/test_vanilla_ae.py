@@ -65,7 +65,7 @@ def test_articles_values_are_reachable():
 
 
 def test_denoise_works_in_hu_on_patches():
-    model = VanillaAE(channels=2, latent=16)
+    model = VanillaAE(channels=2, latent=16, **ARTICLE_DEPTH)  # sigmoid output: bounded HU
     model.build(16)
     out = model.denoise(np.full((2, 16, 16), 40.0, np.float32))
     assert out.shape == (2, 16, 16) and out.dtype == np.float32
