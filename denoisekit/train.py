@@ -37,6 +37,13 @@ _RESUME_KEYS = (
 )
 
 
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's config, with the values runs from before an option existed implicitly used."""
+    config = RunDir(run_dir).read_config()
+    config.setdefault("lr_decay", "constant")
+    return config
+
+
 class Progress(Protocol):
     """What the stage reports while it runs (the CLI draws a rich progress bar from it)."""
 
@@ -225,8 +232,7 @@ def train(
         config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
     if resume:
-        old = run.read_config()
-        old.setdefault("lr_decay", "constant")  # runs from before the option existed
+        old = read_run_config(run.path)
         diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
         if diff:
             raise DenoiseKitError(

@@ -120,12 +120,12 @@ def pretrain(model_name: str, recipe: dict, volumes: list, sources: list[str], a
     run_dir = args.runs / model_name
     log(f"training {model_name} with {recipe['backprop']} on {NOISE} noise: {steps} steps of "
         f"{recipe['batch_size']} x {recipe['patch_size']}^2 patches, lr {recipe['lr']:g} "
-        f"({recipe.get('lr_decay', 'constant')}), seed {args.seed} -> {run_dir}")
+        f"({recipe['lr_decay']}), seed {args.seed} -> {run_dir}")
     result = train(
         volumes, model, get_backprop(recipe["backprop"])(), get_noise(NOISE)(),
         run_dir=run_dir, steps=steps, steps_per_epoch=per_epoch,
         batch_size=recipe["batch_size"], patch_size=recipe["patch_size"], lr=recipe["lr"],
-        lr_decay=recipe.get("lr_decay", "constant"), seed=args.seed, realisations=args.realisations, sources=sources,
+        lr_decay=recipe["lr_decay"], seed=args.seed, realisations=args.realisations, sources=sources,
     )
     summary = result.summary()
     best = load_model(result.run_dir / "best.npz", expect_model=model_name)
@@ -145,7 +145,7 @@ def pretrain(model_name: str, recipe: dict, volumes: list, sources: list[str], a
         "batch_size": recipe["batch_size"],
         "patch_size_trained": recipe["patch_size"],
         "lr": recipe["lr"],
-        "lr_decay": recipe.get("lr_decay", "constant"),
+        "lr_decay": recipe["lr_decay"],
         "seed": args.seed,
         "realisations": args.realisations,
         "best_epoch": result.best_epoch,

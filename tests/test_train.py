@@ -189,6 +189,23 @@ def test_cosine_schedule_resumes_from_an_interruption(tmp_path):
               epochs=1, seed=3, lr_decay="linear", **SMALL)
 
 
+def test_runs_from_before_lr_decay_resume_at_a_constant_rate(tmp_path):
+    from denoisekit.train import read_run_config
+
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "old", epochs=1, seed=3, **SMALL)
+    path = tmp_path / "old" / "config.json"
+    config = json.loads(path.read_text())
+    del config["lr_decay"]
+    path.write_text(json.dumps(config))
+    assert read_run_config(tmp_path / "old")["lr_decay"] == "constant"
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "old",
+                    epochs=2, seed=3, resume=True, **SMALL)
+    assert resumed.resumed_from == 1
+    with pytest.raises(DenoiseKitError, match="different lr_decay"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "old",
+              epochs=3, seed=3, lr_decay="cosine", resume=True, **SMALL)
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     rule = TapeRule()
     rule.nan_from_step = SMALL["steps_per_epoch"] + 2  # in epoch 2

@@ -96,9 +96,9 @@ def train(
 
     old: dict[str, Any] = {}
     if resume is not None:
-        from denoisekit.rundir import RunDir
+        from denoisekit.train import read_run_config
 
-        old = RunDir(resume).read_config()
+        old = read_run_config(resume)
 
     def pick(key: str, given: Any) -> Any:
         return given if given is not None else old.get(key, DEFAULTS.get(key))
@@ -147,8 +147,7 @@ def train(
         # a model may name its own default (vanilla-ae: its dense layers grow with the area)
         patch_size=patch_size or old.get("patch_size") or getattr(model_cls, "default_patch_size", DEFAULTS["patch_size"]),
         lr=pick("lr", lr),
-        # runs from before the option existed trained at a constant rate
-        lr_decay=lr_decay or old.get("lr_decay", "constant" if old else DEFAULTS["lr_decay"]),
+        lr_decay=pick("lr_decay", lr_decay),
         seed=pick("seed", seed),
         realisations=pick("realisations", realisations),
         val_fraction=old.get("val_fraction", DEFAULTS["val_fraction"]),

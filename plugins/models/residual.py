@@ -18,6 +18,18 @@ from denoisekit.plugin import TrainableModel
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "arctan", "relu", "tanh")
 
 
+def _options(last_activation: str) -> dict[str, Any]:
+    """The defaults both nets share; they differ only in the last activation."""
+    return {
+        "kernels": (13, 7, 3, 5, 3, 1),
+        "channels": (8, 8, 8, 8, 8),
+        "activations": (*HIDDEN_ACTIVATIONS, last_activation),
+        "bias": True,
+        "init": "auto",
+        "offset": 1.0,
+    }
+
+
 def _maximum(a, floor: float):
     """``max(a, floor)`` for NumPy arrays and TensorFlow tensors alike."""
     if type(a).__module__.startswith("numpy") or isinstance(a, (int, float)):
@@ -94,14 +106,7 @@ class ResidualMul(_Residual):
     combine = "mul"
     # Last activation 2*sigmoid: the factor on x spans (0, 2), so the output can go below
     # as well as above the input, and equals x when the last convolution outputs 0.
-    options: ClassVar[dict[str, Any]] = {
-        "kernels": (13, 7, 3, 5, 3, 1),
-        "channels": (8, 8, 8, 8, 8),
-        "activations": (*HIDDEN_ACTIVATIONS, "sigmoid2"),
-        "bias": True,
-        "init": "auto",
-        "offset": 1.0,
-    }
+    options: ClassVar[dict[str, Any]] = _options("sigmoid2")
 
 
 class ResidualMulAdd(_Residual):
@@ -109,11 +114,4 @@ class ResidualMulAdd(_Residual):
     description = "Six-layer residual CNN, h_k = act(conv(h_{k-1})) * x + x (article Part 3)."
     combine = "mul-add"
     # Last activation tanh: the output x * (1 + tanh) spans (0, 2x), identity at 0.
-    options: ClassVar[dict[str, Any]] = {
-        "kernels": (13, 7, 3, 5, 3, 1),
-        "channels": (8, 8, 8, 8, 8),
-        "activations": (*HIDDEN_ACTIVATIONS, "tanh"),
-        "bias": True,
-        "init": "auto",
-        "offset": 1.0,
-    }
+    options: ClassVar[dict[str, Any]] = _options("tanh")
