@@ -36,3 +36,14 @@ def load_pretrained(model_name: str, directory: Any = None) -> Any:
         model = load_model(path, expect_model=model_name)
     model.weights_source = "pretrained"
     return model
+
+
+def training_data(model_name: str, directory: Any = None) -> list[str]:
+    """What the shipped weights were trained on, from the record beside them
+    (``<model>.json``, written by examples/pretrain.py); empty when there is none."""
+    import json
+
+    ref = (directory or weights_dir()) / f"{model_name}.json"
+    if not ref.is_file():
+        return []
+    return [str(d) for d in json.loads(ref.read_text()).get("data", [])]

@@ -58,9 +58,14 @@ def demo(
         print_json({"output": str(output), "window": window, "dose": dose, "seed": seed,
                     "slices": result.clean.shape[0], "scores": scores,
                     "seconds": {k: round(v, 2) for k, v in result.seconds.items()},
+                    "trained_on_sample": result.trained_on_sample,
                     "files": [str(p) for p in written]})
         return
     _table(result, window, dose)
+    if result.trained_on_sample:
+        console.print(f"Note: the pretrained weights of {', '.join(result.trained_on_sample)} were trained on "
+                      "this phantom (other noise draws), so these scores flatter them; docs/benchmarks.md "
+                      "scores every model on real CT it never saw.")
     console.print(f"Wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
 
 

@@ -17,6 +17,7 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["window"] == [-1000.0, 1000.0] and report["slices"] == 2
+    assert report["trained_on_sample"] == []  # classical filters learn nothing from it
     for name in ("tv", "nl-means"):
         scores = report["scores"][name]
         # the denoised volume is closer to the clean phantom than the noisy one
@@ -52,3 +53,16 @@ def test_demo_force_replaces_the_old_output_whole(tmp_path):
     assert result.exit_code == 0, result.output
     assert not (out / "old.txt").exists() and (out / "scores.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no partial or backup folder left
+
+
+def test_demo_says_when_the_default_model_was_trained_on_the_sample(tmp_path):
+    # the shipped weights' record lists the chest phantom among their training data
+    from denoisekit.pretrained import training_data
+
+    assert any(d.startswith("sample:chest-phantom") for d in training_data("residual-mul"))
+    result = runner.invoke(get_app(), ["demo", "-o", str(tmp_path / "demo"), "--slices", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["trained_on_sample"] == ["residual-mul"]  # not the baseline, tv
+    result = runner.invoke(get_app(), ["demo", "-o", str(tmp_path / "demo2"), "--slices", "1"])
+    assert result.exit_code == 0, result.output
+    assert "trained on this phantom" in " ".join(result.stderr.split())
