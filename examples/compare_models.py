@@ -24,7 +24,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-MARKER = "<!-- RESULTS: filled by the train stage's benchmark script; do not edit by hand. -->"
+
+
+def replace_section(text: str, table: str, section: str = "") -> str:
+    """``text`` with the block between ``<!-- RESULTS[:section] ... -->`` and
+    ``<!-- /RESULTS[:section] -->`` replaced by ``table``; one file can hold several tables
+    (e.g. a longer budget for one model) and the prose around them survives a rerun."""
+    name = f"RESULTS:{section}" if section else "RESULTS"
+    begin, end = f"<!-- {name} ", f"<!-- /{name} -->"
+    start = text.find(begin)
+    if start < 0 or text.find(end, start) < 0:
+        raise SystemExit(f"no '{begin}...-->' ... '{end}' block to fill")
+    start = text.index("-->", start) + 3
+    return text[:start] + "\n" + table + "\n" + text[text.index(end, start):]
 
 MODELS = ("residual-mul", "residual-mul-add", "vanilla-ae")
 RULES = ("autodiff", "manual", "dilated")
@@ -63,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", default=",".join(RULES))
     ap.add_argument("--write", type=Path, help="also replace the Results section of this markdown file "
                     "(docs/models.md) after its marker")
+    ap.add_argument("--section", default="", help="with --write: fill the <!-- RESULTS:SECTION --> block "
+                    "instead of the main one")
     ap.add_argument("--runs", type=Path, default=Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}")
     args = ap.parse_args(argv)
 
@@ -106,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     table = out.getvalue()
     print(table, end="")
     if args.write is not None:
-        text = args.write.read_text()
-        if MARKER not in text:
-            raise SystemExit(f"{args.write} has no results marker")
-        args.write.write_text(text[: text.index(MARKER) + len(MARKER)] + "\n" + table)
+        args.write.write_text(replace_section(args.write.read_text(), table, args.section))
     return 0
 
 
