@@ -23,9 +23,13 @@ from denoisekit.weights import read_weights
 
 runner = CliRunner()
 # A three-layer residual-mul on 16x16 patches: seconds per run, manual gradients available.
-TINY = ["--lr-decay", "constant", "--option", "kernels=3,3,1", "--option", "channels=2,2", "--option", "activations=tanh,tanh,sigmoid2",
+# Each test names its rate schedule: a resume that extends the budget stretches a cosine one.
+TINY = ["--option", "kernels=3,3,1", "--option", "channels=2,2", "--option", "activations=tanh,tanh,sigmoid2",
         "--sigma", "80", "--patch-size", "16", "--batch-size", "4", "--steps-per-epoch", "2",
         "--realisations", "1", "--lr", "0.01", "--seed", "3"]
+
+
+CONSTANT = ["--lr-decay", "constant"]
 
 
 def _chest(path: Path, shift: float = 0.0) -> Path:
@@ -168,7 +172,7 @@ def test_multi_worker_cli_equals_single_process_and_resumes(tmp_path):
     """`manual` under multi-worker: 2 workers x 2 rows = the single-process batch of 4."""
     chest = _chest(tmp_path / "chest.nii.gz")
     runs = {0: tmp_path / "multi", 1: tmp_path / "worker1-run"}
-    outs = _run_workers(tmp_path, lambda i: [*CLI, "train", str(chest), *TINY, "--backprop", "manual",
+    outs = _run_workers(tmp_path, lambda i: [*CLI, "train", str(chest), *TINY, *CONSTANT, "--backprop", "manual",
                                              "--steps", "4", "--strategy", "multi-worker", "-o", str(runs[i]), "--json"])
     summary = json.loads(outs[0])
     assert summary["steps"] == 4 and outs[1] == ""  # the chief reports for everyone
@@ -176,14 +180,14 @@ def test_multi_worker_cli_equals_single_process_and_resumes(tmp_path):
     config = json.loads((runs[0] / "config.json").read_text())
     assert config["distribution"] == {"name": "multi-worker", "workers": 2, "replicas": 2, "volume_shard": False}
 
-    single = _train(chest, *TINY, "--backprop", "manual", "--steps", "4", "-o", tmp_path / "single")
+    single = _train(chest, *TINY, *CONSTANT, "--backprop", "manual", "--steps", "4", "-o", tmp_path / "single")
     for name in ("epochs/epoch-001.npz", "epochs/epoch-002.npz", "best.npz"):
         _assert_same(runs[0] / name, tmp_path / "single" / name)
     assert summary["final"] == pytest.approx(single["final"], rel=1e-4)
 
     # the multi-worker run resumes (here in one process) exactly like an uninterrupted run
     resumed = _train("--resume", runs[0], "--steps", "6")
-    whole = _train(chest, *TINY, "--backprop", "manual", "--steps", "6", "-o", tmp_path / "whole")
+    whole = _train(chest, *TINY, *CONSTANT, "--backprop", "manual", "--steps", "6", "-o", tmp_path / "whole")
     assert resumed["resumed_from"] == 2 and resumed["steps"] == whole["steps"] == 6
     _assert_same(runs[0] / "epochs/epoch-003.npz", tmp_path / "whole" / "epochs/epoch-003.npz")
 
@@ -209,7 +213,7 @@ for rule, data in (("autodiff", paths[:1]), ("autodiff-sharded", paths)):
     model = get_model("residual-mul")(kernels=(3, 3, 1), channels=(2, 2), activations=("tanh", "tanh", "sigmoid2"))
     train([read(p) for p in (dist.my_share(data) if shard else data)], model, get_backprop("autodiff")(),
           get_noise("gaussian")(sigma=80.0), run_dir=f"{out}/{rule}-{dist.task.index}", steps=4,
-          steps_per_epoch=2, batch_size=4, patch_size=16, realisations=1, lr=0.01, seed=3,
+          steps_per_epoch=2, batch_size=4, patch_size=16, realisations=1, lr=0.01, lr_decay="cosine", seed=3,
           distribution=dist, volume_shard=shard)
     np.savez(f"{out}/{rule}-final-{dist.task.index}.npz", **model.get_weights())
 """
@@ -218,7 +222,7 @@ for rule, data in (("autodiff", paths[:1]), ("autodiff-sharded", paths)):
 def test_multi_worker_autodiff_equals_single_process_and_shards_volumes(tmp_path):
     a, b = _chest(tmp_path / "a.nii.gz"), _chest(tmp_path / "b.nii.gz", shift=0.03)
     _run_workers(tmp_path, lambda i: [sys.executable, "-c", WORKER_SCRIPT, str(a), str(b), str(tmp_path)])
-    single = _train(a, *TINY, "--backprop", "autodiff", "--steps", "4", "-o", tmp_path / "single")
+    single = _train(a, *TINY, "--lr-decay", "cosine", "--backprop", "autodiff", "--steps", "4", "-o", tmp_path / "single")
     assert single["steps"] == 4
     _assert_same(tmp_path / "autodiff-0" / "epochs/epoch-002.npz", tmp_path / "single" / "epochs/epoch-002.npz")
     assert not (tmp_path / "autodiff-1").exists() and not (tmp_path / "autodiff-sharded-1").exists()
