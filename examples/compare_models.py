@@ -25,6 +25,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 
+MODELS = ("residual-mul", "residual-mul-add", "vanilla-ae")
+RULES = ("autodiff", "manual", "dilated")
+
 
 def replace_section(text: str, table: str, section: str = "") -> str:
     """``text`` with the block between ``<!-- RESULTS[:section] ... -->`` and
@@ -37,9 +40,6 @@ def replace_section(text: str, table: str, section: str = "") -> str:
         raise SystemExit(f"no '{begin}...-->' ... '{end}' block to fill")
     start = text.index("-->", start) + 3
     return text[:start] + "\n" + table + "\n" + text[text.index(end, start):]
-
-MODELS = ("residual-mul", "residual-mul-add", "vanilla-ae")
-RULES = ("autodiff", "manual", "dilated")
 
 
 def cached(noise):
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--realisations", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--rules", default=",".join(RULES))
-    ap.add_argument("--write", type=Path, help="also replace the Results section of this markdown file "
-                    "(docs/models.md) after its marker")
+    ap.add_argument("--write", type=Path, help="also fill this markdown file's (docs/models.md) "
+                    "<!-- RESULTS --> ... <!-- /RESULTS --> block with the table")
     ap.add_argument("--section", default="", help="with --write: fill the <!-- RESULTS:SECTION --> block "
                     "instead of the main one")
     ap.add_argument("--runs", type=Path, default=Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -62,10 +62,6 @@ def demo(
                     "files": [str(p) for p in written]})
         return
     _table(result, window, dose)
-    if result.trained_on_sample:
-        console.print(f"Note: the pretrained weights of {', '.join(result.trained_on_sample)} were trained on "
-                      "this phantom (other noise draws), so these scores flatter them; docs/benchmarks.md "
-                      "scores every model on real CT it never saw.")
     console.print(f"Wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
 
 
@@ -115,3 +111,7 @@ def _table(result, window, dose: float) -> None:
         table.add_row(name, f"{o['psnr']:.2f}", f"{o['ssim']:.4f}", f"{o['rmse']:.1f}",
                       f"{o['gain']['psnr']:+.2f}", f"{result.seconds[name]:.1f}")
     out_console().print(table)
+    if result.trained_on_sample:  # with the table, so the caveat travels wherever the scores go
+        out_console().print(f"Note: the pretrained weights of {', '.join(result.trained_on_sample)} were trained "
+                            "on this phantom (other noise draws), so these scores flatter them; "
+                            "docs/benchmarks.md scores every model on real CT it never saw.")
