@@ -138,6 +138,9 @@ class TrainableModel(Model):
     """
 
     trainable = True
+    #: the patch side ``train`` cuts when not told otherwise (a fixed-size model's dense
+    #: layers grow with the patch's area, so it may want less)
+    default_patch_size: ClassVar[int] = 64
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for model in args.models.split(","):
         for rule in args.rules.split(","):
             print(f"training {model} with {rule} ...", file=sys.stderr, flush=True)
-            patch = args.patch_size or getattr(get_model(model), "default_patch_size", 64)
+            patch = args.patch_size or get_model(model).default_patch_size
             res = train(
                 [volume], get_model(model)(), get_backprop(rule)(), noise,
                 run_dir=args.runs / f"{model}-{rule}", steps=args.steps,

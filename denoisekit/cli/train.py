@@ -25,7 +25,6 @@ DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "steps_per_epoch": 50,
     "batch_size": 16,
-    "patch_size": 64,
     "lr": 1e-3,
     "lr_decay": "cosine",
     "seed": 0,
@@ -144,8 +143,7 @@ def train(
         steps=steps,
         steps_per_epoch=pick("steps_per_epoch", steps_per_epoch),
         batch_size=pick("batch_size", batch_size),
-        # a model may name its own default (vanilla-ae: its dense layers grow with the area)
-        patch_size=patch_size or old.get("patch_size") or getattr(model_cls, "default_patch_size", DEFAULTS["patch_size"]),
+        patch_size=patch_size or old.get("patch_size") or model_cls.default_patch_size,
         lr=pick("lr", lr),
         lr_decay=pick("lr_decay", lr_decay),
         seed=pick("seed", seed),

@@ -46,7 +46,6 @@ class VanillaAE(TrainableModel):
         "bias": True,
         "init": "auto",
     }
-    #: what ``train`` cuts when not told otherwise: the dense layers grow with the patch's area
     default_patch_size: ClassVar[int] = DEFAULT_PATCH
 
     def scale(self, hu):
