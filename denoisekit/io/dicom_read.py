@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
-from denoisekit.io.dicom_scan import Frame, Series, candidate_files, has_dicom_preamble, scan, select_series
+from denoisekit.io.dicom_scan import (
+    Frame, Series, candidate_files, has_dicom_preamble, not_hu, scan, select_series,
+)
 from denoisekit.io.dicom_tags import source_tags
 from denoisekit.io.geometry import order_stack
 from denoisekit.volume import Volume
@@ -89,6 +91,10 @@ def read_dicom(
         frames = [f for f in frames if not f.localizer]
         note(f"skipped {len(localizers)} localizer image(s) in series {chosen.uid}")
     _check_uniform(frames)
+    why = not_hu(frames[0].header)
+    if why is not None:
+        note(f"series {chosen.uid}: the pixel values are not Hounsfield units ({why}); "
+             "denoisekit's noise and models assume HU")
     check_decoders(chosen.transfer_syntaxes)
     first = frames[0]
     stack = order_stack(

@@ -158,6 +158,19 @@ def frames_of(ds: Any, path: Path) -> list[Frame]:
     )]
 
 
+def not_hu(ds: Any) -> str | None:
+    """Why the pixel values of ``ds`` are not Hounsfield units, or None when nothing says so.
+
+    CT images may omit RescaleType (HU is then implied); derived maps such as perfusion
+    (cerebral blood flow) keep the CT modality but say 'US' (unspecified) or another unit.
+    """
+    kind = _group(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ds.get("RescaleType")
+    if kind is None or str(kind).strip().upper() in ("", "HU"):
+        return None
+    image_type = "\\".join(str(v) for v in (ds.get("ImageType") or []))
+    return f"RescaleType {str(kind).strip()!r}" + (f", ImageType {image_type}" if image_type else "")
+
+
 def non_image_kind(ds: Any) -> str | None:
     """Why a header is not an image we read (e.g. 'SR', 'DICOMDIR'), or None for an image."""
     media_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)

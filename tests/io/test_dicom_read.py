@@ -71,6 +71,15 @@ def test_enhanced_ct_multiframe_uses_functional_groups(real_ct):
     assert volume.tags["SourceImages"][0][2] == 2
 
 
+def test_values_that_are_not_hu_are_said_so(real_ct):
+    notes = []
+    read_volume(real_ct("eCT_Supplemental.dcm"), note=notes.append)  # a cerebral blood flow map
+    assert len(notes) == 1 and "not Hounsfield units (RescaleType 'US'" in notes[0] and "PERFUSION" in notes[0]
+    for name in ("693_UNCR.dcm", "CT_small.dcm", "bad_sequence.dcm"):  # CT in HU (RescaleType absent or HU)
+        read_volume(real_ct(name), note=notes.append)
+    assert len(notes) == 1
+
+
 # -- synthetic series ----------------------------------------------------------------------
 
 
