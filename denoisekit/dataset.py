@@ -47,9 +47,12 @@ def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[l
     if sum(cuts) == 0:  # keep at least one validation slice: the last one we can spare
         last = max(i for i, v in enumerate(volumes) if v.shape[0] > 1 or len(volumes) > 1)
         cuts[last] = 1
+    from denoisekit.volume import fill_padding
+
     train, val = [], []
     for v, cut in zip(volumes, cuts):
-        arr = np.asarray(v.array, dtype=np.float32)
+        # padding outside the field of view is air to the noise and the model, as in infer
+        arr = fill_padding(np.asarray(v.array, dtype=np.float32))
         n = arr.shape[0]
         if n - cut > 0:
             train.append((arr[: n - cut], tuple(v.spacing)))

@@ -188,12 +188,14 @@ class TrainableModel(Model):
 
         if not self.built:
             self.build(self.patch_size or slices.shape[-1])
+        from denoisekit.volume import fill_padding, padding_mask
+
         slices = np.asarray(slices, dtype=np.float32)
-        x = tf.constant(self.scale(slices)[..., None])
+        # Padding outside the field of view goes in as air (as in training) and comes back
+        # as the scanner wrote it; noisy air below -1024 HU is denoised like any pixel.
+        x = tf.constant(self.scale(fill_padding(slices))[..., None])
         y = self.unscale(np.asarray(self.call(x))[..., 0]).astype(np.float32)
-        # Below -1024 HU is padding outside the scanned field of view, not anatomy: the
-        # scaled models clip it, so keep the scanner's value rather than return -1024.
-        return np.where(slices < -1024.0, slices, y)
+        return np.where(padding_mask(slices), slices, y)
 
     def weight_names(self) -> list[str]:
         """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for

@@ -9,6 +9,24 @@ from typing import Any
 import numpy as np
 
 
+#: Below this, a CT value is padding outside the reconstructed field of view (scanners write
+#: -2000, -2048 or -3024 there), not anatomy: air is -1000 and its noise, even at a sixteenth
+#: of the dose, stays well above.
+PADDING_BELOW = -1500.0
+AIR = -1024.0
+
+
+def padding_mask(hu: np.ndarray) -> np.ndarray:
+    return hu < PADDING_BELOW
+
+
+def fill_padding(hu: np.ndarray) -> np.ndarray:
+    """``hu`` with padding set to air, so a model sees what it was trained on; the same
+    array (no copy) when there is none."""
+    mask = padding_mask(hu)
+    return np.where(mask, np.float32(AIR), hu).astype(np.float32, copy=False) if mask.any() else hu
+
+
 @dataclass(frozen=True)
 class Volume:
     """A CT volume.

@@ -39,6 +39,16 @@ def test_split_holds_out_the_last_slices_of_each_volume():
     assert np.shares_memory(train[0][0], a.array)
 
 
+def test_split_fills_padding_outside_the_field_of_view_with_air():
+    arr = np.full((3, 8, 8), 40.0, np.float32)
+    arr[:, :2] = -2000.0  # padding
+    arr[:, 2, 0] = -1100.0  # noisy air: kept
+    train, val = split_volumes([Volume(arr)], val_fraction=0.34)
+    assert (train[0][0][:, :2] == -1024.0).all() and (val[0][0][:, :2] == -1024.0).all()
+    assert (train[0][0][:, 2, 0] == -1100.0).all()
+    assert (arr[:, :2] == -2000.0).all()  # the caller's volume is untouched
+
+
 def test_split_keeps_one_validation_slice_and_needs_two():
     train, val = split_volumes([_volume(3)], val_fraction=0.01)
     assert (train[0][0].shape[0], val[0][0].shape[0]) == (2, 1)
