@@ -23,20 +23,38 @@ def import_tensorflow(quiet: bool = True) -> Any:
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules or not quiet or os.environ.get("DENOISEKIT_TF_LOGS"):
-        import tensorflow as tf
-
-        return tf
+        return _import_without_eager_keras()
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     try:
-        import tensorflow as tf
-
+        tf = _import_without_eager_keras()
         tf.config.list_physical_devices()  # device probing logs happen here, not at import
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    return tf
+
+
+#: TensorFlow's ``__init__`` imports this eagerly, in a ``try`` that tolerates ImportError,
+#: and with it all of Keras (which pulls in matplotlib.pyplot and IPython): about a quarter
+#: of ``import tensorflow`` here, for nothing denoisekit uses. ``tf.keras`` stays available,
+#: loaded on first use, for plugins that want it.
+_EAGER_KERAS = "keras.src.optimizers"
+
+
+def _import_without_eager_keras() -> Any:
+    if "tensorflow" in sys.modules or _EAGER_KERAS in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    sys.modules[_EAGER_KERAS] = None  # type: ignore[assignment]  # makes that import fail
+    try:
+        import tensorflow as tf
+    finally:
+        if sys.modules.get(_EAGER_KERAS, "") is None:
+            del sys.modules[_EAGER_KERAS]
     return tf
