@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     md += [
         f"### Whole command: `denoisekit infer VOLUME.nii -o OUT.nii --quiet` (default model `{DEFAULT_MODEL}`)",
         "",
-        "A fresh process each time: start-up, TensorFlow import (about 5 s of it here), reading and writing NIfTI "
+        "A fresh process each time: start-up, TensorFlow import (without its eager Keras import: `denoisekit.tfenv`), reading and writing NIfTI "
         "included; the 50-slice rows are medians of 5 runs taking turns between the two settings, the 200-slice rows one run. "
         "Peak RSS from `getrusage(RUSAGE_CHILDREN)` of a fresh parent per run. `TF_ENABLE_ONEDNN_OPTS`: "
         "unset is what a user gets who sets nothing (denoisekit then turns oneDNN on itself; TensorFlow alone leaves it off on AMD CPUs, where the whole command ran at 2.8 slices/s before), "
