@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.volume import fill_padding
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
 
@@ -47,8 +48,6 @@ def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[l
     if sum(cuts) == 0:  # keep at least one validation slice: the last one we can spare
         last = max(i for i, v in enumerate(volumes) if v.shape[0] > 1 or len(volumes) > 1)
         cuts[last] = 1
-    from denoisekit.volume import fill_padding
-
     train, val = [], []
     for v, cut in zip(volumes, cuts):
         # padding outside the field of view is air to the noise and the model, as in infer

@@ -193,9 +193,10 @@ class TrainableModel(Model):
         slices = np.asarray(slices, dtype=np.float32)
         # Padding outside the field of view goes in as air (as in training) and comes back
         # as the scanner wrote it; noisy air below -1024 HU is denoised like any pixel.
-        x = tf.constant(self.scale(fill_padding(slices))[..., None])
+        padding = padding_mask(slices)
+        x = tf.constant(self.scale(fill_padding(slices, padding))[..., None])
         y = self.unscale(np.asarray(self.call(x))[..., 0]).astype(np.float32)
-        return np.where(padding_mask(slices), slices, y)
+        return np.where(padding, slices, y)
 
     def weight_names(self) -> list[str]:
         """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for

@@ -20,10 +20,10 @@ def padding_mask(hu: np.ndarray) -> np.ndarray:
     return hu < PADDING_BELOW
 
 
-def fill_padding(hu: np.ndarray) -> np.ndarray:
-    """``hu`` with padding set to air, so a model sees what it was trained on; the same
-    array (no copy) when there is none."""
-    mask = padding_mask(hu)
+def fill_padding(hu: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """``hu`` with padding (``mask``, or :func:`padding_mask`) set to air, so a model sees what
+    it was trained on; the same array (no copy) when there is none."""
+    mask = padding_mask(hu) if mask is None else mask
     return np.where(mask, np.float32(AIR), hu).astype(np.float32, copy=False) if mask.any() else hu
 
 

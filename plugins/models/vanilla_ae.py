@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 from denoisekit.errors import DenoiseKitError
 from denoisekit.plugin import TrainableModel
 
-DEFAULT_PATCH = 16
 #: HU mapped linearly onto [0, 1] for the sigmoid output: the 12-bit CT range -1024..3071.
 HU_LOW, HU_RANGE = -1024.0, 4096.0
 
@@ -31,7 +30,7 @@ def _clip01(a):
 
 class VanillaAE(TrainableModel):
     name = "vanilla-ae"
-    description = "Convolutional autoencoder: 3 x (conv, mean pool), dense latent, mirrored decoder (article Part 1)."
+    description = "Convolutional autoencoder: (conv, mean pool) stages, dense latent, mirrored decoder (article Part 1)."
     manual_gradients = True
     fixed_size = True
     # The article: kernels=(7, 5, 3) (three pooling stages), channels=1, latent=1000,
@@ -46,7 +45,7 @@ class VanillaAE(TrainableModel):
         "bias": True,
         "init": "auto",
     }
-    default_patch_size: ClassVar[int] = DEFAULT_PATCH
+    default_patch_size: ClassVar[int] = 16
 
     def scale(self, hu):
         """HU -> [0, 1] over -1024..3071 HU (what the article's sigmoid output can reach)."""
@@ -58,7 +57,7 @@ class VanillaAE(TrainableModel):
     def build(self, patch_size: int | None = None) -> None:
         from denoisekit_plugins.models import layers as L
 
-        s = int(patch_size or DEFAULT_PATCH)
+        s = int(patch_size or self.default_patch_size)
         c = self.config
         depth = len(c["kernels"])
         if depth < 1:
