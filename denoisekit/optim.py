@@ -22,6 +22,14 @@ class Adam:
     step T + 1 and after. A fixed budget ends on small steps that settle the weights instead of
     leaving them wherever the last full-rate step threw them. ``lr_t`` depends on the step
     count alone, so a resumed run follows the same schedule.
+
+    ``unit_gradients``: each step's gradients are first divided by their global norm. In the
+    multiplicative nets an early layer's gradient scales with the input to the fifth power
+    (bone at ~4 model units, air at 1), so rare bone-heavy batches can give gradients orders
+    of magnitude above the usual; one such spike fills ``v`` for about ``1 / (1 - b2)`` steps
+    and shrinks every later step, and training can stall at the identity (seen on the
+    pretraining data without its one non-CT map). Unit gradients keep the direction and drop
+    the spikes' size.
     """
 
     def __init__(
@@ -33,6 +41,7 @@ class Adam:
         eps: float = 1e-8,
         names: Sequence[str] | None = None,
         decay_steps: int | None = None,
+        unit_gradients: bool = False,
     ) -> None:
         import tensorflow as tf
 
@@ -44,6 +53,7 @@ class Adam:
         if decay_steps is not None and decay_steps < 1:
             raise ValueError("decay_steps must be at least 1")
         self.decay_steps = None if decay_steps is None else int(decay_steps)
+        self.unit_gradients = bool(unit_gradients)
         self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="adam_t")
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables]
@@ -51,7 +61,7 @@ class Adam:
     @property
     def config(self) -> dict[str, float]:
         return {"lr": self.lr, "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps,
-                "decay_steps": self.decay_steps}
+                "decay_steps": self.decay_steps, "unit_gradients": self.unit_gradients}
 
     def rate(self):
         """The learning rate of the next update (a float32 tensor)."""
@@ -72,8 +82,11 @@ class Adam:
         c1 = 1.0 - tf.pow(self.beta1, t)
         c2 = 1.0 - tf.pow(self.beta2, t)
         lr = self.rate()
+        grads = [tf.convert_to_tensor(g, dtype=w.dtype) for w, g in zip(self.variables, grads)]
+        if self.unit_gradients:
+            norm = tf.linalg.global_norm(grads)
+            grads = [g / (norm + 1e-30) for g in grads]
         for w, m, v, g in zip(self.variables, self.m, self.v, grads):
-            g = tf.convert_to_tensor(g, dtype=w.dtype)
             m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
             v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
             w.assign_sub(lr * (m / c1) / (tf.sqrt(v / c2) + self.eps))

@@ -29,11 +29,14 @@ from denoisekit.rundir import RunDir
 
 #: Learning-rate schedules (see :class:`denoisekit.optim.Adam`).
 LR_DECAYS = ("constant", "cosine")
+#: What Adam gets each step: the gradients as computed, or scaled to unit global norm
+#: (see :class:`denoisekit.optim.Adam`).
+GRAD_NORMS = ("raw", "unit")
 
 #: Config keys a resumed run must share with the run it continues.
 _RESUME_KEYS = (
     "model", "backprop", "noise", "seed", "batch_size", "patch_size", "lr", "lr_decay",
-    "steps_per_epoch", "val_fraction", "realisations", "val_tiles",
+    "grad_norm", "steps_per_epoch", "val_fraction", "realisations", "val_tiles",
 )
 
 
@@ -41,6 +44,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     """A run's config, with the values runs from before an option existed implicitly used."""
     config = RunDir(run_dir).read_config()
     config.setdefault("lr_decay", "constant")
+    config.setdefault("grad_norm", "raw")
     return config
 
 
@@ -152,6 +156,7 @@ def train(
     patch_size: int = 64,
     lr: float = 3e-3,
     lr_decay: str = "constant",
+    grad_norm: str = "raw",
     seed: int = 0,
     resume: bool = False,
     val_fraction: float = 0.15,
@@ -175,6 +180,8 @@ def train(
         raise DenoiseKitError("batch size, realisations and lr must be positive, patch size at least 4")
     if lr_decay not in LR_DECAYS:
         raise DenoiseKitError(f"unknown lr decay {lr_decay!r} (choose from {', '.join(LR_DECAYS)})")
+    if grad_norm not in GRAD_NORMS:
+        raise DenoiseKitError(f"unknown grad norm {grad_norm!r} (choose from {', '.join(GRAD_NORMS)})")
     plan = epoch_plan(epochs, steps, steps_per_epoch)
     dist = distribution
     chief = dist is None or dist.is_chief
@@ -219,6 +226,7 @@ def train(
         "patch_size": int(patch_size),
         "lr": float(lr),
         "lr_decay": lr_decay,
+        "grad_norm": grad_norm,
         "epochs": len(plan),
         "steps": int(sum(plan)),
         "steps_per_epoch": int(steps_per_epoch),
@@ -265,7 +273,8 @@ def train(
         # cosine: over this call's whole budget, so a resumed run with the same budget
         # follows the same schedule as an uninterrupted one.
         decay_steps = int(sum(plan)) if lr_decay == "cosine" else None
-        opt = Adam(variables, lr=lr, names=model.weight_names(), decay_steps=decay_steps)
+        opt = Adam(variables, lr=lr, names=model.weight_names(), decay_steps=decay_steps,
+                   unit_gradients=grad_norm == "unit")
     forward = tf.function(model.call, reduce_retracing=True)
 
     @tf.function

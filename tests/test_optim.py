@@ -94,3 +94,29 @@ def test_cosine_decay_follows_the_schedule_and_stops_at_its_end():
 def test_decay_steps_must_be_positive():
     with pytest.raises(ValueError, match="decay_steps"):
         Adam([tf.Variable([0.0])], decay_steps=0)
+
+
+def _run(grads, **kw):
+    w = tf.Variable(np.zeros(3, np.float32))
+    opt = Adam([w], lr=0.01, **kw)
+    for g in grads:
+        opt.apply([tf.constant(g, tf.float32)])
+    return w.numpy()
+
+
+def test_unit_gradients_equal_the_textbook_update_of_normalised_gradients():
+    rng = np.random.default_rng(1)
+    grads = [rng.normal(size=3) * s for s in (1.0, 50.0, 0.02, 3.0)]
+    unit = [g / np.linalg.norm(g) for g in grads]
+    np.testing.assert_allclose(_run(grads, unit_gradients=True), _numpy_adam(np.zeros(3), unit), rtol=1e-5, atol=1e-7)
+
+
+def test_one_huge_gradient_stalls_raw_adam_but_not_unit_gradients():
+    # The failure unit gradients exist for: one spike fills v, and the steps after it shrink.
+    g = np.array([1.0, -2.0, 0.5])
+    after_spike = [1000.0 * g] + [g] * 50
+    steady = [g] * 51
+    raw_moved = np.abs(_run(after_spike) - _run(after_spike[:1])).sum()
+    raw_steady = np.abs(_run(steady) - _run(steady[:1])).sum()
+    assert raw_moved < 0.2 * raw_steady
+    np.testing.assert_allclose(_run(after_spike, unit_gradients=True), _run(steady, unit_gradients=True), rtol=1e-6)

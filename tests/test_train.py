@@ -206,6 +206,29 @@ def test_runs_from_before_lr_decay_resume_at_a_constant_rate(tmp_path):
               epochs=3, seed=3, lr_decay="cosine", resume=True, **SMALL)
 
 
+def test_grad_norm_is_recorded_changes_training_and_must_match_on_resume(tmp_path):
+    from denoisekit.train import read_run_config
+
+    unit = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "u",
+                 epochs=1, seed=3, grad_norm="unit", **SMALL)
+    raw = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "r", epochs=1, seed=3, **SMALL)
+    assert read_run_config(tmp_path / "u")["grad_norm"] == "unit"
+    assert read_run_config(tmp_path / "r")["grad_norm"] == "raw"
+    assert not np.allclose(unit.model.trainable_variables[0].numpy(), raw.model.trainable_variables[0].numpy())
+    with pytest.raises(DenoiseKitError, match="different grad_norm"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "u",
+              epochs=2, seed=3, resume=True, **SMALL)
+    with pytest.raises(DenoiseKitError, match="unknown grad norm 'clip'"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "x",
+              epochs=1, seed=3, grad_norm="clip", **SMALL)
+    # runs from before the option trained on raw gradients
+    path = tmp_path / "r" / "config.json"
+    config = json.loads(path.read_text())
+    del config["grad_norm"]
+    path.write_text(json.dumps(config))
+    assert read_run_config(tmp_path / "r")["grad_norm"] == "raw"
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     rule = TapeRule()
     rule.nan_from_step = SMALL["steps_per_epoch"] + 2  # in epoch 2

@@ -27,6 +27,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 16,
     "lr": 1e-3,
     "lr_decay": "cosine",
+    "grad_norm": "unit",
     "seed": 0,
     "realisations": 2,
     "val_fraction": 0.15,
@@ -60,6 +61,7 @@ def train(
     patch_size: Annotated[Optional[int], _opt("Square patch side in pixels (default: 64; vanilla-ae: 16).", "--patch-size")] = None,
     lr: Annotated[Optional[float], _opt("Adam learning rate (default: 0.001).", "--lr")] = None,
     lr_decay: Annotated[Optional[str], _opt("Learning-rate schedule: cosine (from --lr down to 0 over the whole budget) or constant (default: cosine).", "--lr-decay")] = None,
+    grad_norm: Annotated[Optional[str], _opt("Gradients Adam gets: unit (scaled to unit norm each step, so a rare huge gradient cannot stall training) or raw (default: unit).", "--grad-norm")] = None,
     seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed")] = None,
     realisations: Annotated[Optional[int], _opt("Noisy copies made per training slice at the start (default: 2).", "--realisations")] = None,
     output: Annotated[Optional[Path], _opt("New run directory (default: runs/<date>-<model>-<backprop>).", "--output", "-o")] = None,
@@ -85,10 +87,12 @@ def train(
         raise typer.BadParameter("give --epochs or --steps, not both", param_hint="--steps")
     from denoisekit.distribute import STRATEGIES
 
-    from denoisekit.train import LR_DECAYS
+    from denoisekit.train import GRAD_NORMS, LR_DECAYS
 
     if lr_decay is not None and lr_decay not in LR_DECAYS:
         raise typer.BadParameter(f"choose from {', '.join(LR_DECAYS)}", param_hint="--lr-decay")
+    if grad_norm is not None and grad_norm not in GRAD_NORMS:
+        raise typer.BadParameter(f"choose from {', '.join(GRAD_NORMS)}", param_hint="--grad-norm")
     if strategy is not None and strategy not in STRATEGIES:
         raise typer.BadParameter(f"choose from {', '.join(STRATEGIES)}", param_hint="--strategy")
     from denoisekit.plugins import check_trainable, get_backprop, get_model, get_noise
@@ -146,6 +150,7 @@ def train(
         patch_size=patch_size or old.get("patch_size") or model_cls.default_patch_size,
         lr=pick("lr", lr),
         lr_decay=pick("lr_decay", lr_decay),
+        grad_norm=pick("grad_norm", grad_norm),
         seed=pick("seed", seed),
         realisations=pick("realisations", realisations),
         val_fraction=old.get("val_fraction", DEFAULTS["val_fraction"]),

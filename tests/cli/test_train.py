@@ -46,6 +46,7 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     assert config["noise"] == {"name": "gaussian", "options": {"sigma": 80.0, "relative": 0.0}}
     assert config["data"] == [str(chest_nifti.resolve())]
     assert config["lr_decay"] == "cosine"  # the default for a fixed budget
+    assert config["grad_norm"] == "unit"
     assert (run / "curves.png").is_file() and (run / "epochs" / "epoch-002.npz").is_file()
 
     again = _train(chest_nifti, "--sigma", "80", "--steps", "6", *FAST, "-o", run, "--quiet")
@@ -96,6 +97,8 @@ def test_usage_errors_exit_2(tmp_path, chest_nifti):
     assert budget.exit_code == 2
     schedule = _train(chest_nifti, "--lr-decay", "linear", "-o", tmp_path / "c")
     assert schedule.exit_code == 2 and "cosine" in schedule.output and not (tmp_path / "c").exists()
+    norm = _train(chest_nifti, "--grad-norm", "clip", "-o", tmp_path / "d")
+    assert norm.exit_code == 2 and "unit" in norm.output and not (tmp_path / "d").exists()
 
 
 @pytest.mark.slow
