@@ -213,7 +213,7 @@ for rule, data in (("autodiff", paths[:1]), ("autodiff-sharded", paths)):
     model = get_model("residual-mul")(kernels=(3, 3, 1), channels=(2, 2), activations=("tanh", "tanh", "sigmoid2"))
     train([read(p) for p in (dist.my_share(data) if shard else data)], model, get_backprop("autodiff")(),
           get_noise("gaussian")(sigma=80.0), run_dir=f"{out}/{rule}-{dist.task.index}", steps=4,
-          steps_per_epoch=2, batch_size=4, patch_size=16, realisations=1, lr=0.01, lr_decay="cosine", seed=3,
+          steps_per_epoch=2, batch_size=4, patch_size=16, realisations=1, lr=0.01, lr_decay="cosine", grad_norm="unit", seed=3,
           distribution=dist, volume_shard=shard)
     np.savez(f"{out}/{rule}-final-{dist.task.index}.npz", **model.get_weights())
 """
