@@ -189,14 +189,19 @@ def test_cosine_schedule_resumes_from_an_interruption(tmp_path):
               epochs=1, seed=3, lr_decay="linear", **SMALL)
 
 
+def _as_before_the_option(run_dir, key):
+    """Make ``run_dir`` look written by a version without option ``key``."""
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text())
+    del config[key]
+    path.write_text(json.dumps(config))
+
+
 def test_runs_from_before_lr_decay_resume_at_a_constant_rate(tmp_path):
     from denoisekit.train import read_run_config
 
     train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "old", epochs=1, seed=3, **SMALL)
-    path = tmp_path / "old" / "config.json"
-    config = json.loads(path.read_text())
-    del config["lr_decay"]
-    path.write_text(json.dumps(config))
+    _as_before_the_option(tmp_path / "old", "lr_decay")
     assert read_run_config(tmp_path / "old")["lr_decay"] == "constant"
     resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "old",
                     epochs=2, seed=3, resume=True, **SMALL)
@@ -222,10 +227,7 @@ def test_grad_norm_is_recorded_changes_training_and_must_match_on_resume(tmp_pat
         train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "x",
               epochs=1, seed=3, grad_norm="clip", **SMALL)
     # runs from before the option trained on raw gradients
-    path = tmp_path / "r" / "config.json"
-    config = json.loads(path.read_text())
-    del config["grad_norm"]
-    path.write_text(json.dumps(config))
+    _as_before_the_option(tmp_path / "r", "grad_norm")
     assert read_run_config(tmp_path / "r")["grad_norm"] == "raw"
 
 
