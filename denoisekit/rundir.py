@@ -136,14 +136,14 @@ class RunDir:
 
     def write_curves(self, rows: list[dict[str, Any]]) -> Path:
         """Training loss, validation loss and validation PSNR against epoch."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A bare Figure draws with Agg without touching pyplot: calling matplotlib.use() here
+        # would switch the backend of a notebook or script that calls train().
+        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
 
         epochs = [r["epoch"] for r in rows]
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+        fig = Figure(figsize=(9, 3.5))
+        ax1, ax2 = fig.subplots(1, 2)
         trained = [r for r in rows if r.get("loss") is not None]
         ax1.plot([r["epoch"] for r in trained], [r["loss"] for r in trained], "o-", label="train")
         ax1.plot(epochs, [r.get("val_loss") for r in rows], "s-", label="validation")
@@ -161,11 +161,8 @@ class RunDir:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
         path = self.path / CURVES
-        try:
-            with replacing(path) as temp:
-                fig.savefig(temp, dpi=80)
-        finally:
-            plt.close(fig)
+        with replacing(path) as temp:
+            fig.savefig(temp, dpi=80)
         return path
 
 

@@ -64,3 +64,19 @@ def test_metrics_round_trip_and_ignore_a_cut_line(tmp_path):
     png = run.write_curves([{**r, "val_loss": 0.1, "noisy_psnr": 25.0} for r in rows])
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in run.path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_curves_leave_the_callers_matplotlib_backend_alone(tmp_path):
+    # train() is a library call too: switching a notebook's backend to Agg would break its plots
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        run = RunDir(tmp_path / "run")
+        run.create({})
+        png = run.write_curves([{"epoch": 0, "loss": None, "val_loss": 0.2, "val_psnr": 30.0}])
+        assert png.read_bytes()[:4] == b"\x89PNG"
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(before)
