@@ -11,9 +11,11 @@ from pathlib import Path
 ITK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 # Readable only: a header beside a raw file cannot be written atomically as one file.
 ITK_READ_ONLY_SUFFIXES = (".mhd", ".nhdr")
-# File suffixes that a user might mistake for a writable single-file output.
-_NOT_WRITABLE = (".dcm", ".dicom", ".ima", ".png", ".jpg", ".jpeg", ".tif", ".tiff",
-                 ".npy", ".npz", ".hdr", ".img", ".json") + ITK_READ_ONLY_SUFFIXES
+# File suffixes that a user might mistake for a writable single-file output (any other name
+# is a DICOM directory, so `-o out.txt` would otherwise quietly become one).
+_NOT_WRITABLE = (".dcm", ".dicom", ".ima", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif",
+                 ".npy", ".npz", ".hdr", ".img", ".raw", ".json", ".txt", ".csv", ".xml", ".h5", ".mat",
+                 ".gz", ".zip", ".tar") + ITK_READ_ONLY_SUFFIXES
 
 
 def itk_suffix(path: str | Path) -> str | None:

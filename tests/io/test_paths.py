@@ -14,7 +14,7 @@ def test_output_kind(name, kind):
     assert output_kind(Path(name)) == kind
 
 
-@pytest.mark.parametrize("name", ["x.dcm", "x.png", "x.mhd"])
+@pytest.mark.parametrize("name", ["x.dcm", "x.png", "x.mhd", "x.txt", "x.tar.gz"])
 def test_unwritable_suffixes_are_refused(name):
     with pytest.raises(DenoiseKitError, match="use a directory"):
         output_kind(name)
