@@ -16,6 +16,7 @@ from denoisekit.volume import Volume
 
 SAMPLES: dict[str, str] = {
     "chest-phantom": "procedural chest CT phantom, 512x512 x 24 slices, 0.70 x 0.70 x 2.5 mm, tissue HU",
+    "head-phantom": "procedural head CT phantom in a head holder, 512x512 x 16 slices, 0.49 x 0.49 x 5 mm",
     "ct-small": "real CT slice, 128x128, pydicom's CT_small.dcm",
     "693": "real CT slice, 512x512, pydicom-data's 693_UNCR.dcm",
 }
@@ -34,9 +35,9 @@ SLICE_SPACING = 2.5  # mm
 SEED = 20240607
 
 
-def load_sample(name: str = "chest-phantom", *, slices: int = 24, size: int = 512) -> Volume:
-    """A sample volume by name (see ``SAMPLES``). ``slices`` and ``size`` shape the phantom
-    (the real samples are single slices and ignore them)."""
+def load_sample(name: str = "chest-phantom", *, slices: int | None = None, size: int = 512) -> Volume:
+    """A sample volume by name (see ``SAMPLES``). ``slices`` and ``size`` shape the phantoms
+    (default: 24 chest, 16 head slices; the real samples are single slices and ignore them)."""
     if name in _REAL_FILES:
         from pydicom.data import get_testdata_file
 
@@ -47,7 +48,11 @@ def load_sample(name: str = "chest-phantom", *, slices: int = 24, size: int = 51
             raise DenoiseKitError(f"sample '{name}' needs {_REAL_FILES[name]} (pydicom / pydicom-data)")
         return read_volume(path)
     if name == "chest-phantom":
-        return chest_phantom(slices=slices, size=size)
+        return chest_phantom(slices=24 if slices is None else slices, size=size)
+    if name == "head-phantom":
+        from denoisekit.head_phantom import head_phantom
+
+        return head_phantom(slices=16 if slices is None else slices, size=size)
     raise DenoiseKitError(f"no sample '{name}'; samples: {', '.join(SAMPLES)}")
 
 
