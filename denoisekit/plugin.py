@@ -234,9 +234,13 @@ class Backprop(Plugin):
     #: True when the rule chains the model's hand-written backward steps.
     requires_manual_gradients: ClassVar[bool] = False
 
-    def gradients(self, model: TrainableModel, x, target, step):
+    def gradients(self, model: TrainableModel, x, target, step, weights=None):
         """Return ``(loss, grads)`` for a batch; ``grads`` follow
-        ``model.trainable_variables``. Runs inside ``tf.function``."""
+        ``model.trainable_variables``. Runs inside ``tf.function``.
+
+        ``weights`` (one per sample, mean 1) weight each sample's squared error; train
+        passes them unless run with ``loss_weight="none"``. A rule written without this
+        parameter still works, with ``loss_weight="none"`` only."""
         raise NotImplementedError
 
     @classmethod

@@ -231,6 +231,62 @@ def test_grad_norm_is_recorded_changes_training_and_must_match_on_resume(tmp_pat
     assert read_run_config(tmp_path / "r")["grad_norm"] == "raw"
 
 
+def test_noise_weights_favour_the_less_noisy_patches_and_stop_at_the_floor():
+    from denoisekit.train import noise_weights
+
+    t = tf.zeros((3, 8, 8, 1))
+    x = tf.constant(np.stack([np.full((8, 8, 1), s, np.float32) for s in (0.01, 0.02, 0.0)]))
+    w = noise_weights(x, t, floor=0.005).numpy()
+    assert w.mean() == pytest.approx(1.0)
+    # 1 / (variance + floor^2): noise 0.01 -> 1/1.25e-4, 0.02 -> 1/4.25e-4, none -> 1/2.5e-5
+    expect = 1 / np.array([1.25e-4, 4.25e-4, 2.5e-5])
+    np.testing.assert_allclose(w, expect / expect.mean(), rtol=1e-5)
+
+
+class WeightedTapeRule(TapeRule):
+    name = "weighted-tape"
+
+    def gradients(self, model, x, target, step, weights=None):
+        with tf.GradientTape() as tape:
+            sq = tf.reduce_mean(tf.square(model.call(x) - target), axis=[1, 2, 3])
+            loss = tf.reduce_mean(sq if weights is None else weights * sq)
+        return loss, tape.gradient(loss, model.trainable_variables)
+
+
+class LevelNoise(WhiteNoise):
+    """White noise whose level alternates between slices (30 and 300 HU), like blind training's."""
+
+    name = "levels"
+
+    def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+        rng = np.random.default_rng(params["seed"])
+        sigma = np.where(np.arange(hu.shape[0]) % 2 == 0, 30.0, 300.0)[:, None, None]
+        return (hu + sigma * rng.standard_normal(hu.shape)).astype(np.float32)
+
+
+def test_loss_weight_is_recorded_changes_training_and_needs_a_rule_that_takes_weights(tmp_path):
+    from denoisekit.train import read_run_config
+
+    noisy_sets = [phantom(z=8)]
+    runs = {lw: train(noisy_sets, TinyModel(), WeightedTapeRule(), LevelNoise(), run_dir=tmp_path / lw,
+                      epochs=1, seed=3, loss_weight=lw, **SMALL) for lw in ("none", "noise")}
+    assert read_run_config(tmp_path / "noise")["loss_weight"] == "noise"
+    assert not np.allclose(runs["none"].model.trainable_variables[0].numpy(),
+                           runs["noise"].model.trainable_variables[0].numpy())
+    with pytest.raises(DenoiseKitError, match="different loss_weight"):
+        train(noisy_sets, TinyModel(), WeightedTapeRule(), LevelNoise(), run_dir=tmp_path / "noise",
+              epochs=2, seed=3, resume=True, **SMALL)
+    with pytest.raises(DenoiseKitError, match="'tape' takes no per-sample weights"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "x",
+              epochs=1, seed=3, loss_weight="noise", **SMALL)
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(DenoiseKitError, match="unknown loss weight 'l1'"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "y",
+              epochs=1, seed=3, loss_weight="l1", **SMALL)
+    _as_before_the_option(tmp_path / "none", "loss_weight")  # older runs trained on plain MSE
+    assert read_run_config(tmp_path / "none")["loss_weight"] == "none"
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     rule = TapeRule()
     rule.nan_from_step = SMALL["steps_per_epoch"] + 2  # in epoch 2

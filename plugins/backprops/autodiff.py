@@ -11,12 +11,12 @@ class Autodiff(Backprop):
     description = "Automatic differentiation with tf.GradientTape; works with any trainable model."
     options: dict = {}
 
-    def gradients(self, model, x, target, step):
+    def gradients(self, model, x, target, step, weights=None):
         import tensorflow as tf
 
         variables = model.trainable_variables
         with tf.GradientTape() as tape:
-            loss = mse(model.call(x), target)
+            loss = mse(model.call(x), target, weights)
         grads = tape.gradient(loss, variables)
         # A variable the output does not depend on gets zeros, not None, so Adam can apply.
         return loss, [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]

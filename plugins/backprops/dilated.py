@@ -48,7 +48,7 @@ class Dilated(Backprop):
         step = tf.cast(step, tf.float32)
         return float(self.config["p0"]) / (1.0 + float(self.config["decay"]) * step)
 
-    def gradients(self, model, x, target, step):
+    def gradients(self, model, x, target, step, weights=None):
         import tensorflow as tf
 
         p = self.p(step)
@@ -67,4 +67,4 @@ class Dilated(Backprop):
                 combined = tf.add_n(extra)
             return g + p * combined
 
-        return backward_chain(model, x, target, incoming)
+        return backward_chain(model, x, target, incoming, weights)

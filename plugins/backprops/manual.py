@@ -10,17 +10,18 @@ from denoisekit.plugin import Backprop
 from denoisekit_plugins.backprops.loss import mse, mse_grad
 
 
-def backward_chain(model, x, target, incoming=None):
+def backward_chain(model, x, target, incoming=None, weights=None):
     """Run the forward pass with caches, then each layer's backward step in reverse.
 
     ``incoming(k, g, passed)`` may change the gradient arriving at layer ``k`` (0-based)
     given the ordinary one ``g`` and ``passed``, the list of gradients already passed down
-    by layers above (``passed[0]`` from the last layer); ``dilated`` uses it.
+    by layers above (``passed[0]`` from the last layer); ``dilated`` uses it. ``weights``:
+    the per-sample loss weights train may pass (see ``loss.noise_weights``).
     Returns ``(loss, grads)`` aligned with ``model.trainable_variables``.
     """
     out, caches = model.forward_with_caches(x)
-    loss = mse(out, target)
-    g = mse_grad(out, target)
+    loss = mse(out, target, weights)
+    g = mse_grad(out, target, weights)
     passed: list = []
     per_layer: list = []
     for k in reversed(range(len(model.layers))):
@@ -39,5 +40,5 @@ class Manual(Backprop):
     requires_manual_gradients = True
     options: dict = {}
 
-    def gradients(self, model, x, target, step):
-        return backward_chain(model, x, target)
+    def gradients(self, model, x, target, step, weights=None):
+        return backward_chain(model, x, target, weights=weights)

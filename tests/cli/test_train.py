@@ -47,6 +47,7 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     assert config["data"] == [str(chest_nifti.resolve())]
     assert config["lr_decay"] == "cosine"  # the default for a fixed budget
     assert config["grad_norm"] == "unit"
+    assert config["loss_weight"] == "noise"  # the built-in rules take per-sample weights
     assert (run / "curves.png").is_file() and (run / "epochs" / "epoch-002.npz").is_file()
 
     again = _train(chest_nifti, "--sigma", "80", "--steps", "6", *FAST, "-o", run, "--quiet")

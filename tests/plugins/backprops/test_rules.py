@@ -29,8 +29,9 @@ def _problem(name, seed=0):
     return model, x, t
 
 
-def _grads(rule, model, x, t, step=0, **options):
-    return get_backprop(rule)(**options).gradients(model, x, t, tf.constant(step, tf.int64))
+def _grads(rule, model, x, t, step=0, weights=None, **options):
+    kw = {} if weights is None else {"weights": tf.constant(weights, tf.float32)}
+    return get_backprop(rule)(**options).gradients(model, x, t, tf.constant(step, tf.int64), **kw)
 
 
 def _rel(a, b):
@@ -49,6 +50,23 @@ def test_manual_equals_autodiff(name):
         assert m.shape == v.shape
         assert np.linalg.norm(a) > 0
         assert _rel(m, a) < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_per_sample_weights_weight_each_sample_in_every_rule(name):
+    model, x, t = _problem(name)
+    w = np.array([1.7, 0.3], np.float32)
+    loss_a, auto = _grads("autodiff", model, x, t, weights=w)
+    loss_m, manual = _grads("manual", model, x, t, weights=w)
+    _, zero = _grads("dilated", model, x, t, weights=w, p0=0.0)
+    # the weighted loss is the weighted mean of the samples' own losses
+    per_sample = [float(_grads("autodiff", model, x[i:i + 1], t[i:i + 1])[0]) for i in range(2)]
+    assert float(loss_a) == pytest.approx(float(np.dot(w, per_sample) / 2), rel=1e-5)
+    assert float(loss_m) == pytest.approx(float(loss_a), rel=1e-6)
+    _, plain = _grads("autodiff", model, x, t)
+    for m, a, z, p in zip(manual, auto, zero, plain):
+        assert _rel(m, a) < 1e-4 and np.array_equal(m, z)
+    assert max(_rel(a, p) for a, p in zip(auto, plain)) > 1e-2  # the weights change the gradients
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
