@@ -62,7 +62,7 @@ def train(
     lr: Annotated[Optional[float], _opt("Adam learning rate (default: 0.001).", "--lr")] = None,
     lr_decay: Annotated[Optional[str], _opt("Learning-rate schedule: cosine (from --lr down to 0 over the whole budget) or constant (default: cosine).", "--lr-decay")] = None,
     grad_norm: Annotated[Optional[str], _opt("Gradients Adam gets: unit (scaled to unit norm each step, so a rare huge gradient cannot stall training) or raw (default: unit).", "--grad-norm")] = None,
-    loss_weight: Annotated[Optional[str], _opt("Per-patch loss weights: noise (each patch's squared error divided by its own noise variance, so the noisiest patches of a mixed-noise set do not decide what is learnt; the default when the rule takes weights) or none (plain MSE, the articles').", "--loss-weight")] = None,
+    loss_weight: Annotated[Optional[str], _opt("Per-patch loss weights: none (plain MSE, the articles'; default) or noise (each patch's squared error divided by its own noise variance, so the noisiest patches of a mixed-noise set do not decide what is learnt; keeps edges, denoises very noisy scans less).", "--loss-weight")] = None,
     seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed")] = None,
     realisations: Annotated[Optional[int], _opt("Noisy copies made per training slice at the start (default: 2).", "--realisations")] = None,
     output: Annotated[Optional[Path], _opt("New run directory (default: runs/<date>-<model>-<backprop>).", "--output", "-o")] = None,
@@ -88,7 +88,7 @@ def train(
         raise typer.BadParameter("give --epochs or --steps, not both", param_hint="--steps")
     from denoisekit.distribute import STRATEGIES
 
-    from denoisekit.train import GRAD_NORMS, LOSS_WEIGHTS, LR_DECAYS, accepts_weights
+    from denoisekit.train import GRAD_NORMS, LOSS_WEIGHTS, LR_DECAYS
 
     if lr_decay is not None and lr_decay not in LR_DECAYS:
         raise typer.BadParameter(f"choose from {', '.join(LR_DECAYS)}", param_hint="--lr-decay")
@@ -119,7 +119,7 @@ def train(
     noise_cls = get_noise(noise_name)
     model_obj = _build(model_cls, option, old.get("model"))
     backprop_obj = _build(backprop_cls, backprop_option, old.get("backprop"))
-    loss_weight = pick("loss_weight", loss_weight) or ("noise" if accepts_weights(backprop_obj) else "none")
+    loss_weight = pick("loss_weight", loss_weight) or "none"
     noise_obj = _build(noise_cls, noise_option, old.get("noise"), flag_options(noise_cls, dose=dose, sigma=sigma))
 
     if resume is None and epochs is None and steps is None:

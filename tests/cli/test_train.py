@@ -47,7 +47,7 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     assert config["data"] == [str(chest_nifti.resolve())]
     assert config["lr_decay"] == "cosine"  # the default for a fixed budget
     assert config["grad_norm"] == "unit"
-    assert config["loss_weight"] == "noise"  # the built-in rules take per-sample weights
+    assert config["loss_weight"] == "none"
     assert (run / "curves.png").is_file() and (run / "epochs" / "epoch-002.npz").is_file()
 
     again = _train(chest_nifti, "--sigma", "80", "--steps", "6", *FAST, "-o", run, "--quiet")
@@ -129,3 +129,12 @@ def test_existing_run_directory_is_refused_before_reading_data(tmp_path):
     assert res.exit_code == 1
     assert "already exists" in res.stderr and "no-such-scan" not in res.stderr
     assert (run / "keep.txt").read_text() == "mine"
+
+
+def test_loss_weight_noise_is_recorded_and_a_bad_value_refused(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    res = _train(chest_nifti, "--sigma", "80", "--steps", "2", *FAST, "--loss-weight", "noise", "-o", run, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert json.loads((run / "config.json").read_text())["loss_weight"] == "noise"
+    bad = _train(chest_nifti, "--loss-weight", "l1", "-o", tmp_path / "bad", "--quiet")
+    assert bad.exit_code != 0 and "none, noise" in bad.output and not (tmp_path / "bad").exists()
