@@ -54,7 +54,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return config
 
 
-def accepts_weights(backprop: Any) -> bool:
+def _accepts_weights(backprop: Any) -> bool:
     """Whether a rule's ``gradients`` takes per-sample ``weights`` (rules written before
     they existed do not)."""
     import inspect
@@ -200,7 +200,7 @@ def train(
         raise DenoiseKitError(f"unknown grad norm {grad_norm!r} (choose from {', '.join(GRAD_NORMS)})")
     if loss_weight not in LOSS_WEIGHTS:
         raise DenoiseKitError(f"unknown loss weight {loss_weight!r} (choose from {', '.join(LOSS_WEIGHTS)})")
-    if loss_weight != "none" and not accepts_weights(backprop):
+    if loss_weight != "none" and not _accepts_weights(backprop):
         raise DenoiseKitError(
             f"backprop '{backprop.name}' takes no per-sample weights: train it with loss weight 'none'")
     plan = epoch_plan(epochs, steps, steps_per_epoch)

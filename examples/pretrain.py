@@ -106,9 +106,9 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def load_training_data() -> tuple[list, list[str]]:
-    """The training volumes and what they are (the phantoms first, in ``PHANTOMS`` order); a
-    file that does not read cleanly is dropped (and said so), never silently replaced."""
+def load_training_data(phantoms: list[str]) -> tuple[list, list[str]]:
+    """The training volumes and what they are: the named ``phantoms`` first, then the real
+    CT; a file that does not read cleanly is dropped (and said so), never silently replaced."""
     import warnings
 
     from pydicom.data import get_testdata_file
@@ -116,8 +116,8 @@ def load_training_data() -> tuple[list, list[str]]:
     from denoisekit.io import read_volume
     from denoisekit.samples import load_sample
 
-    volumes = [load_sample(name) for name in PHANTOMS]
-    sources = [f"sample:{name} ({what})" for name, what in PHANTOMS.items()]
+    volumes = [load_sample(name) for name in phantoms]
+    sources = [f"sample:{name} ({PHANTOMS[name]})" for name in phantoms]
     for name, what in TRAIN_FILES.items():
         assert name not in HELD_OUT
         path = get_testdata_file(name)
@@ -216,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs.exists() and any(args.runs.iterdir()):
         ap.error(f"{args.runs} is not empty: pass another --runs")
 
-    volumes, sources = load_training_data()
+    models = args.models.split(",")
+    phantoms = [p for p in PHANTOMS if any(p in RECIPES[m]["phantoms"] for m in models)]  # only those used
+    volumes, sources = load_training_data(phantoms)
     log("training data:\n  " + "\n  ".join(sources))
     log(f"held out for the benchmark (never read here): {', '.join(HELD_OUT)}")
     records = []
-    for m in args.models.split(","):
-        # every recipe's phantoms (PHANTOMS order, which leads the list), then all the real CT
-        keep = [i for i, src in enumerate(sources)
-                if not src.startswith("sample:") or src.split()[0][len("sample:"):] in RECIPES[m]["phantoms"]]
+    for m in models:  # the recipe's phantoms, then all the real CT
+        keep = [phantoms.index(p) for p in RECIPES[m]["phantoms"]] + list(range(len(phantoms), len(volumes)))
         records.append(pretrain(m, RECIPES[m], [volumes[i] for i in keep], [sources[i] for i in keep], args))
     print("| model | rule | steps | noisy PSNR | best PSNR | best SSIM | seconds | weights |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
