@@ -154,6 +154,12 @@ def real_ct():
     return get
 
 
+@pytest.fixture
+def article_depth():
+    """vanilla-ae options for the article's three pooling stages (the default has one)."""
+    return {"kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}
+
+
 # --- plugin fixtures: fake installed distributions with denoisekit entry points ---
 
 import textwrap as _textwrap

@@ -8,9 +8,6 @@ from denoisekit.plugins import get_model
 
 tf = pytest.importorskip("tensorflow")
 
-#: the article's three pooling stages (the default is one)
-ARTICLE_DEPTH = {"kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}
-
 
 @pytest.mark.parametrize("name,options,size", [
     ("vanilla-ae", {"channels": 2, "latent": 16}, 32),
@@ -29,7 +26,7 @@ def test_builtin_models_pass(name, options, size):
     assert {r.layer for r in results} == {layer.name for layer in model.layers}
 
 
-def test_a_pool_backward_missing_its_quarter_is_caught():
+def test_a_pool_backward_missing_its_quarter_is_caught(article_depth):
     """The original article's bug: mean-pool backward without the 1/4 factor."""
     from denoisekit_plugins.models import layers as L
 
@@ -38,7 +35,7 @@ def test_a_pool_backward_missing_its_quarter_is_caught():
             dh, grads = super().backward(g, cache)
             return dh * 4.0, grads
 
-    model = get_model("vanilla-ae")(channels=2, latent=16, **ARTICLE_DEPTH)
+    model = get_model("vanilla-ae")(channels=2, latent=16, **article_depth)
     model.build(16)
     model.layers[1].ops[1] = ForgetfulPool()  # enc2's pool
     results = {r.variable: r for r in gradcheck(model, seed=0)}
@@ -48,7 +45,7 @@ def test_a_pool_backward_missing_its_quarter_is_caught():
     assert all(results[n].ok for n in ("enc3.0", "latent.0", "dec3.0"))  # above it: still right
 
 
-def test_an_upsample_that_subsamples_is_caught():
+def test_an_upsample_that_subsamples_is_caught(article_depth):
     """The article's other bug: pixel-repeat backward taking one pixel per block instead of the sum."""
     from denoisekit_plugins.models import layers as L
 
@@ -56,7 +53,7 @@ def test_an_upsample_that_subsamples_is_caught():
         def backward(self, g, cache):
             return g[:, ::2, ::2, :], []
 
-    model = get_model("vanilla-ae")(channels=2, latent=16, **ARTICLE_DEPTH)
+    model = get_model("vanilla-ae")(channels=2, latent=16, **article_depth)
     model.build(16)
     model.layers[-1].ops[0] = Subsampling()
     failed = {r.layer for r in gradcheck(model, seed=0) if not r.ok}

@@ -9,11 +9,8 @@ from denoisekit_plugins.models.vanilla_ae import VanillaAE
 tf = pytest.importorskip("tensorflow")
 
 
-ARTICLE_DEPTH = {"kernels": (7, 5, 3), "activations": ("tanh",) * 7 + ("sigmoid",)}
-
-
-def test_shapes_through_the_layers():
-    model = VanillaAE(channels=4, latent=32, **ARTICLE_DEPTH)
+def test_shapes_through_the_layers(article_depth):
+    model = VanillaAE(channels=4, latent=32, **article_depth)
     model.build(32)
     assert model.patch_size == 32
     h, x = tf.random.uniform([3, 32, 32, 1]), None
@@ -44,14 +41,14 @@ def test_depth_is_the_number_of_encoder_kernels():
         VanillaAE(kernels=(), activations=("tanh", "tanh")).build(16)
 
 
-def test_default_patch_is_16_and_patch_must_divide_by_the_pooling():
+def test_default_patch_is_16_and_patch_must_divide_by_the_pooling(article_depth):
     model = VanillaAE()
     model.build()
     assert model.patch_size == 16 == VanillaAE.default_patch_size
     with pytest.raises(DenoiseKitError, match="divisible by 2"):
         VanillaAE().build(15)
     with pytest.raises(DenoiseKitError, match="divisible by 8"):
-        VanillaAE(**ARTICLE_DEPTH).build(36)
+        VanillaAE(**article_depth).build(36)
 
 
 def test_articles_values_are_reachable():
@@ -64,8 +61,8 @@ def test_articles_values_are_reachable():
     assert np.std(model.trainable_variables[3].numpy()) == pytest.approx(1.0, rel=0.05)
 
 
-def test_denoise_works_in_hu_on_patches():
-    model = VanillaAE(channels=2, latent=16, **ARTICLE_DEPTH)  # sigmoid output: bounded HU
+def test_denoise_works_in_hu_on_patches(article_depth):
+    model = VanillaAE(channels=2, latent=16, **article_depth)  # sigmoid output: bounded HU
     model.build(16)
     out = model.denoise(np.full((2, 16, 16), 40.0, np.float32))
     assert out.shape == (2, 16, 16) and out.dtype == np.float32
