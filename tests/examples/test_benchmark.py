@@ -1,0 +1,38 @@
+"""examples/benchmark.py reads its optional chest image (LIDC-IDRI-0001) as documented."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from denoisekit.volume import AIR
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "examples" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_lidc_slices_are_picked_along_z_with_the_padding_made_air(make_series):
+    bench = load()
+    # files written against z order with unrelated names: the picked slices must still be z-ordered
+    series = make_series(shape=(133, 8, 8), descending=True, shuffle_names=True)
+    clean = bench.read_held_out(bench.LIDC[0], series.path)
+
+    expected = series.hu[list(bench.LIDC_SLICES)]
+    expected = np.where(expected < -1500, AIR, expected)
+    assert (series.hu[list(bench.LIDC_SLICES)] < -1500).any()  # the fill is exercised
+    np.testing.assert_allclose(clean.array, expected)
+    assert list(bench.held_out(series.path)) == [*bench.HELD_OUT, bench.LIDC[0]]
+    assert list(bench.held_out(None)) == list(bench.HELD_OUT)
+
+
+def test_another_series_is_refused(make_series):
+    bench = load()
+    with pytest.raises(SystemExit, match="expected LIDC-IDRI-0001's 133 slices, got 5"):
+        bench.read_held_out(bench.LIDC[0], make_series(shape=(5, 8, 8)).path)
