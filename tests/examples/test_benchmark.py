@@ -1,25 +1,13 @@
 """examples/benchmark.py reads its optional chest image (LIDC-IDRI-0001) as documented."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from denoisekit.volume import AIR
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def load():
-    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "examples" / "benchmark.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_lidc_slices_are_picked_along_z_with_the_padding_made_air(make_series):
-    bench = load()
+def test_lidc_slices_are_picked_along_z_with_the_padding_made_air(make_series, example):
+    bench = example("benchmark")
     # files written against z order with unrelated names: the picked slices must still be z-ordered
     series = make_series(shape=(133, 8, 8), descending=True, shuffle_names=True)
     clean = bench.read_held_out(bench.LIDC[0], series.path)
@@ -32,7 +20,7 @@ def test_lidc_slices_are_picked_along_z_with_the_padding_made_air(make_series):
     assert list(bench.held_out(None)) == list(bench.HELD_OUT)
 
 
-def test_another_series_is_refused(make_series):
-    bench = load()
+def test_another_series_is_refused(make_series, example):
+    bench = example("benchmark")
     with pytest.raises(SystemExit, match="expected LIDC-IDRI-0001's 133 slices, got 5"):
         bench.read_held_out(bench.LIDC[0], make_series(shape=(5, 8, 8)).path)

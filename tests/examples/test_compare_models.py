@@ -1,19 +1,10 @@
 """examples/compare_models.py fills its tables into docs/models.md without touching the prose."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("compare_models", ROOT / "examples" / "compare_models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 DOC = """intro
 <!-- RESULTS main table -->
@@ -27,8 +18,8 @@ outro
 """
 
 
-def test_each_section_is_replaced_alone_and_reruns_are_stable():
-    replace = load().replace_section
+def test_each_section_is_replaced_alone_and_reruns_are_stable(example):
+    replace = example("compare_models").replace_section
     once = replace(DOC, "| new main |\n")
     assert once == DOC.replace("old main\n", "| new main |\n\n")
     assert replace(once, "| new main |\n") == once  # a rerun changes nothing
@@ -38,11 +29,11 @@ def test_each_section_is_replaced_alone_and_reruns_are_stable():
         line for line in DOC.splitlines() if not line.startswith("old") and line]
 
 
-def test_a_missing_block_is_refused():
+def test_a_missing_block_is_refused(example):
     with pytest.raises(SystemExit, match="RESULTS:nope"):
-        load().replace_section(DOC, "x", "nope")
+        example("compare_models").replace_section(DOC, "x", "nope")
 
 
-def test_the_docs_hold_the_main_block():
+def test_the_docs_hold_the_main_block(example):
     text = (ROOT / "docs" / "models.md").read_text()
-    load().replace_section(text, "x")  # raises when the markers were edited away
+    example("compare_models").replace_section(text, "x")  # raises when the markers were edited away
