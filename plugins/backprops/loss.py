@@ -30,4 +30,3 @@ def _per_sample(weights, like):
     import tensorflow as tf
 
     return tf.reshape(tf.cast(weights, like.dtype), [-1] + [1] * (len(like.shape) - 1))
-

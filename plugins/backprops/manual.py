@@ -16,7 +16,7 @@ def backward_chain(model, x, target, incoming=None, weights=None):
     ``incoming(k, g, passed)`` may change the gradient arriving at layer ``k`` (0-based)
     given the ordinary one ``g`` and ``passed``, the list of gradients already passed down
     by layers above (``passed[0]`` from the last layer); ``dilated`` uses it. ``weights``:
-    the per-sample loss weights train may pass (see ``loss.noise_weights``).
+    the per-sample loss weights train may pass (see ``denoisekit.train.noise_weights``).
     Returns ``(loss, grads)`` aligned with ``model.trainable_variables``.
     """
     out, caches = model.forward_with_caches(x)
