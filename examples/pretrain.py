@@ -43,7 +43,8 @@ TRAIN_FILES = {
     # rare huge gradients (see denoisekit.optim.Adam). `grad_norm: unit` fixes that (both seeds
     # train, validation 43.2 / 43.4 dB), but those runs scored ~1 dB lower on held-out
     # 693_UNCR, a head, at 3000 steps (44.3 / 44.7 dB vs 45.5 with the map): the map is one of
-    # only two head slices here. It stays until more real head CT can replace it.
+    # only two head slices here. It stays until more real head CT can replace it (docs/data.md
+    # lists real CT in package registries; first trials with it are in the issue notes).
     "eCT_Supplemental.dcm": "Enhanced CT head perfusion map (cerebral blood flow, RescaleType US: not HU), 2 frames of 512x512",
     "explicit_VR-UN.dcm": "abdomen (pancreas), 512x512, JPEG 2000",
     "J2K_pixelrep_mismatch.dcm": "head (skull base), 512x512, JPEG 2000",
