@@ -44,6 +44,16 @@ def noise(
         Optional[float],
         typer.Option("--i0", help="lowdose: full-dose photons per detector bin and view.", show_default=False),
     ] = None,
+    aec: Annotated[
+        Optional[str],
+        typer.Option(
+            "--aec",
+            help="lowdose, mixed: tube-current modulation as scanners do it: off (default; one flux for every "
+            "slice), z (each slice's flux follows its size, so shoulders and abdomen are not far noisier "
+            "than the chest), angle, z+angle.",
+            show_default=False,
+        ),
+    ] = None,
     option: PluginOptionOpt = None,
     series: SeriesOpt = None,
     allow_irregular: AllowIrregularOpt = False,
@@ -65,7 +75,7 @@ def noise(
     from denoisekit.plugins import get_noise
 
     cls = get_noise(kind)
-    noise_kind = cls.from_strings(option, **flag_options(cls, sigma=sigma, dose=dose, i0=i0))
+    noise_kind = cls.from_strings(option, **flag_options(cls, sigma=sigma, dose=dose, i0=i0, aec=aec))
 
     output = output or default_output(input_path, f"noise-{kind}")
     output_kind(output)  # refuse an unwritable output before any work

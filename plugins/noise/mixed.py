@@ -18,7 +18,8 @@ from denoisekit.plugin import NoiseKind
 class Mixed(NoiseKind):
     """Per slice: with probability ``p_lowdose`` projection-domain low-dose noise at a dose
     log-uniform in [``dose_min``, ``dose_max``], else white Gaussian noise with sigma
-    uniform in [``sigma_min``, ``sigma_max``] HU."""
+    uniform in [``sigma_min``, ``sigma_max``] HU. ``aec``: the low-dose slices' tube-current
+    modulation (see ``lowdose``); off by default, as the shipped weights were trained."""
 
     name = "mixed"
     description = "Blind training noise: lowdose from 1/2 to 1/16 dose or Gaussian 10-60 HU, drawn per slice"
@@ -28,6 +29,7 @@ class Mixed(NoiseKind):
         "sigma_min": 10.0,
         "sigma_max": 60.0,
         "p_lowdose": 0.5,
+        "aec": "off",
     }
 
     def __init__(self, **options: Any) -> None:
@@ -41,6 +43,9 @@ class Mixed(NoiseKind):
             raise DenoiseKitError(f"mixed: need 0 <= sigma_min <= sigma_max, got {c['sigma_min']}, {c['sigma_max']}")
         if not 0 <= float(c["p_lowdose"]) <= 1:
             raise DenoiseKitError(f"mixed: p_lowdose must be in [0, 1], got {c['p_lowdose']}")
+        from denoisekit_plugins.noise.lowdose import LowDose
+
+        LowDose(aec=c["aec"])  # refuses an unknown choice now, not at the first slice
 
     @staticmethod
     def slice_levels(params: dict[str, Any], n: int) -> list[dict[str, Any]]:
@@ -79,7 +84,7 @@ class Mixed(NoiseKind):
 
         hu = np.asarray(hu, dtype=np.float32)
         out = np.empty_like(hu)
-        kinds = {"lowdose": LowDose(), "gaussian": Gaussian()}
+        kinds = {"lowdose": LowDose(aec=params.get("aec", "off")), "gaussian": Gaussian()}
         for k, level in enumerate(self.slice_levels(params, hu.shape[0])):
             kind = kinds[level["kind"]]
             # the sub-kind's own sample() adds its constants (e.g. lowdose's mu_water);

@@ -64,6 +64,19 @@ def test_lowdose_to_dicom_writes_parameters_into_the_derivation_tags(body_nifti,
     assert np.abs(read_volume(out).array - again).max() <= 0.5 + 1e-3
 
 
+def test_aec_is_recorded_and_changes_the_noise(body_nifti, tmp_path):
+    off, z = tmp_path / "off.nii.gz", tmp_path / "z.nii.gz"
+    for out, aec in ((off, "off"), (z, "z")):
+        result = run(body_nifti, "-o", out, "--kind", "lowdose", "--aec", aec, "--option", "views=90", "--quiet")
+        assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "z.json").read_text())
+    assert record["options"]["aec"] == "z"
+    clean = read_volume(body_nifti)
+    assert np.array_equal(apply_recorded(clean, record).array, read_volume(z).array)
+    # 26 cm of water (and bone) across is more than the 225 mm reference: more flux, less noise
+    assert (read_volume(z).array - clean.array).std() < 0.85 * (read_volume(off).array - clean.array).std()
+
+
 def test_default_seed_makes_runs_reproducible_and_output_is_never_overwritten(body_nifti, tmp_path):
     a, b = tmp_path / "a.nii.gz", tmp_path / "b.nii.gz"
     assert run(body_nifti, "-o", a, "--kind", "poisson", "--quiet").exit_code == 0
@@ -83,6 +96,8 @@ def test_default_seed_makes_runs_reproducible_and_output_is_never_overwritten(bo
         (["--kind", "lowdose", "--sigma", "5"], "--sigma does not apply"),
         (["--kind", "salt"], "no noise kind named 'salt'"),
         (["--kind", "gaussian", "--option", "dose=0.1"], "no option 'dose'"),
+        (["--kind", "gaussian", "--aec", "z"], "--aec does not apply"),
+        (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'"),
     ],
 )
 def test_bad_requests_fail_with_one_line(body_nifti, tmp_path, args, message):

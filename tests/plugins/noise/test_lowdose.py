@@ -78,7 +78,45 @@ def test_non_square_slices_keep_their_shape_and_air_padding_adds_no_bias():
     assert np.isfinite(noisy).all()
 
 
-@pytest.mark.parametrize("option", [{"dose": 0.0}, {"i0": -1.0}, {"views": 1}, {"filter": "box"}])
+CENTRE = (slice(None), slice(56, 72), slice(56, 72))
+BODIES = {"wide": (58, 22), "round": (22, 22), "oval": (40, 30)}
+
+
+def centre_noise(aec, seed=5):
+    return {k: noise_of(ellipse(a, b, slices=2, bone=False), seed, aec=aec)[CENTRE].std() for k, (a, b) in BODIES.items()}
+
+
+def test_aec_z_keeps_the_noise_level_across_body_sizes():
+    off, z = centre_noise("off"), centre_noise("z")
+    assert off["wide"] > 2.0 * off["round"]  # one flux for all: the wide body is far noisier
+    assert max(z.values()) < 1.4 * min(z.values())
+
+
+def test_aec_angle_spends_the_same_dose_where_rays_are_long():
+    off, angle = centre_noise("off"), centre_noise("angle")
+    assert angle["wide"] < 0.85 * off["wide"]
+    assert angle["round"] == pytest.approx(off["round"], rel=0.15)  # every view alike: no change
+
+
+def test_aec_keeps_zero_mean_noise():
+    hu = ellipse(58, 22, slices=3)
+    noise = noise_of(hu, 2, aec="z+angle")[:, 40:88, 20:108]
+    assert abs(noise.mean()) < 0.05 * noise.std()
+
+
+def test_records_from_before_aec_apply_without_it():
+    hu = ellipse(40, 30)
+    kind = LowDose(views=VIEWS)
+    params = kind.sample(np.random.default_rng(0), hu.shape)
+    old = {k: v for k, v in params.items() if not k.startswith("aec")}
+    assert np.array_equal(kind.apply(hu, old, SPACING), kind.apply(hu, params, SPACING))
+    assert not np.array_equal(kind.apply(hu, {**params, "aec": "z"}, SPACING), kind.apply(hu, params, SPACING))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"dose": 0.0}, {"i0": -1.0}, {"views": 1}, {"filter": "box"}, {"aec": "auto"}, {"aec_reference_mm": 0.0}, {"aec_strength": -1.0}],
+)
 def test_bad_options_are_refused(option):
     with pytest.raises(DenoiseKitError):
         LowDose(**option)

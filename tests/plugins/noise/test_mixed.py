@@ -55,9 +55,10 @@ def test_levels_vary_per_slice_within_the_ranges():
     assert len({lv["seed"] for lv in levels}) == 400
 
 
-def test_each_slice_is_what_its_kind_gives_at_its_level():
+@pytest.mark.parametrize("aec", ["off", "z+angle"])
+def test_each_slice_is_what_its_kind_gives_at_its_level(aec):
     hu = phantom(6)
-    noisy, params = noisy_of(hu, seed=5)
+    noisy, params = noisy_of(hu, seed=5, aec=aec)
     levels = Mixed.slice_levels(params, len(hu))
     assert {lv["kind"] for lv in levels} == {"lowdose", "gaussian"}  # this seed draws both
     for k, lv in enumerate(levels):
@@ -65,7 +66,7 @@ def test_each_slice_is_what_its_kind_gives_at_its_level():
             expected = Gaussian().apply(hu[k : k + 1], {"sigma": lv["sigma"], "relative": 0.0, "seed": lv["seed"]})
             assert np.std(noisy[k] - hu[k]) == pytest.approx(lv["sigma"], rel=0.1)
         else:
-            ld = LowDose(dose=lv["dose"])
+            ld = LowDose(dose=lv["dose"], aec=aec)
             p = {**ld.sample(np.random.default_rng(0), (1,) + hu.shape[1:]), "seed": lv["seed"]}
             expected = ld.apply(hu[k : k + 1], p, (0.7, 0.7, 2.5))
         np.testing.assert_array_equal(noisy[k], expected[0])
@@ -82,6 +83,11 @@ def test_options_narrow_the_ranges():
 def test_bad_options_are_refused(bad):
     with pytest.raises(DenoiseKitError, match="mixed"):
         Mixed(**bad)
+
+
+def test_unknown_aec_is_refused_before_any_slice():
+    with pytest.raises(DenoiseKitError, match="aec"):
+        Mixed(aec="auto")
 
 
 def test_recorded_params_reproduce_the_output():
