@@ -87,9 +87,10 @@ def noise_slices(hu_slices: Any, noise: Any, rng: np.random.Generator, spacing: 
 
 
 def describe(record: dict[str, Any]) -> str:
-    """One line for the DICOM derivation description, seed first (SeriesDescription keeps
-    only 64 characters), e.g. ``noise lowdose seed=7 dose=0.25 electronic_noise=8.0 ...``."""
-    opts = " ".join(f"{k}={v}" for k, v in sorted(record.get("options", {}).items()))
+    """One line for the DICOM derivation description, e.g. ``noise lowdose seed=7 dose=0.25
+    i0=200000.0 ...``: seed first, then the options in the order the kind declares them, its
+    main ones first, since SeriesDescription keeps only 64 characters."""
+    opts = " ".join(f"{k}={v}" for k, v in record.get("options", {}).items())
     return " ".join(p for p in ("noise", record["kind"], f"seed={record['seed']}", opts) if p)
 
 

@@ -50,6 +50,12 @@ def test_description_names_kind_options_and_seed():
     assert text.startswith("noise lowdose seed=3 ") and " dose=0.25" in text and " views=90" in text
 
 
+def test_series_description_keeps_the_dose_whatever_other_options_say():
+    _, record = add_noise(body(1), "lowdose", seed=3, views=90, dose=0.25, aec="z+angle")
+    record = json.loads(json.dumps(record))  # as read back from the sidecar
+    assert "dose=0.25" in describe(record)[:64] and "aec=z+angle" in describe(record)
+
+
 def test_progress_reports_every_slice():
     done = []
     add_noise(body(11), "lowdose", seed=0, progress=done.append, views=60)
