@@ -89,8 +89,17 @@ def noise_slices(hu_slices: Any, noise: Any, rng: np.random.Generator, spacing: 
 def describe(record: dict[str, Any]) -> str:
     """One line for the DICOM derivation description, e.g. ``noise lowdose seed=7 dose=0.25
     i0=200000.0 ...``: seed first, then the options in the order the kind declares them, its
-    main ones first, since SeriesDescription keeps only 64 characters."""
-    opts = " ".join(f"{k}={v}" for k, v in record.get("options", {}).items())
+    main ones first, since SeriesDescription keeps only 64 characters. (Sidecars store keys
+    sorted, so the record's own order cannot be trusted.)"""
+    from denoisekit.plugins import get_noise
+
+    options = record.get("options", {})
+    try:
+        declared = list(get_noise(record["kind"]).options)
+    except DenoiseKitError:  # a kind whose plugin is not installed: its recorded order
+        declared = list(options)
+    rank = {k: i for i, k in enumerate(declared)}
+    opts = " ".join(f"{k}={options[k]}" for k in sorted(options, key=lambda k: (rank.get(k, len(rank)), k)))
     return " ".join(p for p in ("noise", record["kind"], f"seed={record['seed']}", opts) if p)
 
 
