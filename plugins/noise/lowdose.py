@@ -157,13 +157,13 @@ def _modulation(line: Any, aec: str, mu_water: float, params: dict[str, Any]) ->
     import numpy as np
 
     longest = line.max(axis=1)  # the most attenuating ray of each view
+    top = float(longest.max())  # attenuations are taken relative to it: no overflow
     factor = np.ones((line.shape[0], 1))
     if aec in ("z", "z+angle"):
-        top = float(longest.max())  # log of the mean attenuation over views, without overflow
-        path_mm = (top + math.log(float(np.mean(np.exp(longest - top))))) / mu_water
+        path_mm = (top + math.log(float(np.mean(np.exp(longest - top))))) / mu_water  # mean attenuation
         excess = (path_mm - float(params["aec_reference_mm"])) * mu_water
         factor *= np.clip(np.exp(float(params["aec_strength"]) * excess), *AEC_LIMITS)
     if aec in ("angle", "z+angle"):
-        share = np.exp(0.5 * (longest - longest.max()))  # sqrt of attenuation, no overflow
+        share = np.exp(0.5 * (longest - top))  # sqrt of attenuation
         factor *= (share / share.mean())[:, None]
     return factor
