@@ -422,13 +422,20 @@ def noise_weights(x, target, floor):
     structures and edges at the noise levels people scan with. Dividing each patch's error
     by its own noise variance makes every patch count for its *relative* error (as PSNR
     does). ``floor`` (model units) keeps near noise-free patches from taking over. Constant
-    with respect to the model's parameters."""
+    with respect to the model's parameters.
+
+    Under a distribution strategy the mean is over the global batch (one all-reduce), so
+    every replica weighs its rows as the single process would."""
     import tensorflow as tf
 
     axes = list(range(1, len(x.shape)))
     variance = tf.reduce_mean(tf.square(tf.cast(x, tf.float32) - tf.cast(target, tf.float32)), axis=axes)
     w = 1.0 / (variance + floor * floor)
-    return tf.stop_gradient(w / tf.reduce_mean(w))
+    total, count = tf.reduce_sum(w), tf.cast(tf.size(w), tf.float32)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is not None and ctx.num_replicas_in_sync > 1:
+        total, count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
+    return tf.stop_gradient(w * (count / total))
 
 
 def _distributed_step(dist, model, rule, opt, variables, pairs, per_replica, shard):

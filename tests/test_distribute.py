@@ -208,13 +208,15 @@ def read(p):
     image = sitk.ReadImage(p)
     return Volume(sitk.GetArrayFromImage(image).astype(np.float32), spacing=image.GetSpacing())
 
-for rule, data in (("autodiff", paths[:1]), ("autodiff-sharded", paths)):
+for rule, data in (("autodiff", paths[:1]), ("autodiff-sharded", paths), ("autodiff-weighted", paths[:1])):
     shard = dist.shards_volumes(len(data))
+    weighted = rule == "autodiff-weighted"  # mixed noise: per-patch loss weights that differ a lot
+    noise = get_noise("mixed")() if weighted else get_noise("gaussian")(sigma=80.0)
     model = get_model("residual-mul")(kernels=(3, 3, 1), channels=(2, 2), activations=("tanh", "tanh", "sigmoid2"))
     train([read(p) for p in (dist.my_share(data) if shard else data)], model, get_backprop("autodiff")(),
-          get_noise("gaussian")(sigma=80.0), run_dir=f"{out}/{rule}-{dist.task.index}", steps=4,
+          noise, run_dir=f"{out}/{rule}-{dist.task.index}", steps=4,
           steps_per_epoch=2, batch_size=4, patch_size=16, realisations=1, lr=0.01, lr_decay="cosine", grad_norm="unit", seed=3,
-          distribution=dist, volume_shard=shard)
+          distribution=dist, volume_shard=shard, loss_weight="noise" if weighted else "none")
     np.savez(f"{out}/{rule}-final-{dist.task.index}.npz", **model.get_weights())
 """
 
@@ -236,3 +238,11 @@ def test_multi_worker_autodiff_equals_single_process_and_shards_volumes(tmp_path
     trained = _weights(tmp_path / "autodiff-sharded-0" / "epochs/epoch-002.npz")
     assert any(not np.allclose(trained[k], final_k) for k, final_k in
                _weights(tmp_path / "autodiff-sharded-0" / "epochs/epoch-000.npz").items())
+
+    # loss weights normalised over the global batch, as in one process (not per replica)
+    tiny = [a for a in TINY if a not in ("--sigma", "80")]
+    weighted = _train(a, *tiny, "--noise", "mixed", "--loss-weight", "noise", "--lr-decay", "cosine",
+                      "--backprop", "autodiff", "--steps", "4", "-o", tmp_path / "single-weighted")
+    assert weighted["steps"] == 4
+    _assert_same(tmp_path / "autodiff-weighted-0" / "epochs/epoch-002.npz",
+                 tmp_path / "single-weighted" / "epochs/epoch-002.npz")
