@@ -104,21 +104,44 @@ def _noise_levels(slices: Any, sigma_hu: float) -> list[float]:
     return [estimate_noise_hu(s) for s in slices]
 
 
+def _cores() -> int:
+    """CPU cores this process may use (its affinity where the OS has one)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class _Classical(Model):
     """Shared slice loop: subclasses implement ``_filter(slice, sigma)`` in scaled units."""
 
     trainable = False
 
+    #: Filter slices in parallel threads (one per core): only for filters that release the
+    #: GIL (nl-means' compiled loop). tv is many short NumPy calls, slower in threads; bm3d
+    #: runs its own thread pool, which aborts the process if entered from two threads.
+    threaded: bool = False
+
     def denoise(self, slices: Any) -> Any:
         import numpy as np
+        from concurrent.futures import ThreadPoolExecutor
 
         hu = np.asarray(slices, dtype=np.float32)
         if hu.ndim != 3:
             raise ValueError(f"expected slices (n, y, x), got shape {hu.shape}")
         out = np.empty_like(hu)
-        for k, sigma in enumerate(_noise_levels(hu, float(self.config["sigma"]))):
+        sigmas = _noise_levels(hu, float(self.config["sigma"]))
+
+        def one(k: int) -> None:
             x = hu[k].astype(np.float64) / SCALE
-            out[k] = hu[k] if sigma <= 0 else self._filter(x, sigma / SCALE) * SCALE
+            out[k] = hu[k] if sigmas[k] <= 0 else self._filter(x, sigmas[k] / SCALE) * SCALE
+
+        workers = min(len(hu), _cores()) if self.threaded else 1
+        if workers <= 1:
+            for k in range(len(hu)):
+                one(k)
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(one, range(len(hu))))  # list(): re-raises a slice's error here
         return out
 
     def _filter(self, image: Any, sigma: float) -> Any:
@@ -129,6 +152,7 @@ class NLMeans(_Classical):
     name = "nl-means"
     description = "Non-local means (scikit-image); classical baseline."
     options = {"sigma": 0.0, "h": 0.8, "patch_size": 5, "patch_distance": 6}
+    threaded = True
 
     def _filter(self, image, sigma):
         from skimage.restoration import denoise_nl_means

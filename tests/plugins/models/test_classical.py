@@ -132,3 +132,14 @@ def test_noise_estimate_without_soft_tissue_falls_back_to_wavelet():
 
     lung = np.full((96, 96), -800.0) + np.random.default_rng(5).normal(0, 20, (96, 96))
     assert estimate_noise_hu(lung) == haar_noise_hu(lung) == pytest.approx(20, rel=0.15)
+
+
+def test_nl_means_threads_keep_each_slice_and_its_noise_level(phantom, monkeypatch):
+    import denoisekit_plugins.models.classical as classical
+
+    _, noisy = phantom
+    noisy = np.concatenate([noisy, noisy[:1] * 0.5])  # three different slices, levels differ
+    monkeypatch.setattr(classical, "_cores", lambda: 2)  # threads even on a one-core runner
+    together = NLMeans().denoise(noisy)
+    one_by_one = np.concatenate([NLMeans().denoise(noisy[k : k + 1]) for k in range(len(noisy))])
+    np.testing.assert_array_equal(together, one_by_one)
