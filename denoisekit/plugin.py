@@ -38,7 +38,10 @@ def parse_option_value(text: str, default: Any) -> Any:
         return tuple(parse_option_value(p, sample) for p in parts)
     if default is None:
         return text
-    return type(default)(text)
+    try:
+        return type(default)(text)
+    except ValueError:
+        raise ValueError(f"expected {'an integer' if isinstance(default, int) else 'a number'}, got {text!r}") from None
 
 
 class Plugin:

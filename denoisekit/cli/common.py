@@ -24,7 +24,7 @@ PluginOptionOpt = Annotated[
     Optional[list[str]],
     typer.Option(
         "--option",
-        help="A plugin option as key=value (repeatable); 'denoisekit models --json' lists them.",
+        help="A plugin option as key=value (repeatable); 'denoisekit models' and 'denoisekit noises' list each plugin's options.",
     ),
 ]
 

@@ -16,7 +16,7 @@ def demo(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for the demo's volumes, series, figure and scores.")
     ] = Path("denoisekit-demo"),
-    model: Annotated[Optional[str], typer.Option(help="Model to demonstrate (default: the best built-in).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model to demonstrate (default: infer's default, residual-mul).")] = None,
     baseline: Annotated[str, typer.Option(help="Classical baseline to compare with.")] = "tv",
     dose: Annotated[float, typer.Option(help="Simulated dose, as a fraction of full dose.")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the simulated noise.")] = 0,

@@ -36,6 +36,8 @@ def _table(title: str, rows: list[tuple[str, dict]], window: list[float]):
     for label, s in rows:
         sign = "+" if label == "gain" else ""
         table.add_row(label, f"{s['psnr']:{sign}.2f}", f"{s['ssim']:{sign}.4f}", f"{s['rmse']:{sign}.2f}")
+    if any(label == "gain" for label, _ in rows):
+        table.caption = "gain: + is better in every column (for RMSE, how much it dropped)"
     return table
 
 

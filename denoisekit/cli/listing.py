@@ -45,6 +45,7 @@ def _show(registry: dict[str, Any], as_json: bool, flags: list[str]) -> None:
     if as_json:
         print_json(entries)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(show_lines=True)
@@ -55,9 +56,9 @@ def _show(registry: dict[str, Any], as_json: bool, flags: list[str]) -> None:
         table.add_column("capabilities", overflow="fold", ratio=1)
     table.add_column("plugin", overflow="fold", ratio=1)
     for name, e in entries.items():
-        text = e["description"]
+        text = escape(e["description"])  # "denoisekit[bm3d]" is not markup
         if e.get("options"):
-            text += f"\n[dim]{_options(e['options'])}[/dim]"
+            text += f"\n[dim]{escape(_options(e['options']))}[/dim]"
         caps = ", ".join(f.replace("_", " ") for f in flags if e.get(f)) or "-"
         plugin = "built-in" if str(e["plugin"]).startswith("denoisekit_plugins.") else e["plugin"]
         table.add_row(name, text, *([caps] if flags else []), plugin)

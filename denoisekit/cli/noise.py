@@ -35,7 +35,7 @@ def noise(
     output: OutputOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (default 0, so runs are reproducible); the same seed gives the same noise.")] = 0,
     sigma: Annotated[
-        Optional[float], typer.Option("--sigma", help="gaussian: noise std in HU.", show_default=False)
+        Optional[float], typer.Option("--sigma", help="gaussian: noise std in HU (default 25).", show_default=False)
     ] = None,
     dose: Annotated[
         Optional[float], typer.Option("--dose", help="lowdose: fraction of the full dose, e.g. 0.25.", show_default=False)

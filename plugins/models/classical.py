@@ -97,8 +97,6 @@ def haar_noise_hu(image: Any) -> float:
 
 def _noise_levels(slices: Any, sigma_hu: float) -> list[float]:
     """Noise standard deviation per slice in HU: given, or estimated."""
-    if sigma_hu < 0:
-        raise DenoiseKitError(f"option sigma must be >= 0 HU (0 = estimate), got {sigma_hu}")
     if sigma_hu > 0:
         return [sigma_hu] * len(slices)
     return [estimate_noise_hu(s) for s in slices]
@@ -120,6 +118,11 @@ class _Classical(Model):
     #: GIL (nl-means' compiled loop). tv is many short NumPy calls, slower in threads; bm3d
     #: runs its own thread pool, which aborts the process if entered from two threads.
     threaded: bool = False
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        if float(self.config["sigma"]) < 0:  # refused before any volume is read
+            raise DenoiseKitError(f"option sigma must be >= 0 HU (0 = estimate), got {self.config['sigma']}")
 
     def denoise(self, slices: Any) -> Any:
         import numpy as np
@@ -150,7 +153,7 @@ class _Classical(Model):
 
 class NLMeans(_Classical):
     name = "nl-means"
-    description = "Non-local means (scikit-image); classical baseline."
+    description = "Non-local means (scikit-image); classical baseline. sigma: noise std in HU, 0 = estimated per slice."
     options = {"sigma": 0.0, "h": 0.8, "patch_size": 5, "patch_distance": 6}
     threaded = True
 
@@ -169,7 +172,7 @@ class NLMeans(_Classical):
 
 class TotalVariation(_Classical):
     name = "tv"
-    description = "Total-variation denoising (scikit-image); classical baseline."
+    description = "Total-variation denoising (scikit-image); classical baseline. sigma: noise std in HU, 0 = estimated per slice."
     options = {"sigma": 0.0, "strength": 1.0}
 
     def _filter(self, image, sigma):
@@ -180,7 +183,7 @@ class TotalVariation(_Classical):
 
 class BM3D(_Classical):
     name = "bm3d"
-    description = "BM3D (extra: denoisekit[bm3d]); classical baseline."
+    description = "BM3D (extra: denoisekit[bm3d]); classical baseline. sigma: noise std in HU, 0 = estimated per slice."
     options = {"sigma": 0.0, "profile": "np"}
 
     def __init__(self, **options: Any) -> None:

@@ -57,7 +57,8 @@ def test_table_prints_the_window_with_every_number(volumes):
     assert result.exit_code == 0, result.output
     for header in ("PSNR dB [-1000,1000]", "SSIM [-1000,1000]", "RMSE HU [-1000,1000]"):
         assert header in result.stdout
-    assert "gain" in result.stdout and "per slice, all in window [-1000,1000] HU" in result.stdout
+    assert "gain" in result.stdout and "+ is better" in result.stdout
+    assert "per slice, all in window [-1000,1000] HU" in result.stdout
 
 
 def test_figure_written_and_not_overwritten(volumes, tmp_path):

@@ -82,6 +82,11 @@ def test_tables_show_the_registered_entries(fake_dist):
         assert result.exit_code == 0 and name in result.stdout
 
 
+def test_tables_print_descriptions_as_written_not_as_markup():
+    result = invoke("models")
+    assert result.exit_code == 0 and "denoisekit[bm3d]" in result.stdout.replace("\n", "").replace(" ", "").replace("│", "")
+
+
 def test_registration_error_is_one_line_exit_1(fake_dist):
     fake_dist("acme-one", "acme_one", PLUGIN)
     fake_dist("acme-two", "acme_two", PLUGIN)

@@ -48,9 +48,9 @@ def test_not_trainable_and_options_from_strings():
         TotalVariation.from_strings(["radius=3"])
 
 
-def test_negative_sigma_refused(phantom):
-    with pytest.raises(DenoiseKitError, match="sigma"):
-        TotalVariation(sigma=-1.0).denoise(phantom[1])
+def test_negative_sigma_refused_before_any_slice():
+    with pytest.raises(DenoiseKitError, match="sigma must be >= 0"):
+        TotalVariation(sigma=-1.0)
 
 
 def test_bm3d_missing_package_says_what_to_install(monkeypatch):
