@@ -113,7 +113,8 @@ def representative_slice(reference: Any, denoised: Any) -> int:
     return int(order[len(order) // 2])
 
 
-def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None) -> Path:
+def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None,
+           label: str = "denoised") -> Path:
     """Save reference / noisy / denoised / difference (denoised - reference) for one slice,
     in a lung window (top row) and a soft-tissue window (bottom row). ``noisy`` may be
     None. Returns the path written."""
@@ -130,7 +131,7 @@ def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_in
     if noisy is not None:
         panels.append(("noisy", _array(noisy)[k]))
     den = _array(denoised)[k]
-    panels.append(("denoised", den))
+    panels.append((label, den))
     diff = den - ref[k]
 
     rows = (("lung", LUNG_WINDOW), ("soft tissue", SOFT_TISSUE_WINDOW))

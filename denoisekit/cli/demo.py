@@ -88,7 +88,7 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
             files.append(write_volume(vol, tmp / f"denoised-{name}.nii.gz"))
         files.append(write_volume(result.denoised[main], tmp / f"denoised-{main}",
                                   description=result.denoised[main].history[-1]))
-        figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png")
+        figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png", label=f"denoised: {main}")
         (tmp / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
         publish(tmp, output, force)  # with --force the old output is restored if this fails
     except BaseException:

@@ -103,7 +103,7 @@ def evaluate(
     noise = read(noisy) if noisy is not None else None
     result = run(den, ref, noise, lo_hi)
     if figure is not None:
-        draw(ref, noise, den, figure)
+        draw(ref, noise, den, figure, label=f"denoised: {denoised.name}")
     if json_out:
         print_json(
             _finite(
