@@ -5,8 +5,8 @@ in one tool: non-local means and total variation (scikit-image), and BM3D (the o
 They work slice by slice on HU scaled to about unit range (their parameters are tuned
 for that), with the noise level given in HU by the ``sigma`` option or, when it is 0,
 estimated per slice from the image itself (``estimate_noise_hu``: the noise in soft
-tissue), since a user's scans do not come with their noise level. Nothing heavy is imported until
-``denoise`` runs.
+tissue), since a user's scans do not come with their noise level. Nothing heavy is
+imported until ``denoise`` runs.
 """
 
 from __future__ import annotations
