@@ -28,8 +28,10 @@ def export(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Convert INPUT to OUTPUT: a directory gives a derived DICOM series, .nii/.nii.gz NIfTI,
-    .nrrd/.mha those formats."""
+    """Convert a CT volume between DICOM, NIfTI, NRRD and MHA.
+
+    OUTPUT: a directory gives a derived DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those
+    formats."""
     from denoisekit.io import output_kind, write_volume
 
     kind = output_kind(output)  # refuse an unwritable suffix before reading anything

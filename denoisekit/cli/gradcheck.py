@@ -26,7 +26,9 @@ def gradcheck(
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest relative error accepted.", min=0.0)] = 1e-4,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print, per layer variable, the relative difference between the manual and autodiff
+    """Check a model's hand-written gradients against autodiff, layer by layer.
+
+    Print, per layer variable, the relative difference between the manual and autodiff
     gradients on random inputs; exit 1 when any exceeds the tolerance."""
     from denoisekit.gradcheck import default_size, gradcheck as run_check
     from denoisekit.plugins import get_model

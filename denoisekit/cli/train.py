@@ -77,8 +77,10 @@ def train(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train a denoiser on (noisy, clean) pairs made on the fly; weights, metrics and curves go
-    to a run directory. Validation PSNR/SSIM are in HU (window -1000..1000) on held-out slices.
+    """Train a denoiser on (noisy, clean) pairs made on the fly.
+
+    Weights, metrics and curves go to a run directory. Validation PSNR/SSIM are in HU
+    (window -1000..1000) on held-out slices.
 
     Noisy copies of each training slice are simulated once at the start (--realisations); every step cuts random patches from them, so projection-domain noise stays affordable.
     """
