@@ -109,3 +109,11 @@ def test_bad_requests_fail_with_one_line(body_nifti, tmp_path, args, message):
 
 def test_kind_is_required(body_nifti, tmp_path):
     assert run(body_nifti, "-o", tmp_path / "x.nii.gz").exit_code == 2
+
+
+def test_help_states_gaussians_actual_default_sigma():
+    from denoisekit_plugins.noise.gaussian import Gaussian
+
+    result = runner.invoke(get_app(), ["noise", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert f"(default {Gaussian.options['sigma']:g})" in result.stdout
