@@ -15,7 +15,7 @@ with its own fixed noise, cut into a fixed grid of patch-size tiles.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -34,11 +34,16 @@ class Part:
     spacing: tuple[float, float, float]
 
 
-def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[list, list]:
-    """Hold out the last ``val_fraction`` of each volume's slices (at least one overall).
+class Slices(NamedTuple):
+    """Clean slices cut from one of the training volumes (``volume``: its index)."""
 
-    Returns ``(train, val)`` lists of ``(clean array, spacing)``.
-    """
+    clean: np.ndarray  # (z, y, x) HU
+    spacing: tuple
+    volume: int
+
+
+def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[list[Slices], list[Slices]]:
+    """Hold out the last ``val_fraction`` of each volume's slices (at least one overall)."""
     if not volumes:
         raise DenoiseKitError("no training data")
     total = sum(v.shape[0] for v in volumes)
@@ -49,34 +54,36 @@ def split_volumes(volumes: Sequence[Any], val_fraction: float = 0.15) -> tuple[l
         last = max(i for i, v in enumerate(volumes) if v.shape[0] > 1 or len(volumes) > 1)
         cuts[last] = 1
     train, val = [], []
-    for v, cut in zip(volumes, cuts):
+    for index, (v, cut) in enumerate(zip(volumes, cuts)):
         # padding outside the field of view is air to the noise and the model, as in infer
         arr = fill_padding(np.asarray(v.array, dtype=np.float32))
         n = arr.shape[0]
         if n - cut > 0:
-            train.append((arr[: n - cut], tuple(v.spacing)))
+            train.append(Slices(arr[: n - cut], tuple(v.spacing), index))
         if cut > 0:
-            val.append((arr[n - cut :], tuple(v.spacing)))
+            val.append(Slices(arr[n - cut :], tuple(v.spacing), index))
     if not train:
         raise DenoiseKitError("no slices left for training after holding out validation slices")
     return train, val
 
 
 def add_noise(
-    parts: Sequence[tuple[np.ndarray, tuple]], noise: Any, seed: int, stream: int, realisations: int,
+    parts: Sequence[Slices], noise: Any, seed: int, stream: int, realisations: int,
     shard: int | None = None,
 ) -> list[Part]:
     """Noisy realisations of each part, seeded by ``(seed, stream, part, realisation)``;
     a worker holding its own volumes (``shard``, its index) adds it to the seed, so no two
-    workers give their volumes the same noise."""
+    workers give their volumes the same noise. ``noise`` is one noise kind for all, or a
+    list with one per volume (indexed by ``Slices.volume``)."""
     key = [seed, stream] if shard is None else [seed, stream + 10, shard]
     out = []
-    for i, (clean, spacing) in enumerate(parts):
+    for i, (clean, spacing, volume) in enumerate(parts):
+        kind = noise[volume] if isinstance(noise, (list, tuple)) else noise
         noisy = np.empty((realisations,) + clean.shape, dtype=np.float32)
         for r in range(realisations):
             rng = np.random.default_rng([*key, i, r])
-            params = noise.sample(rng, clean.shape)
-            noisy[r] = noise.apply(clean, params, spacing)
+            params = kind.sample(rng, clean.shape)
+            noisy[r] = kind.apply(clean, params, spacing)
         out.append(Part(clean, noisy, spacing))
     return out
 

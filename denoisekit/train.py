@@ -157,6 +157,13 @@ def _plugin_config(plugin: Any) -> dict[str, Any]:
     }
 
 
+def _noise_name(noise: Any) -> str:
+    """A noise kind's name, or the names of a per-volume list (each once, in order)."""
+    if isinstance(noise, (list, tuple)):
+        return "+".join(dict.fromkeys(n.name for n in noise))
+    return noise.name
+
+
 def train(
     volumes: Sequence[Any],
     model: Any,
@@ -186,6 +193,9 @@ def train(
     """Train ``model`` (an unbuilt or built TrainableModel instance) with ``backprop`` on
     noisy copies of ``volumes`` made by ``noise``; write everything to ``run_dir``.
 
+    ``noise`` is one noise kind, or a list with one per volume: real scans already carry
+    their own noise, so a recipe may give them other levels than clean phantoms.
+
     ``distribution`` (from :func:`denoisekit.distribute.create`) trains on its strategy;
     ``volume_shard`` says that ``volumes`` are this worker's own share (every worker then
     draws its part of each batch from its own volumes) rather than the same for all."""
@@ -203,6 +213,11 @@ def train(
     if loss_weight != "none" and not _accepts_weights(backprop):
         raise DenoiseKitError(
             f"backprop '{backprop.name}' takes no per-sample weights: train it with loss weight 'none'")
+    if isinstance(noise, (list, tuple)):
+        if len(noise) != len(volumes):
+            raise DenoiseKitError(f"{len(noise)} noise kinds for {len(volumes)} volumes: give one per volume")
+        if all(n is noise[0] for n in noise):
+            noise = noise[0]
     plan = epoch_plan(epochs, steps, steps_per_epoch)
     dist = distribution
     chief = dist is None or dist.is_chief
@@ -217,7 +232,7 @@ def train(
 
     # Everything that can refuse the request cheaply happens before the run directory exists.
     train_parts, val_parts = split_volumes(volumes, val_fraction)
-    for clean, _ in train_parts + val_parts:
+    for clean, *_ in train_parts + val_parts:
         if patch_size > min(clean.shape[1:]):
             y, x = clean.shape[1:]
             raise DenoiseKitError(f"--patch-size {patch_size} is larger than the {y}x{x} slices")
@@ -241,7 +256,7 @@ def train(
     config = {
         "model": _plugin_config(model),
         "backprop": _plugin_config(backprop),
-        "noise": _plugin_config(noise),
+        "noise": [_plugin_config(n) for n in noise] if isinstance(noise, (list, tuple)) else _plugin_config(noise),
         "seed": int(seed),
         "batch_size": int(batch_size),
         "patch_size": int(patch_size),
@@ -278,7 +293,7 @@ def train(
 
     if progress is not None and hasattr(progress, "phase"):
         n = sum(p[0].shape[0] for p in train_parts)
-        progress.phase(f"simulating {noise.name} noise: {realisations} copies of {n} training slices")
+        progress.phase(f"simulating {_noise_name(noise)} noise: {realisations} copies of {n} training slices")
     shard = dist.task.index if dist is not None and volume_shard else None
     if chief:  # only the chief validates (on its own volumes' held-out slices if sharded)
         val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1, shard=shard)
@@ -317,7 +332,7 @@ def train(
     else:
         batches = pairs.dataset
 
-    extra = {"backprop": backprop.name, "noise": noise.name, "seed": int(seed)}
+    extra = {"backprop": backprop.name, "noise": _noise_name(noise), "seed": int(seed)}
     rows: list[dict[str, Any]] = []
     start, resumed_from = 0, None
     done = run.complete_epochs() if resume else []

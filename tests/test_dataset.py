@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from denoisekit.dataset import PatchPairs, add_noise, split_volumes, validation_tiles
+from denoisekit.dataset import PatchPairs, Slices, add_noise, split_volumes, validation_tiles
 from denoisekit.errors import DenoiseKitError
 from denoisekit.plugin import NoiseKind
 from denoisekit.volume import Volume
@@ -70,6 +70,21 @@ def test_noise_is_seeded_and_differs_between_realisations_and_streams():
     assert np.std(a[0].noisy - a[0].clean) == pytest.approx(30.0, rel=0.1)
 
 
+def test_noise_per_volume_goes_to_that_volumes_slices_in_training_and_validation():
+    train, val = split_volumes([_volume(6), _volume(1, seed=1), _volume(6, seed=2)])
+    assert [p.volume for p in train] == [0, 1, 2] and [p.volume for p in val] == [0, 2]
+    light, heavy = CountingNoise(sigma=10.0), CountingNoise(sigma=90.0)
+    for parts in (train, val):
+        noisy = add_noise(parts, [light, light, heavy], seed=5, stream=0, realisations=2)
+        stds = [np.std(p.noisy - p.clean) for p in noisy]
+        assert stds[0] == pytest.approx(10.0, rel=0.15) and stds[-1] == pytest.approx(90.0, rel=0.15)
+    # the same kind for every volume draws exactly what the single kind does
+    one = add_noise(train, light, seed=5, stream=0, realisations=2)
+    same = add_noise(train, [light] * 3, seed=5, stream=0, realisations=2)
+    for a, b in zip(one, same):
+        np.testing.assert_array_equal(a.noisy, b.noisy)
+
+
 def _pairs(seed=0, batch=4, patch=16):
     train, _ = split_volumes([_volume(6)])
     parts = add_noise(train, CountingNoise(), seed=seed, stream=0, realisations=2)
@@ -120,6 +135,6 @@ def test_validation_tiles_are_a_fixed_grid():
 def test_validation_prefers_tiles_inside_the_body():
     clean = np.full((1, 32, 32), -1000.0, np.float32)
     clean[0, 16:, 16:] = 40.0  # only the lower right tile is body
-    part = add_noise([(clean, (1.0, 1.0, 1.0))], CountingNoise(), seed=0, stream=1, realisations=1)
+    part = add_noise([Slices(clean, (1.0, 1.0, 1.0), 0)], CountingNoise(), seed=0, stream=1, realisations=1)
     noisy, tiles = validation_tiles(part, 16)
     assert len(tiles) == 1 and (tiles == 40.0).all()

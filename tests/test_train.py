@@ -161,6 +161,27 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
               epochs=3, seed=4, resume=True, **SMALL)
 
 
+def test_noise_per_volume_is_recorded_resumes_and_needs_one_per_volume(tmp_path):
+    volumes = [phantom(), phantom(4)]
+    noises = [WhiteNoise(sigma=40.0), WhiteNoise(sigma=200.0)]
+    whole = train(volumes, TinyModel(), TapeRule(), noises, run_dir=tmp_path / "a", epochs=2, seed=2, **SMALL)
+    config = json.loads((whole.run_dir / "config.json").read_text())
+    assert [n["options"]["sigma"] for n in config["noise"]] == [40.0, 200.0]
+    assert read_weights(whole.run_dir / "best.npz")[0]["noise"] == "white"
+    train(volumes, TinyModel(), TapeRule(), noises, run_dir=tmp_path / "b", epochs=1, seed=2, **SMALL)
+    resumed = train(volumes, TinyModel(), TapeRule(), noises, run_dir=tmp_path / "b", epochs=2, seed=2,
+                    resume=True, **SMALL)
+    np.testing.assert_allclose(resumed.model.trainable_variables[0].numpy(),
+                               whole.model.trainable_variables[0].numpy(), rtol=1e-5, atol=1e-7)
+    # the per-volume levels are part of the run: other levels cannot continue it
+    with pytest.raises(DenoiseKitError, match="different noise"):
+        train(volumes, TinyModel(), TapeRule(), noises[:1] * 2, run_dir=tmp_path / "b", epochs=3, seed=2,
+              resume=True, **SMALL)
+    with pytest.raises(DenoiseKitError, match="2 noise kinds for 1 volumes"):
+        train(volumes[:1], TinyModel(), TapeRule(), noises, run_dir=tmp_path / "c", epochs=1, **SMALL)
+    assert not (tmp_path / "c").exists()
+
+
 def test_cosine_schedule_resumes_from_an_interruption(tmp_path):
     import shutil
 

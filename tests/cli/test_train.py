@@ -138,3 +138,18 @@ def test_loss_weight_noise_is_recorded_and_a_bad_value_refused(tmp_path, chest_n
     assert json.loads((run / "config.json").read_text())["loss_weight"] == "noise"
     bad = _train(chest_nifti, "--loss-weight", "l1", "-o", tmp_path / "bad", "--quiet")
     assert bad.exit_code != 0 and "none, noise" in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_a_run_trained_with_noise_per_volume_is_not_resumed_with_one_noise(tmp_path, chest_nifti):
+    from denoisekit.io import read_volume
+    from denoisekit.plugins import get_backprop, get_model, get_noise
+    from denoisekit.train import train
+
+    gaussian = get_noise("gaussian")
+    volume = read_volume(chest_nifti)
+    run = tmp_path / "run"
+    train([volume, volume], get_model("residual-mul")(), get_backprop("autodiff")(),
+          [gaussian(sigma=20.0), gaussian(sigma=60.0)], run_dir=run, steps=2, steps_per_epoch=2,
+          batch_size=2, patch_size=32, realisations=1)
+    res = _train("--resume", run, "--steps", "4", "--quiet")
+    assert res.exit_code == 1 and "noise kind per volume" in res.stderr
