@@ -64,7 +64,7 @@ def demo(
                     "files": [str(p) for p in written]})
         return
     _table(result, window, dose)
-    console.print(f"Wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
+    console.print(f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
 
 
 def _write(result, output: Path, force: bool, console) -> list[Path]:
@@ -82,21 +82,18 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
     try:
         names = list(result.denoised)
         main = names[0]
-        files = [
-            write_volume(result.clean, tmp / "clean.nii.gz"),
-            write_volume(result.noisy, tmp / "noisy.nii.gz", sidecar=result.noise_params),
-        ]
+        write_volume(result.clean, tmp / "clean.nii.gz")
+        write_volume(result.noisy, tmp / "noisy.nii.gz", sidecar=result.noise_params)
         for name, vol in result.denoised.items():
-            files.append(write_volume(vol, tmp / f"denoised-{name}.nii.gz"))
-        files.append(write_volume(result.denoised[main], tmp / f"denoised-{main}",
-                                  description=result.denoised[main].history[-1]))
+            write_volume(vol, tmp / f"denoised-{name}.nii.gz")
+        write_volume(result.denoised[main], tmp / f"denoised-{main}", description=result.denoised[main].history[-1])
         figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png", label=f"denoised: {main}")
         (tmp / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
         publish(tmp, output, force)  # with --force the old output is restored if this fails
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return [output / Path(f).name for f in files] + [output / "figure.png", output / "scores.json"]
+    return sorted(output.iterdir())  # what is there, sidecars included
 
 
 def _table(result, window, dose: float) -> None:

@@ -23,6 +23,7 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
         # the denoised volume is closer to the clean phantom than the noisy one
         assert scores["gain"]["psnr"] > 0 and scores["rmse"] < scores["noisy"]["rmse"]
     names = {p.name for p in out.iterdir()}
+    assert sorted(report["files"]) == sorted(str(out / n) for n in names)  # the sidecar counts too
     assert {"clean.nii.gz", "noisy.nii.gz", "noisy.json", "denoised-tv.nii.gz", "denoised-nl-means.nii.gz",
             "denoised-tv", "figure.png", "scores.json"} <= names
     clean = sitk.ReadImage(str(out / "clean.nii.gz"))

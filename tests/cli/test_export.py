@@ -21,7 +21,8 @@ def test_dicom_to_nifti_and_back_to_a_derived_series(make_series, tmp_path):
     series = make_series(shuffle_names=True, descending=True)
     result = run("export", series.path, "-o", tmp_path / "v.nii.gz")
     assert result.exit_code == 0, result.output
-    assert "5x32x32" in result.stdout and "HU" in result.stdout
+    # the message is a status line (stderr, as infer's and noise's); stdout stays for --json
+    assert "5x32x32" in result.stderr and "HU" in result.stderr and result.stdout == ""
     nifti = read_volume(tmp_path / "v.nii.gz")
     np.testing.assert_array_equal(nifti.array, series.hu)
     result = run("export", tmp_path / "v.nii.gz", "-o", tmp_path / "series", "--json")
