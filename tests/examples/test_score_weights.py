@@ -1,0 +1,22 @@
+"""examples/score_weights.py scores weights files with the benchmark's held-out images and noise."""
+
+import pytest
+
+
+def test_score_weights_ranks_trained_weights_above_untrained(example, tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    from denoisekit.plugins import get_model
+    from denoisekit.weights import save_weights
+
+    untrained = get_model("residual-mul")()
+    untrained.build(64)
+    save_weights(tmp_path / "untrained.npz", untrained)
+    shipped = example("pretrain").WEIGHTS_DIR / "residual-mul.npz"  # the package's own
+    score = example("score_weights")
+    columns, table = score.score([shipped, tmp_path / "untrained.npz"], ["693_UNCR.dcm"], None)
+    assert len(columns) == 3 and all(len(v) == 3 for v in table.values())
+    noisy, trained, random = table["noisy input"], table[str(shipped)], table[str(tmp_path / "untrained.npz")]
+    assert all(t > n + 2 for t, n in zip(trained, noisy))  # at least the benchmark's 2 dB goal
+    assert all(t > r for t, r in zip(trained, random))
+    assert score.main([str(shipped), "--images", "693_UNCR.dcm"]) == 0
+    assert capsys.readouterr().out.count("\n") == 4  # header, rule, noisy input, the weights
