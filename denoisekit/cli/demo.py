@@ -64,7 +64,8 @@ def demo(
                     "files": [str(p) for p in written]})
         return
     _table(result, window, dose)
-    console.print(f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
+    console.print(f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 def _write(result, output: Path, force: bool, console) -> list[Path]:

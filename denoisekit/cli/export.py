@@ -49,4 +49,4 @@ def export(
     if as_json:
         print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume)})
     elif not quiet:
-        console.print(f"wrote {written} ({kind}): {describe(volume)}", markup=False, highlight=False)
+        console.print(f"wrote {written} ({kind}): {describe(volume)}", markup=False, highlight=False, soft_wrap=True)

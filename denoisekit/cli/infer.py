@@ -112,6 +112,7 @@ def infer(
                 "seconds": round(seconds, 3),
             }
         )
-        console.print(f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)")
+        console.print(f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)",
+                      markup=False, highlight=False, soft_wrap=True)
     if json_out:
         print_json(records)

@@ -110,6 +110,7 @@ def noise(
         f"{volume.shape[0]} slices, {seconds:.1f} s)",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if json_out:
         print_json(result)

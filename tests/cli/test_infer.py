@@ -161,3 +161,14 @@ def test_unwritable_output_format_is_refused_before_any_work(tmp_path):
     res = _run("infer", src, "--model", "tv", "-o", tmp_path / "out.png", "--quiet")
     assert res.exit_code == 1 and "out.png" in res.stderr and "Traceback" not in res.output
     assert not list(tmp_path.glob("*out*"))
+
+
+def test_status_line_names_the_output_whole_on_one_line(tmp_path):
+    # a long name with brackets, as scanners' exports have: no rich markup, no wrapping
+    folder = tmp_path / ("study [ct] " + "x" * 80)
+    folder.mkdir()
+    src, _ = _phantom_nifti(folder / "scan.nii.gz")
+    result = _run("infer", src, "--model", "tv")
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("wrote ")]
+    assert str(folder / "scan_denoised-tv.nii.gz") in line
