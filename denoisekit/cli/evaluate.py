@@ -117,9 +117,11 @@ def evaluate(
             )
         )
         return
+    from rich.markup import escape
+
     console = out_console()
-    console.print(_table(f"{denoised} vs {reference}", _rows(result["overall"]), result["window"]))
+    console.print(_table(escape(f"{denoised} vs {reference}"), _rows(result["overall"]), result["window"]))
     if per_slice:
         console.print(_slice_table(result["per_slice"], result["window"]))
     if figure is not None:
-        console.print(f"figure: {figure}")
+        console.print(f"figure: {figure}", markup=False, highlight=False, soft_wrap=True)

@@ -259,4 +259,4 @@ def _print_summary(console, s: dict) -> None:
     table.add_row("last epoch", fmt(s["final"]["psnr"], 2), fmt(s["final"]["ssim"], 4))
     table.add_row(f"best (epoch {s['best']['epoch']})", fmt(s["best"]["psnr"], 2), fmt(s["best"]["ssim"], 4))
     console.print(table)
-    console.print(f"weights: {s['best_weights']}")
+    console.print(f"weights: {s['best_weights']}", markup=False, highlight=False, soft_wrap=True)

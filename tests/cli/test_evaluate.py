@@ -61,6 +61,15 @@ def test_table_prints_the_window_with_every_number(volumes):
     assert "per slice, all in window [-1000,1000] HU" in result.stdout
 
 
+def test_table_title_shows_paths_with_brackets_as_they_are(volumes, tmp_path):
+    paths, *_ = volumes
+    named = tmp_path / "[ct] denoised.nii.gz"
+    named.write_bytes(paths["denoised"].read_bytes())
+    result = _run("evaluate", named, paths["clean"])
+    assert result.exit_code == 0, result.output
+    assert "[ct]" in result.stdout  # rich markup would swallow it
+
+
 def test_figure_written_and_not_overwritten(volumes, tmp_path):
     paths, *_ = volumes
     fig = tmp_path / "fig.png"
