@@ -37,11 +37,12 @@ def export(
     kind = output_kind(output)  # refuse an unwritable suffix before reading anything
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json)
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {input.name}"
+    from rich.markup import escape
     from rich.progress import Progress
 
     console = err_console(quiet or as_json)
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
-        task = bar.add_task(f"writing {output.name}", total=volume.shape[0])
+        task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])
         written = write_volume(
             volume, output, force=force, description=description,
             progress=lambda done, total: bar.update(task, completed=done, total=total),

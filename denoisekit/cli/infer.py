@@ -84,6 +84,8 @@ def infer(
     """Denoise CT volumes; outputs go next to each input, in its format, named after the model."""
     import time
 
+    from rich.markup import escape
+
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
@@ -96,7 +98,7 @@ def infer(
         start = time.perf_counter()
         volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
         with slice_progress(console, transient=False) as bar:
-            task = bar.add_task(f"{inp.name} [{net.name}]", total=volume.shape[0])
+            task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
             denoised = denoise_volume(
                 volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n), inplace=True
             )

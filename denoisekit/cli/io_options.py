@@ -48,10 +48,11 @@ def read_input(
     from denoisekit.io import read_volume
 
     console = err_console(quiet)
+    from rich.markup import escape
     from rich.progress import Progress
 
     with Progress(console=console, transient=True, disable=quiet or not console.is_terminal) as bar:
-        task = bar.add_task(f"reading {path.name}", total=None)
+        task = bar.add_task(escape(f"reading {path.name}"), total=None)
         volume = read_volume(
             path,
             series,

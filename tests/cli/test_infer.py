@@ -172,3 +172,15 @@ def test_status_line_names_the_output_whole_on_one_line(tmp_path):
     assert result.exit_code == 0, result.output
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("wrote ")]
     assert str(folder / "scan_denoised-tv.nii.gz") in line
+
+
+def test_progress_bars_show_names_as_they_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich draws its bars as on a terminal
+    folder = tmp_path / "a[/x]"  # a closing tag rich cannot match: MarkupError unescaped
+    folder.mkdir(parents=True)
+    src, _ = _phantom_nifti(folder / "[b]scan.nii.gz")
+    result = _run("infer", src, "--model", "tv")
+    assert result.exit_code == 0, result.output
+    assert "[b]scan.nii.gz [tv]" in result.stderr
+    exported = _run("export", src, "-o", folder / "[b]out")
+    assert exported.exit_code == 0, exported.output
