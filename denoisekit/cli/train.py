@@ -108,7 +108,8 @@ def train(
 
         old = read_run_config(resume)
         if isinstance(old.get("noise"), list):
-            raise DenoiseKitError(f"{resume} was trained with a noise kind per volume, which the CLI cannot give: resume it with denoisekit.train.train")
+            raise DenoiseKitError(f"{resume} was trained with a noise kind per volume, which the CLI cannot give: "
+                                  "resume it with denoisekit.train.train")
 
     def pick(key: str, given: Any) -> Any:
         return given if given is not None else old.get(key, DEFAULTS.get(key))
