@@ -24,6 +24,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark  # noqa: E402  (examples/ is not a package)
 
 
+def read_image(image: str, lidc: Path | None):
+    """A held-out image by the benchmark's name, or any other CT volume by path."""
+    if image in benchmark.held_out(lidc):
+        return benchmark.read_held_out(image, lidc)
+    import dataclasses
+
+    from denoisekit.io import read_volume
+    from denoisekit.volume import fill_padding
+
+    volume = read_volume(image)
+    return dataclasses.replace(volume, array=fill_padding(volume.array))
+
+
 def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[list[str], dict[str, list[float]]]:
     """Column names (image / condition) and, per weights file (and "noisy input"), its PSNRs."""
     from denoisekit import metrics as M
@@ -34,10 +47,10 @@ def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[li
     models = {str(w): load_model(w) for w in weights}
     columns, table = [], {name: [] for name in ["noisy input", *models]}
     for image in images:
-        clean = benchmark.read_held_out(image, lidc)
+        clean = read_image(image, lidc)
         for label, kind, options, seed in benchmark.CONDITIONS:
             noisy, _ = add_noise(clean, kind, seed, **options)
-            columns.append(f"{image.split('.')[0]} {label}")
+            columns.append(f"{Path(image).name.split('.')[0]} {label}")
             table["noisy input"].append(M.psnr(clean.array, noisy.array, benchmark.WINDOW))
             for name, model in models.items():
                 table[name].append(M.psnr(clean.array, denoise_volume(noisy, model).array, benchmark.WINDOW))
@@ -48,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights", nargs="+", type=Path, help=".npz weights files (a run's best.npz or pretrain's output)")
     ap.add_argument("--lidc", type=Path, help="LIDC-IDRI-0001's DICOM series (see examples/benchmark.py)")
-    ap.add_argument("--images", help="comma-separated held-out images (default: 693_UNCR.dcm, and LIDC with --lidc)")
+    ap.add_argument("--images", help="comma-separated held-out images (default: 693_UNCR.dcm, and LIDC with --lidc); "
+                                     "a path scores any other CT volume the weights never saw")
     args = ap.parse_args(argv)
     images = args.images.split(",") if args.images else [
         i for i in benchmark.held_out(args.lidc) if i != "CT_small.dcm"]  # 128x128: too small to say much

@@ -20,3 +20,18 @@ def test_score_weights_ranks_trained_weights_above_untrained(example, tmp_path, 
     assert all(t > r for t, r in zip(trained, random))
     assert score.main([str(shipped), "--images", "693_UNCR.dcm"]) == 0
     assert capsys.readouterr().out.count("\n") == 4  # header, rule, noisy input, the weights
+
+
+def test_score_weights_reads_other_volumes_by_path_with_padding_as_air(example, tmp_path):
+    import dataclasses
+
+    from denoisekit.io import write_volume
+
+    score = example("score_weights")
+    ct = example("benchmark").read_held_out("CT_small.dcm", None)
+    array = ct.array.copy()
+    array[:, :8, :8] = -2048.0  # outside the field of view, as LIDC's scanner writes it
+    path = write_volume(dataclasses.replace(ct, array=array), tmp_path / "other.nii.gz")
+    other = score.read_image(str(path), None)
+    assert (other.array[:, :8, :8] == -1024.0).all()  # air to the noise simulation, as in the benchmark
+    assert (other.array[:, 8:, 8:] == array[:, 8:, 8:]).all()
