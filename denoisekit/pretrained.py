@@ -11,6 +11,11 @@ from denoisekit.errors import DenoiseKitError
 
 PACKAGE = "denoisekit_plugins"
 
+#: The coarsest in-plane pixel (mm) in the shipped weights' training data (examples/pretrain.py:
+#: the chest phantom's 0.70 mm, pydicom's real slices 0.29-0.86 mm). On coarser pixels the
+#: same anatomy is sharper per pixel and the weights smooth it away (docs/models.md).
+COARSEST_TRAINED_PIXEL_MM = 0.86
+
 
 def weights_dir():
     """The folder of shipped weights (a Traversable; may not exist before any ship)."""
@@ -47,3 +52,13 @@ def training_data(model_name: str, directory: Any = None) -> list[str]:
     if not ref.is_file():
         return []
     return [str(d) for d in json.loads(ref.read_text()).get("data", [])]
+
+
+def coarse_pixel_note(model: Any, spacing: tuple[float, ...]) -> str | None:
+    """A warning when shipped weights meet pixels coarser than they were trained on."""
+    pixel = max(float(spacing[0]), float(spacing[1]))
+    if getattr(model, "weights_source", None) != "pretrained" or pixel <= COARSEST_TRAINED_PIXEL_MM:
+        return None
+    return (f"note: {pixel:.2f} mm pixels are coarser than any the pretrained {model.name} weights were trained on "
+            f"(up to {COARSEST_TRAINED_PIXEL_MM} mm); they may smooth away detail. Compare with --model nl-means "
+            "(docs/models.md: where the pretrained weights fail).")

@@ -29,3 +29,17 @@ def test_file_for_another_model_is_refused(tmp_path):
     with pytest.raises(DenoiseKitError, match="not 'residual-mul-add'"):
         load_pretrained("residual-mul-add", directory=tmp_path)
 
+
+
+def test_coarse_pixels_get_a_note_only_with_shipped_weights():
+    from denoisekit.pretrained import COARSEST_TRAINED_PIXEL_MM, coarse_pixel_note
+
+    shipped = load_pretrained("residual-mul")
+    note = coarse_pixel_note(shipped, (1.01, 1.01, 2.5))
+    assert note is not None and "1.01 mm" in note and "nl-means" in note
+    assert coarse_pixel_note(shipped, (0.5, COARSEST_TRAINED_PIXEL_MM + 0.05, 2.5)) is not None  # either axis
+    assert coarse_pixel_note(shipped, (0.703, 0.703, 2.5)) is None
+    own = get_model("residual-mul")()
+    own.weights_source = "runs/mine/best.npz"  # the user's own training: their pixels, their call
+    assert coarse_pixel_note(own, (1.01, 1.01, 2.5)) is None
+    assert coarse_pixel_note(get_model("nl-means")(), (1.01, 1.01, 2.5)) is None

@@ -87,6 +87,7 @@ def infer(
     from rich.markup import escape
 
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
+    from denoisekit.pretrained import coarse_pixel_note
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
 
@@ -97,6 +98,9 @@ def infer(
     for inp, out in zip(inputs, outputs):
         start = time.perf_counter()
         volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
+        note = coarse_pixel_note(net, volume.spacing)
+        if note:
+            console.print(note, markup=False, highlight=False, soft_wrap=True)
         with slice_progress(console, transient=False) as bar:
             task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
             denoised = denoise_volume(

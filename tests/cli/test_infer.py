@@ -184,3 +184,15 @@ def test_progress_bars_show_names_as_they_are(tmp_path, monkeypatch):
     assert "[b]scan.nii.gz [tv]" in result.stderr
     exported = _run("export", src, "-o", folder / "[b]out")
     assert exported.exit_code == 0, exported.output
+
+
+def test_pretrained_weights_on_coarse_pixels_get_a_note(tmp_path):
+    y, x = np.mgrid[:32, :32]
+    clean = np.where((y - 16) ** 2 + (x - 16) ** 2 < 12**2, 40.0, -1000.0).astype(np.float32)
+    coarse = write_volume(Volume(np.repeat(clean[None], 2, axis=0), spacing=(1.0, 1.0, 2.0)), tmp_path / "c.nii.gz")
+    fine = write_volume(Volume(np.repeat(clean[None], 2, axis=0), spacing=(0.7, 0.7, 2.0)), tmp_path / "f.nii.gz")
+    learned = _run("infer", coarse, "--model", "residual-mul")
+    assert learned.exit_code == 0 and "1.00 mm pixels are coarser" in learned.stderr
+    assert "coarser" not in _run("infer", fine, "--model", "residual-mul").stderr
+    assert "coarser" not in _run("infer", coarse, "--model", "tv", "-o", tmp_path / "tv.nii.gz").stderr
+    assert "coarser" not in _run("infer", coarse, "--model", "residual-mul", "--quiet", "--force").stderr

