@@ -116,6 +116,7 @@ def infer(
                 "weights": weights_label(net),
                 "slices": volume.shape[0],
                 "seconds": round(seconds, 3),
+                "note": note,  # None, or why these weights may not suit this scan
             }
         )
         console.print(f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)",

@@ -195,4 +195,5 @@ def test_pretrained_weights_on_coarse_pixels_get_a_note(tmp_path):
     assert learned.exit_code == 0 and "1.00 mm pixels are coarser" in learned.stderr
     assert "coarser" not in _run("infer", fine, "--model", "residual-mul").stderr
     assert "coarser" not in _run("infer", coarse, "--model", "tv", "-o", tmp_path / "tv.nii.gz").stderr
-    assert "coarser" not in _run("infer", coarse, "--model", "residual-mul", "--quiet", "--force").stderr
+    quiet = _run("infer", coarse, "--model", "residual-mul", "--quiet", "--force", "--json")
+    assert "coarser" not in quiet.stderr and "coarser" in json.loads(quiet.stdout)[0]["note"]  # scripts see it
