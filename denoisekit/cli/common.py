@@ -40,6 +40,12 @@ def err_console(quiet: bool = False):
     return Console(stderr=True, quiet=quiet)
 
 
+def status(console: Any, text: str) -> None:
+    """One status line, printed as it is: no rich markup (paths may hold brackets), no
+    highlighting, no wrapping at the console's width (scripts grep these lines)."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def out_console():
     from rich.console import Console
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, out_console, print_json, slice_progress
+from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, out_console, print_json, slice_progress, status
 
 
 @app.command()
@@ -64,8 +64,7 @@ def demo(
                     "files": [str(p) for p in written]})
         return
     _table(result, window, dose)
-    console.print(f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})",
-                  markup=False, highlight=False, soft_wrap=True)
+    status(console, f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
 
 
 def _write(result, output: Path, force: bool, console) -> list[Path]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, out_console, print_json
+from denoisekit.cli.common import ForceOpt, JsonOpt, out_console, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -124,4 +124,4 @@ def evaluate(
     if per_slice:
         console.print(_slice_table(result["per_slice"], result["window"]))
     if figure is not None:
-        console.print(f"figure: {figure}", markup=False, highlight=False, soft_wrap=True)
+        status(console, f"figure: {figure}")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, print_json
+from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
 
@@ -50,4 +50,4 @@ def export(
     if as_json:
         print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume)})
     elif not quiet:
-        console.print(f"wrote {written} ({kind}): {describe(volume)}", markup=False, highlight=False, soft_wrap=True)
+        status(console, f"wrote {written} ({kind}): {describe(volume)}")

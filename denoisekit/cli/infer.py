@@ -17,6 +17,7 @@ from denoisekit.cli.common import (
     err_console,
     print_json,
     slice_progress,
+    status,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
@@ -100,7 +101,7 @@ def infer(
         volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
         note = coarse_pixel_note(net, volume.spacing)
         if note:
-            console.print(note, markup=False, highlight=False, soft_wrap=True)
+            status(console, note)
         with slice_progress(console, transient=False) as bar:
             task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
             denoised = denoise_volume(
@@ -119,7 +120,6 @@ def infer(
                 "note": note,  # None, or why these weights may not suit this scan
             }
         )
-        console.print(f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)",
-                      markup=False, highlight=False, soft_wrap=True)
+        status(console, f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)")
     if json_out:
         print_json(records)

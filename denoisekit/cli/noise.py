@@ -17,6 +17,7 @@ from denoisekit.cli.common import (
     flag_options,
     print_json,
     slice_progress,
+    status,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt
 from denoisekit.plugins import complete, get_noises
@@ -105,12 +106,10 @@ def noise(
         "noise_std_hu": round(float(added.std()), 3),
         "seconds": round(seconds, 3),
     }
-    console.print(
+    status(
+        console,
         f"wrote {written} ({kind}, seed {seed}, noise std {result['noise_std_hu']:.1f} HU, "
         f"{volume.shape[0]} slices, {seconds:.1f} s)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
     )
     if json_out:
         print_json(result)

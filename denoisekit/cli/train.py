@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import JsonOpt, QuietOpt, err_console, flag_options, print_json
+from denoisekit.cli.common import JsonOpt, QuietOpt, err_console, flag_options, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -260,4 +260,4 @@ def _print_summary(console, s: dict) -> None:
     table.add_row("last epoch", fmt(s["final"]["psnr"], 2), fmt(s["final"]["ssim"], 4))
     table.add_row(f"best (epoch {s['best']['epoch']})", fmt(s["best"]["psnr"], 2), fmt(s["best"]["ssim"], 4))
     console.print(table)
-    console.print(f"weights: {s['best_weights']}", markup=False, highlight=False, soft_wrap=True)
+    status(console, f"weights: {s['best_weights']}")
