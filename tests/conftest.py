@@ -203,3 +203,19 @@ def fake_dist(tmp_path, monkeypatch, fresh_plugins):
 
     for module in made:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture(scope="session")
+def quarter_dose_chest():
+    """One 256x256 chest-phantom slice, clean and with simulated quarter-dose CT noise
+    (correlated, as reconstructed noise is), and its soft-tissue mask."""
+    from scipy import ndimage
+
+    from denoisekit.noise import add_noise
+    from denoisekit.samples import load_sample
+
+    clean = load_sample("chest-phantom", slices=1, size=256)
+    noisy, _ = add_noise(clean, "lowdose", 3, dose=0.25)
+    c, n = clean.array[0], noisy.array[0]
+    tissue = ndimage.binary_erosion((c > -300) & (c < 300), iterations=3)
+    return c, n, tissue

@@ -14,85 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.noise_level import estimate_noise_hu, haar_noise_hu  # noqa: F401  (re-exported)
 from denoisekit.plugin import Model
 
 #: HU per model unit: filters see HU / SCALE, so CT's -1000..3000 HU becomes -1..3.
 SCALE = 1000.0
-
-
-#: Pixels at or below this HU (air clipped at -1024, padding outside the field of view
-#: at -2000 or -3024) are flat, noise-free constants in many scans; they are left out when
-#: estimating the noise, or a mostly-empty slice would look noise-free.
-FLAT_BELOW_HU = -990.0
-#: Fewer 2x2 blocks than this above FLAT_BELOW_HU: fall back to the whole slice.
-MIN_BLOCKS = 256
-#: Side (pixels) of the windows whose standard deviations give the noise level.
-NOISE_WINDOW = 7
-#: Windows whose mean lies in this range count as soft tissue (fat, muscle, organs, brain):
-#: where noise is read on CT, away from lung, air and bone.
-SOFT_TISSUE_HU = (-300.0, 300.0)
-#: Fewer soft-tissue windows than this: too little tissue to read; the Haar estimate is used.
-MIN_WINDOWS = 400
-
-
-def estimate_noise_hu(image: Any) -> float:
-    """Noise standard deviation (HU) of one slice: the most common standard deviation of
-    small windows lying wholly in soft tissue (the "global noise level" of Christianson et
-    al., AJR 2015), or the Haar estimate (``haar_noise_hu``) where there is too little
-    soft tissue.
-
-    Reconstructed CT noise is spatially correlated (the reconstruction filter takes its
-    finest frequencies away), so a finest-scale wavelet estimate, as scikit-image's
-    ``estimate_sigma``, reads it at about half its level; the classical denoisers then
-    barely smooth. A window's standard deviation sees all of it; edges only add windows
-    with larger values, which the most common value (the half-sample mode) ignores."""
-    import numpy as np
-    from scipy import ndimage
-
-    a = np.asarray(image, dtype=np.float64)
-    k = NOISE_WINDOW
-    if min(a.shape) >= 3 * k:
-        mean = ndimage.uniform_filter(a, k, mode="reflect")
-        var = ndimage.uniform_filter(a * a, k, mode="reflect") - mean * mean
-        lo, hi = SOFT_TISSUE_HU
-        # whole windows in tissue: a window's centre k // 2 pixels from the tissue's border
-        inside = ndimage.binary_erosion((mean > lo) & (mean < hi), iterations=k // 2, border_value=0)
-        if inside.sum() >= MIN_WINDOWS:
-            sd = np.sqrt(np.maximum(var[inside], 0.0) * (k * k) / (k * k - 1))
-            return _half_sample_mode(sd)
-    return haar_noise_hu(a)
-
-
-def _half_sample_mode(values: Any) -> float:
-    """The mode of 1-D data without bins (Bickel's half-sample mode): keep the half of the
-    sorted values with the smallest range, again and again."""
-    import numpy as np
-
-    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    while v.size > 3:
-        half = (v.size + 1) // 2
-        i = int(np.argmin(v[half - 1 :] - v[: v.size - half + 1]))
-        v = v[i : i + half]
-    return float(np.median(v))
-
-
-def haar_noise_hu(image: Any) -> float:
-    """Noise standard deviation (HU) of one slice: the median absolute Haar diagonal
-    detail (robust to edges, like scikit-image's ``estimate_sigma``), over the 2x2
-    blocks that lie above ``FLAT_BELOW_HU``. Right for white noise; reads correlated
-    (reconstructed CT) noise low."""
-    import numpy as np
-
-    a = np.asarray(image, dtype=np.float64)
-    a = a[: a.shape[0] // 2 * 2, : a.shape[1] // 2 * 2]
-    b = (a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2])
-    detail = (b[0] - b[1] - b[2] + b[3]) / 2.0  # std sigma for white noise of std sigma
-    keep = np.logical_and.reduce([x > FLAT_BELOW_HU for x in b])
-    if keep.sum() < MIN_BLOCKS:
-        from skimage.restoration import estimate_sigma
-
-        return float(estimate_sigma(a))
-    return float(np.median(np.abs(detail[keep])) / 0.6745)
 
 
 def _noise_levels(slices: Any, sigma_hu: float) -> list[float]:
