@@ -86,14 +86,26 @@ def denoise_volume(
     overlap: int | None = None,
     progress: Callable[[int], None] | None = None,
     inplace: bool = False,
+    strength: str | float = "auto",
+    strengths: list[float] | None = None,
 ) -> Volume:
     """Denoise every slice of ``volume`` with ``model``; ``progress(n)`` is called after
     each batch with the number of slices it finished.
 
     ``tile`` forces tiling with that square size (fixed-size models always use their
-    ``patch_size``); ``overlap`` defaults to a quarter of the tile.
+    ``patch_size``); ``overlap`` defaults to a quarter of the tile. ``strength``: the
+    fraction of the model's correction kept, or ``auto`` to choose it per slice
+    (``denoisekit.strength``); the fractions used are appended to ``strengths``.
     """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
     import numpy as np
+
+    from denoisekit import strength as S
+
+    strength = S.parse_strength(strength)
 
     if batch_size < 1:
         raise DenoiseKitError(f"batch size must be at least 1, got {batch_size}")
@@ -118,17 +130,46 @@ def denoise_volume(
     # volume (for callers, like the infer command, that no longer need the input).
     reuse = inplace and volume.array.dtype == np.float32 and volume.array.flags.writeable
     out = volume.array if reuse else np.empty(volume.shape, dtype=np.float32)
-    tiler = None if tile is None else _Tiler((ny, nx), tile, overlap)
-    for start in range(0, nz, batch_size):
-        # A copy of the batch: with inplace, tiles written back must not be read again.
-        batch = np.array(volume.array[start : start + batch_size], dtype=np.float32)
-        if tiler is None:
-            out[start : start + len(batch)] = _run(model, batch)
-        else:
-            tiler.denoise(model, batch, out[start : start + len(batch)], batch_size)
-        if progress is not None:
-            progress(len(batch))
-    return volume.derive(out, f"denoised by {describe(model)}")
+
+    def runner(shape: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+        tiler = None if tile is None else _Tiler(shape, tile, overlap)
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            if tiler is None:
+                return _run(model, batch)
+            result = np.empty_like(batch)
+            tiler.denoise(model, batch, result, batch_size)
+            return result
+
+        return run
+
+    run = runner((ny, nx))
+    if strength == S.AUTO:  # before the loop: with inplace, the input is overwritten as it goes
+        probe = S.probe_slices(volume.array)
+        div = S.divergence(runner(probe.shape[1:]), probe)
+    used: list[float] = []
+    with ExitStack() as stack:
+        # The per-slice noise estimates run in threads: SciPy's filters release the GIL.
+        pool = stack.enter_context(ThreadPoolExecutor(os.cpu_count() or 1)) if strength == S.AUTO else None
+        for start in range(0, nz, batch_size):
+            # A copy of the batch: with inplace, results written back must not be read again.
+            batch = np.array(volume.array[start : start + batch_size], dtype=np.float32)
+            result = out[start : start + len(batch)]
+            result[...] = run(batch)
+            if pool is not None:
+                kept = list(pool.map(lambda k: S.sure_strength(batch[k], result[k], div), range(len(batch))))
+            else:
+                kept = [float(strength)] * len(batch)
+            for k, a in enumerate(kept):
+                if a != 1.0:
+                    result[k] = batch[k] - np.float32(a) * (batch[k] - result[k])
+            used.extend(kept)
+            if progress is not None:
+                progress(len(batch))
+    if strengths is not None:
+        strengths.extend(used)
+    how = "" if strength == 1.0 else f", strength {strength}" + (f" ({S.summary(used)})" if strength == S.AUTO else "")
+    return volume.derive(out, f"denoised by {describe(model)}{how}")
 
 
 def _run(model: Any, batch: np.ndarray) -> np.ndarray:

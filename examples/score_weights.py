@@ -38,8 +38,11 @@ def read_image(image: str, lidc: Path | None):
     return dataclasses.replace(volume, array=fill_padding(volume.array))
 
 
-def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[list[str], dict[str, list[float]]]:
-    """Column names (image / condition) and, per weights file (and "noisy input"), its PSNRs."""
+def score(
+    weights: list[Path], images: list[str], lidc: Path | None, strength: str = "auto"
+) -> tuple[list[str], dict[str, list[float]]]:
+    """Column names (image / condition) and, per weights file (and "noisy input"), its PSNRs
+    (with ``infer --strength``'s ``strength``)."""
     from denoisekit import metrics as M
     from denoisekit.infer import denoise_volume, load_model_for_inference
     from denoisekit.noise import add_noise
@@ -55,7 +58,7 @@ def score(weights: list[Path], images: list[str], lidc: Path | None) -> tuple[li
             columns.append(f"{Path(image).name.split('.')[0]} {label}")
             table["noisy input"].append(M.psnr(clean.array, noisy.array, benchmark.WINDOW))
             for name, model in models.items():
-                table[name].append(M.psnr(clean.array, denoise_volume(noisy, model).array, benchmark.WINDOW))
+                table[name].append(M.psnr(clean.array, denoise_volume(noisy, model, strength=strength).array, benchmark.WINDOW))
     return columns, table
 
 
@@ -66,10 +69,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lidc", type=Path, help="LIDC-IDRI-0001's DICOM series (see examples/benchmark.py)")
     ap.add_argument("--images", help="comma-separated held-out images (default: 693_UNCR.dcm, and LIDC with --lidc); "
                                      "a path scores any other CT volume the weights never saw")
+    ap.add_argument("--strength", default="auto",
+                    help="as infer's --strength: auto (default), or 1 for the models' own output")
     args = ap.parse_args(argv)
     images = args.images.split(",") if args.images else [
         i for i in benchmark.held_out(args.lidc) if i != "CT_small.dcm"]  # 128x128: too small to say much
-    columns, table = score(args.weights, images, args.lidc)
+    columns, table = score(args.weights, images, args.lidc, args.strength)
     print("| weights | " + " | ".join(columns) + " | mean |")
     print("|---|" + "---:|" * (len(columns) + 1))
     for name, values in table.items():

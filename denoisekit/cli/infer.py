@@ -74,6 +74,15 @@ def infer(
     ] = None,
     output: OutputOpt = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Slices per model call.")] = 8,
+    strength: Annotated[
+        str,
+        typer.Option(
+            "--strength",
+            help="How much of the model's correction to keep: 'auto' chooses per slice (by SURE) and keeps less "
+            "where the model would take away more than the noise; or a fraction from 0 (the input) to 1 (the "
+            "model's output as is).",
+        ),
+    ] = "auto",
     option: PluginOptionOpt = None,
     series: SeriesOpt = None,
     allow_irregular: AllowIrregularOpt = False,
@@ -89,9 +98,11 @@ def infer(
 
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
     from denoisekit.pretrained import coarse_pixel_note
+    from denoisekit.strength import AUTO, parse_strength, summary
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
 
+    setting = parse_strength(strength)  # a bad value fails before any model or volume loads
     net = load_model_for_inference(model, weights, option)
     outputs = _plan_outputs(inputs, output, net.name, force)
     console = err_console(quiet)
@@ -104,8 +115,15 @@ def infer(
             status(console, note)
         with slice_progress(console, transient=False) as bar:
             task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
+            used: list[float] = []
             denoised = denoise_volume(
-                volume, net, batch_size=batch_size, progress=lambda n: bar.advance(task, n), inplace=True
+                volume,
+                net,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+                inplace=True,
+                strength=setting,
+                strengths=used,
             )
         written = write_volume(denoised, out, force=force, description=series_description(net))
         seconds = time.perf_counter() - start
@@ -118,8 +136,11 @@ def infer(
                 "slices": volume.shape[0],
                 "seconds": round(seconds, 3),
                 "note": note,  # None, or why these weights may not suit this scan
+                "strength": setting,
+                "strengths": [round(a, 3) for a in used],  # per slice, what was kept of the correction
             }
         )
-        status(console, f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s)")
+        chosen = f"; strength auto, {summary(used)}" if setting == AUTO else ""
+        status(console, f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s{chosen})")
     if json_out:
         print_json(records)

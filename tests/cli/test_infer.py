@@ -121,10 +121,11 @@ def test_trained_weights_file_picks_the_model(tmp_path):
     model = get_model("residual-mul")()
     model.build(16)
     weights = save_weights(tmp_path / "w.npz", model)
-    result = _run("infer", src, "--weights", weights, "--json", "--quiet")
+    result = _run("infer", src, "--weights", weights, "--json", "--quiet", "--strength", "1")
     assert result.exit_code == 0, result.output
     [record] = json.loads(result.stdout)
     assert record["model"] == "residual-mul" and record["weights"] == str(weights)
+    assert record["strength"] == 1.0 and record["strengths"] == [1.0] * 3
     expected = model.denoise(read_volume(src).array)
     np.testing.assert_allclose(read_volume(record["output"]).array, expected, atol=0.5)
 
@@ -132,6 +133,32 @@ def test_trained_weights_file_picks_the_model(tmp_path):
     assert wrong.exit_code == 1 and "not 'residual-mul-add'" in wrong.stderr
     mixed = _run("infer", src, "--weights", weights, "--option", "sigma=3", "--force", "--quiet")
     assert mixed.exit_code == 1 and "--option" in mixed.stderr
+
+
+def test_strength_auto_blends_each_slice_and_says_how_much(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    result = _run("infer", src, "--model", "tv", "--option", "strength=4", "--json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    kept = np.array(record["strengths"])
+    assert record["strength"] == "auto" and kept.shape == (3,) and np.all((kept >= 0) & (kept <= 1))
+    assert "strength auto" in result.stderr
+    noisy = read_volume(src).array
+    from denoisekit_plugins.models.classical import TotalVariation
+
+    whole = TotalVariation(strength=4).denoise(noisy)  # a strong tv smooths more than the noise away
+    assert kept.max() < 0.95
+    expected = noisy - kept[:, None, None] * (noisy - whole)
+    np.testing.assert_allclose(read_volume(record["output"]).array, expected, atol=0.5)
+
+
+def test_bad_strength_is_one_line_before_any_work(tmp_path):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    for value in ("1.5", "strong"):
+        result = _run("infer", src, "--model", "tv", "--strength", value)
+        assert result.exit_code == 1 and "strength" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [src]
 
 
 def test_fixed_size_model_is_tiled(tmp_path):

@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.infer import denoise_volume
+from denoisekit.plugin import Model
+from denoisekit.strength import AUTO, divergence, parse_strength, probe_slices, sure_strength, summary
+from denoisekit.volume import Volume
+
+
+class Blur(Model):
+    """A linear smoother: takes noise away, and with a wide kernel, edges too."""
+
+    name = "blur"
+    description = "Gaussian blur"
+
+    def __init__(self, sigma_px: float):
+        super().__init__()
+        self.sigma_px = sigma_px
+
+    def denoise(self, slices):
+        from scipy import ndimage
+
+        return ndimage.gaussian_filter(slices, (0, self.sigma_px, self.sigma_px), mode="reflect")
+
+
+def _blocks(n=128):
+    """Soft-tissue blocks (0 / 150 HU), small calcifications (300 HU) over their left half:
+    detail a blur takes away, next to plain tissue where the noise can be read."""
+    y, x = np.mgrid[:n, :n]
+    image = np.where((y // 32 + x // 32) % 2, 0.0, 150.0)
+    image[(y % 16 < 2) & (x % 16 < 2) & (x < n // 2)] = 300.0
+    return image.astype(np.float32)
+
+
+def _mse(a, b):
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def test_parse_strength():
+    assert parse_strength("auto") == parse_strength(" AUTO ") == AUTO
+    assert parse_strength("0.25") == 0.25 and parse_strength(1) == 1.0
+    with pytest.raises(DenoiseKitError, match="from 0 .* to 1"):
+        parse_strength("1.5")
+    with pytest.raises(DenoiseKitError, match="'auto' or a number"):
+        parse_strength("strong")
+
+
+def test_divergence_of_known_maps():
+    slices = np.random.default_rng(0).normal(0, 30, (2, 64, 64)).astype(np.float32)
+    assert divergence(lambda s: s, slices) == pytest.approx(1.0, abs=0.01)
+    assert divergence(lambda s: 0.3 * s + 5.0, slices) == pytest.approx(0.3, abs=0.01)
+    assert divergence(lambda s: np.zeros_like(s), slices) == 0.0
+    # a 3x3 mean passes 1/9 of a pixel's own perturbation to that pixel
+    from scipy import ndimage
+
+    box = divergence(lambda s: ndimage.uniform_filter(s, (1, 3, 3), mode="reflect"), slices)
+    assert box == pytest.approx(1 / 9, abs=0.02)
+
+
+def test_divergence_ignores_flat_padding():
+    slices = np.full((1, 64, 64), -3024.0, dtype=np.float32)
+    slices[:, 16:48, 16:48] = 40.0
+
+    def identity_inside(s):  # padding pixels: a constant, as a model may give them
+        return np.where(slices > -1000, s, -1000.0)
+
+    assert divergence(identity_inside, slices) == pytest.approx(1.0, abs=0.05)
+
+
+def test_probe_slices_are_spread_and_central():
+    array = np.arange(10, dtype=np.float32)[:, None, None] * np.ones((10, 300, 400), dtype=np.float32)
+    probe = probe_slices(array)
+    assert probe.shape == (4, 256, 256) and probe.dtype == np.float32
+    assert list(probe[:, 0, 0]) == [0.0, 3.0, 6.0, 9.0]
+    assert probe_slices(array[:2, :100, :100]).shape == (2, 100, 100)
+
+
+def test_sure_strength_is_near_the_best_blend():
+    """For an over-smoothing model, the blend it picks without the clean image is about the
+    best one chosen with it, better than either end, and keeps more where noise is heavier."""
+    clean = _blocks()
+    model = Blur(2.0)
+    chosen = {}
+    for noise_hu in (10.0, 40.0):
+        noisy = clean + np.random.default_rng(1).normal(0, noise_hu, clean.shape).astype(np.float32)
+        smoothed = model.denoise(noisy[None])[0]
+        a = sure_strength(noisy, smoothed, divergence(model.denoise, noisy[None]))
+        errors = {b: _mse(noisy - b * (noisy - smoothed), clean) for b in np.linspace(0, 1, 101)}
+        best = min(errors, key=errors.get)
+        assert a == pytest.approx(best, abs=0.05)
+        error = _mse(noisy - a * (noisy - smoothed), clean)
+        assert error < 1.01 * errors[best]
+        assert error < 0.95 * min(_mse(noisy, clean), _mse(smoothed, clean))
+        chosen[noise_hu] = a
+    assert chosen[40.0] > chosen[10.0] + 0.3
+
+
+def test_sure_strength_keeps_a_model_that_removes_only_noise():
+    clean = _blocks()
+    noisy = clean + np.random.default_rng(2).normal(0, 30, clean.shape).astype(np.float32)
+    assert sure_strength(noisy, clean, 0.0) > 0.9  # an ideal denoiser is kept (about) whole
+    assert sure_strength(np.full((64, 64), -3024.0, np.float32), np.zeros((64, 64), np.float32), 0.0) == 1.0
+
+
+def test_denoise_volume_auto_shrinks_an_over_smoothing_model_on_light_noise():
+    clean = np.stack([_blocks(), _blocks().T])
+    noisy = clean + np.random.default_rng(3).normal(0, 8, clean.shape).astype(np.float32)
+    vol = Volume(noisy)
+    used = []
+    auto = denoise_volume(vol, Blur(3.0), strengths=used).array
+    whole = denoise_volume(vol, Blur(3.0), strength=1).array
+    assert len(used) == 2 and all(0.0 <= a < 0.5 for a in used)
+    assert _mse(auto, clean) < 0.5 * _mse(whole, clean)
+    assert _mse(auto, clean) < _mse(noisy, clean)
+    assert "strength auto (median" in denoise_volume(vol, Blur(3.0)).history[-1]
+
+
+def test_fixed_strength_blends_input_and_output():
+    vol = Volume(np.random.default_rng(4).normal(0, 50, (3, 32, 32)).astype(np.float32))
+    model = Blur(1.0)
+    whole = denoise_volume(vol, model, strength=1).array
+    used = []
+    half = denoise_volume(vol, model, strength="0.5", strengths=used)
+    np.testing.assert_allclose(half.array, 0.5 * (vol.array + whole), atol=1e-4)
+    assert used == [0.5] * 3 and half.history[-1].endswith("strength 0.5")
+    np.testing.assert_array_equal(denoise_volume(vol, model, strength=0).array, vol.array)
+    with pytest.raises(DenoiseKitError, match="strength"):
+        denoise_volume(vol, model, strength=-0.1)
+
+
+def test_summary():
+    assert summary([0.5, 0.25, 1.0]) == "median 0.50 (0.25-1.00)"
+    assert summary([0.3]) == "0.30"
