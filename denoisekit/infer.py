@@ -62,12 +62,14 @@ def weights_label(model: Any) -> str | None:
     return str(getattr(model, "weights_source", None) or "untrained")
 
 
-def series_description(model: Any) -> str:
-    """A DICOM SeriesDescription (at most 64 characters) naming model and weights."""
+def series_description(model: Any, strength: str | float = 1.0) -> str:
+    """A DICOM SeriesDescription (at most 64 characters) naming model, strength (unless 1)
+    and weights; the strength comes before the weights' path, which may be cut short."""
     label = weights_label(model)
     if label is not None and label not in ("pretrained", "untrained"):
         label = "/".join(Path(label).parts[-2:])  # run_dir/best.npz, not a long absolute path
-    text = f"denoised {model.name}" + ("" if label is None else f" weights {label}")
+    text = f"denoised {model.name}" + ("" if strength == 1.0 else f" strength {strength}")
+    text += "" if label is None else f" weights {label}"
     return text if len(text) <= 64 else text[:61] + "..."
 
 

@@ -155,6 +155,9 @@ def test_model_choice_and_labels(tmp_path):
     assert describe(loaded) == f"residual-mul (weights: {deep})"
     text = series_description(loaded)
     assert len(text) <= 64 and text.startswith("denoised residual-mul weights run-2024/best.npz")
+    text = series_description(loaded, "auto")
+    assert len(text) <= 64 and text.startswith("denoised residual-mul strength auto weights run-2024/")
+    assert series_description(tv, 0.5) == "denoised tv strength 0.5"
     vol = denoise_volume(_volume((1, 8, 8)), loaded, strength=1)
     assert vol.history[-1] == f"denoised by residual-mul (weights: {deep})"
 

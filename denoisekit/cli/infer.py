@@ -125,7 +125,7 @@ def infer(
                 strength=setting,
                 strengths=used,
             )
-        written = write_volume(denoised, out, force=force, description=series_description(net))
+        written = write_volume(denoised, out, force=force, description=series_description(net, setting))
         seconds = time.perf_counter() - start
         records.append(
             {
