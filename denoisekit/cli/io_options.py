@@ -44,7 +44,7 @@ def read_input(
 ) -> "Volume":
     """Read ``path`` with the shared options; notes (skipped files, accepted
     irregularities) and a progress bar go to stderr unless ``quiet``."""
-    from denoisekit.cli.common import err_console
+    from denoisekit.cli.common import err_console, status
     from denoisekit.io import read_volume
 
     console = err_console(quiet)
@@ -58,7 +58,7 @@ def read_input(
             series,
             allow_irregular=allow_irregular,
             allow_tilt=allow_tilt,
-            note=lambda message: console.print(f"note: {message}", markup=False, highlight=False),
+            note=lambda message: status(console, f"note: {message}"),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     return volume
