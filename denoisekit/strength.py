@@ -37,6 +37,9 @@ PROBE_SIZE = 256
 #: Standard deviation (HU) of the probe's random perturbation: small next to CT noise, large
 #: next to float32 rounding of HU values.
 PROBE_HU = 1.0
+#: Auto keeping less than this (median over a volume's slices) is worth a note: the output is
+#: mostly the input, which a user who asked for denoising should hear about.
+LOW = 0.25
 
 
 def parse_strength(text: str | float) -> str | float:
@@ -106,3 +109,14 @@ def summary(strengths: list[float]) -> str:
     if a.min() == a.max():
         return f"{a[0]:.2f}"
     return f"median {np.median(a):.2f} ({a.min():.2f}-{a.max():.2f})"
+
+
+def low_strength_note(model: str, strengths: list[float]) -> str | None:
+    """Why the output is mostly the input, when auto kept little of the correction."""
+    import numpy as np
+
+    if not strengths or float(np.median(strengths)) >= LOW:
+        return None
+    return (f"note: --strength auto kept a median {float(np.median(strengths)):.0%} of {model}'s correction: it would "
+            "take away much more than this scan's noise (a scan with little noise, or unlike its training data), "
+            "so the output is mostly the input. --strength 1 gives the model's output as it is.")

@@ -132,3 +132,12 @@ def test_fixed_strength_blends_input_and_output():
 def test_summary():
     assert summary([0.5, 0.25, 1.0]) == "median 0.50 (0.25-1.00)"
     assert summary([0.3]) == "0.30"
+
+
+def test_low_strength_note_only_when_little_is_kept():
+    from denoisekit.strength import low_strength_note
+
+    assert low_strength_note("m", [1.0, 0.9, 0.1]) is None
+    assert low_strength_note("m", []) is None
+    note = low_strength_note("m", [0.05, 0.1, 0.9])
+    assert note.startswith("note:") and "10% of m's correction" in note and "--strength 1" in note

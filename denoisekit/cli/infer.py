@@ -98,7 +98,7 @@ def infer(
 
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
     from denoisekit.pretrained import coarse_pixel_note
-    from denoisekit.strength import AUTO, parse_strength, summary
+    from denoisekit.strength import AUTO, low_strength_note, parse_strength, summary
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
 
@@ -142,5 +142,8 @@ def infer(
         )
         chosen = f"; strength auto, {summary(used)}" if setting == AUTO else ""
         status(console, f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s{chosen})")
+        low = low_strength_note(net.name, used) if setting == AUTO else None
+        if low:
+            status(console, low)
     if json_out:
         print_json(records)

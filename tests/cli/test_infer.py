@@ -152,6 +152,20 @@ def test_strength_auto_blends_each_slice_and_says_how_much(tmp_path):
     np.testing.assert_allclose(read_volume(record["output"]).array, expected, atol=0.5)
 
 
+def test_a_scan_left_mostly_as_it_was_is_said_so(tmp_path):
+    y, x = np.mgrid[:32, :32]
+    clean = np.where((y - 16) ** 2 + (x - 16) ** 2 < 12**2, 40.0, -1000.0).astype(np.float32)
+    clean = clean + np.random.default_rng(0).normal(0, 2, (3, 32, 32)).astype(np.float32)  # little noise
+    src = write_volume(Volume(clean, spacing=(0.7, 0.7, 2.0)), tmp_path / "quiet.nii.gz")
+    result = _run("infer", src, "--model", "tv", "--option", "sigma=40", "--json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert max(record["strengths"]) < 0.25
+    assert "note: --strength auto kept a median" in result.stderr
+    forced = _run("infer", src, "--model", "tv", "--option", "sigma=40", "--strength", "1", "-o", tmp_path / "f.nii.gz")
+    assert forced.exit_code == 0 and "kept a median" not in forced.stderr
+
+
 def test_bad_strength_is_one_line_before_any_work(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     for value in ("1.5", "strong"):
