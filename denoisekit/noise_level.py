@@ -11,8 +11,9 @@ from typing import Any
 #: at -2000 or -3024) are flat, noise-free constants in many scans; they are left out when
 #: estimating the noise, or a mostly-empty slice would look noise-free.
 FLAT_BELOW_HU = -990.0
-#: Fewer 2x2 blocks than this above FLAT_BELOW_HU: fall back to the whole slice.
-MIN_BLOCKS = 256
+#: Fewer 2x2 blocks than this above FLAT_BELOW_HU: fall back to the whole slice. Few, so
+#: that a small body on a slice of air is read from its own pixels, not from the air.
+MIN_BLOCKS = 16
 #: Side (pixels) of the windows whose standard deviations give the noise level.
 NOISE_WINDOW = 7
 #: Windows whose mean lies in this range count as soft tissue (fat, muscle, organs, brain):
@@ -76,7 +77,13 @@ def haar_noise_hu(image: Any) -> float:
     detail = (b[0] - b[1] - b[2] + b[3]) / 2.0  # std sigma for white noise of std sigma
     keep = np.logical_and.reduce([x > FLAT_BELOW_HU for x in b])
     if keep.sum() < MIN_BLOCKS:
+        if min(a.shape) < 2:
+            return 0.0  # a slice one pixel wide holds no measurable noise
+        import warnings
+
         from skimage.restoration import estimate_sigma
 
-        return float(estimate_sigma(a))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its warnings about tiny images: the estimate stands
+            return float(estimate_sigma(a))
     return float(np.median(np.abs(detail[keep])) / 0.6745)

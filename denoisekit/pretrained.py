@@ -60,6 +60,6 @@ def coarse_pixel_note(model: Any, spacing: tuple[float, ...]) -> str | None:
     if getattr(model, "weights_source", None) != "pretrained" or pixel <= COARSEST_TRAINED_PIXEL_MM:
         return None
     return (f"note: {pixel:.2f} mm pixels are coarser than any the pretrained {model.name} weights were trained on "
-            f"(up to {COARSEST_TRAINED_PIXEL_MM} mm); they may smooth away detail, or with --strength auto remove little "
-            "noise. Compare with --model nl-means "
+            f"(up to {COARSEST_TRAINED_PIXEL_MM} mm): they may take detail away with the noise, which --strength auto "
+            "(the default) limits by removing less noise. Compare with --model nl-means "
             "(docs/models.md: where the pretrained weights fail).")

@@ -47,7 +47,9 @@ def parse_strength(text: str | float) -> str | float:
     if isinstance(text, str) and text.strip().lower() == AUTO:
         return AUTO
     try:
-        value = float(text)
+        if isinstance(text, str) and "_" in text:  # float() reads "1_0" as 10
+            raise ValueError
+        value = float(text) + 0.0  # + 0.0: -0 is 0
     except ValueError:
         raise DenoiseKitError(f"strength must be 'auto' or a number from 0 to 1, got '{text}'") from None
     if not 0.0 <= value <= 1.0:
@@ -90,7 +92,7 @@ def sure_strength(noisy: np.ndarray, denoised: np.ndarray, div: float) -> float:
 
     keep = noisy > FLAT_BELOW_HU
     if not keep.any():
-        return 1.0  # all padding: nothing to denoise either way
+        return 0.0  # all padding or clipped air: no noise to take away, so the input stays
     r = (noisy - denoised)[keep].astype(np.float64)
     power = float(np.mean(r * r))
     if power <= 0.0:
@@ -117,6 +119,7 @@ def low_strength_note(model: str, strengths: list[float]) -> str | None:
 
     if not strengths or float(np.median(strengths)) >= LOW:
         return None
-    return (f"note: --strength auto kept a median {float(np.median(strengths)):.0%} of {model}'s correction: it would "
+    median = "a median " if len(strengths) > 1 else ""
+    return (f"note: --strength auto kept {median}{float(np.median(strengths)):.0%} of {model}'s correction: it would "
             "take away much more than this scan's noise (a scan with little noise, or unlike its training data), "
             "so the output is mostly the input. --strength 1 gives the model's output as it is.")

@@ -158,6 +158,8 @@ def test_model_choice_and_labels(tmp_path):
     text = series_description(loaded, "auto")
     assert len(text) <= 64 and text.startswith("denoised residual-mul strength auto weights run-2024/")
     assert series_description(tv, 0.5) == "denoised tv strength 0.5"
+    assert series_description(tv, 1 / 3) == "denoised tv strength 0.333333"
+    assert series_description(tv, "auto 0.84") == "denoised tv strength auto 0.84"
     vol = denoise_volume(_volume((1, 8, 8)), loaded, strength=1)
     assert vol.history[-1] == f"denoised by residual-mul (weights: {deep})"
 

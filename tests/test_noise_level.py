@@ -41,3 +41,12 @@ def test_noise_estimate_without_soft_tissue_falls_back_to_wavelet():
 
     lung = np.full((96, 96), -800.0) + np.random.default_rng(5).normal(0, 20, (96, 96))
     assert estimate_noise_hu(lung) == haar_noise_hu(lung) == pytest.approx(20, rel=0.15)
+
+
+def test_a_small_body_on_air_is_read_from_its_own_noise():
+    image = np.full((128, 128), -1000.0, dtype=np.float32)  # clipped air: flat
+    image[50:74, 50:74] = 20.0 + np.random.default_rng(6).normal(0, 20, (24, 24))
+    from denoisekit.noise_level import estimate_noise_hu
+
+    assert estimate_noise_hu(image) == pytest.approx(20, rel=0.25)
+

@@ -44,6 +44,9 @@ def test_parse_strength():
         parse_strength("1.5")
     with pytest.raises(DenoiseKitError, match="'auto' or a number"):
         parse_strength("strong")
+    with pytest.raises(DenoiseKitError, match="got '1_0'"):
+        parse_strength("1_0")  # float() would read 10
+    assert str(parse_strength("-0")) == "0.0"
 
 
 def test_divergence_of_known_maps():
@@ -100,7 +103,8 @@ def test_sure_strength_keeps_a_model_that_removes_only_noise():
     clean = _blocks()
     noisy = clean + np.random.default_rng(2).normal(0, 30, clean.shape).astype(np.float32)
     assert sure_strength(noisy, clean, 0.0) > 0.9  # an ideal denoiser is kept (about) whole
-    assert sure_strength(np.full((64, 64), -3024.0, np.float32), np.zeros((64, 64), np.float32), 0.0) == 1.0
+    # all padding: no noise to take away, whatever the model makes of it
+    assert sure_strength(np.full((64, 64), -3024.0, np.float32), np.zeros((64, 64), np.float32), 0.0) == 0.0
 
 
 def test_denoise_volume_auto_shrinks_an_over_smoothing_model_on_light_noise():
@@ -141,3 +145,11 @@ def test_low_strength_note_only_when_little_is_kept():
     assert low_strength_note("m", []) is None
     note = low_strength_note("m", [0.05, 0.1, 0.9])
     assert note.startswith("note:") and "10% of m's correction" in note and "--strength 1" in note
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 64), (3, 3)])
+def test_tiny_slices_get_a_strength_and_no_warning(shape, recwarn):
+    noisy = np.random.default_rng(5).normal(40, 20, shape).astype(np.float32)
+    assert 0.0 <= sure_strength(noisy, noisy * 0.5, 0.1) <= 1.0
+    assert not recwarn.list
+

@@ -58,7 +58,7 @@ class _Group(TyperGroup):
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             if not isinstance(exc, DenoiseKitError):
                 message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-                message += " (rerun with --debug for the traceback)"
+                message += " (rerun as 'denoisekit --debug ...' for the traceback)"
             typer.echo(f"Error: {message}", err=True)
             raise typer.Exit(1)
 

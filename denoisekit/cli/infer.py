@@ -92,6 +92,7 @@ def infer(
     json_out: JsonOpt = False,
 ) -> None:
     """Denoise CT volumes; outputs go next to each input, in its format, named after the model."""
+    import statistics
     import time
 
     from rich.markup import escape
@@ -110,8 +111,8 @@ def infer(
     for inp, out in zip(inputs, outputs):
         start = time.perf_counter()
         volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
-        note = coarse_pixel_note(net, volume.spacing)
-        if note:
+        notes = [n for n in [coarse_pixel_note(net, volume.spacing)] if n]  # why the output may disappoint
+        for note in notes:
             status(console, note)
         with slice_progress(console, transient=False) as bar:
             task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
@@ -125,8 +126,11 @@ def infer(
                 strength=setting,
                 strengths=used,
             )
-        written = write_volume(denoised, out, force=force, description=series_description(net, setting))
+        kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
+        written = write_volume(denoised, out, force=force, description=series_description(net, kept))
         seconds = time.perf_counter() - start
+        low = low_strength_note(net.name, used) if setting == AUTO else None
+        notes += [low] if low else []
         records.append(
             {
                 "input": str(inp),
@@ -135,14 +139,14 @@ def infer(
                 "weights": weights_label(net),
                 "slices": volume.shape[0],
                 "seconds": round(seconds, 3),
-                "note": note,  # None, or why these weights may not suit this scan
+                "notes": notes,  # why the output may disappoint: coarse pixels, a strength kept low
                 "strength": setting,
                 "strengths": [round(a, 3) for a in used],  # per slice, what was kept of the correction
             }
         )
-        chosen = f"; strength auto, {summary(used)}" if setting == AUTO else ""
-        status(console, f"wrote {written} ({volume.shape[0]} slices, {seconds:.1f} s{chosen})")
-        low = low_strength_note(net.name, used) if setting == AUTO else None
+        chosen = f"strength auto, {summary(used)}" if setting == AUTO else f"strength {setting:g}"
+        n = volume.shape[0]
+        status(console, f"wrote {written} ({n} slice{'' if n == 1 else 's'}, {seconds:.1f} s; {chosen})")
         if low:
             status(console, low)
     if json_out:

@@ -109,7 +109,7 @@ def noise(
     status(
         console,
         f"wrote {written} ({kind}, seed {seed}, noise std {result['noise_std_hu']:.1f} HU, "
-        f"{volume.shape[0]} slices, {seconds:.1f} s)",
+        f"{volume.shape[0]} slice{'' if volume.shape[0] == 1 else 's'}, {seconds:.1f} s)",
     )
     if json_out:
         print_json(result)

@@ -38,7 +38,7 @@ def test_unexpected_errors_are_one_line_and_hint_at_debug():
     try:
         result = runner.invoke(app, ["boom-for-test"])
         assert result.exit_code == 1
-        assert result.stderr.strip() == "Error: RuntimeError: disk on fire (rerun with --debug for the traceback)"
+        assert result.stderr.strip() == "Error: RuntimeError: disk on fire (rerun as 'denoisekit --debug ...' for the traceback)"
         result = runner.invoke(app, ["--debug", "boom-for-test"])
         assert isinstance(result.exception, RuntimeError)
     finally:

@@ -72,3 +72,14 @@ def test_two_dimensional_image_becomes_one_slice(tmp_path):
     sitk.WriteImage(image, str(tmp_path / "flat.nrrd"))
     volume = read_volume(tmp_path / "flat.nrrd")
     assert volume.shape == (1, 3, 4) and volume.spacing[:2] == (0.5, 0.25)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_voxels_are_refused(tmp_path, bad):
+    from denoisekit.errors import DenoiseKitError
+
+    array = np.zeros((3, 8, 8), dtype=np.float32)
+    array[1, 2, 3] = bad
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "bad.mha"))
+    with pytest.raises(DenoiseKitError, match="bad.mha holds 1 NaN or infinite voxel"):
+        read_volume(tmp_path / "bad.mha")
