@@ -108,7 +108,7 @@ def write_volume(
         else:
             from denoisekit.io.itk import write_itk
 
-            write_itk(volume, temp)
+            write_itk(volume, temp, description)
             if progress is not None:
                 progress(volume.shape[0], volume.shape[0])
         if side is not None:

@@ -53,12 +53,21 @@ def to_itk(volume: Volume):
     return image
 
 
-def write_itk(volume: Volume, path: Path) -> None:
-    """Write ``volume`` to ``path`` (its suffix picks the format), compressed where the format allows."""
+#: NIfTI's ``descrip`` header field holds 80 bytes, the last a NUL.
+DESCRIPTION_CHARS = 79
+
+
+def write_itk(volume: Volume, path: Path, description: str = "") -> None:
+    """Write ``volume`` to ``path`` (its suffix picks the format), compressed where the format
+    allows; ``description`` (what was done) goes to NIfTI's ``descrip`` / NRRD's content notes,
+    where viewers and ``fslhd`` show it, cut to ``DESCRIPTION_CHARS``."""
     import SimpleITK as sitk
 
+    image = to_itk(volume)
+    if description:
+        image.SetMetaData("ITK_FileNotes", description[:DESCRIPTION_CHARS])
     try:
-        sitk.WriteImage(to_itk(volume), str(path), useCompression=not str(path).endswith(".nii"))
+        sitk.WriteImage(image, str(path), useCompression=not str(path).endswith(".nii"))
     except RuntimeError as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
         raise DenoiseKitError(f"cannot write {path.name}: {first.strip()}") from exc

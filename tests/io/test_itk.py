@@ -83,3 +83,11 @@ def test_non_finite_voxels_are_refused(tmp_path, bad):
     sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "bad.mha"))
     with pytest.raises(DenoiseKitError, match="bad.mha holds 1 NaN or infinite voxel"):
         read_volume(tmp_path / "bad.mha")
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd"])
+def test_description_goes_into_the_header(tmp_path, suffix):
+    volume = Volume(np.zeros((2, 4, 4), dtype=np.float32))
+    path = write_volume(volume, tmp_path / f"d{suffix}", description="denoised tv strength auto 0.84 " + "x" * 80)
+    notes = sitk.ReadImage(str(path)).GetMetaData("ITK_FileNotes")
+    assert notes.startswith("denoised tv strength auto 0.84") and len(notes) == 79
