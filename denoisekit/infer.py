@@ -124,7 +124,8 @@ def denoise_volume(
         if tile is not None and tile != patch:
             raise DenoiseKitError(f"model '{model.name}' only takes {patch}x{patch} tiles, not {tile}")
         tile = int(patch)
-    elif tile is None and max(ny, nx) > MAX_TILE:
+    probe_tile = tile  # the probe's small crops need tiles only where the model or caller does
+    if tile is None and max(ny, nx) > MAX_TILE:
         tile = MAX_TILE
     if tile is not None:
         overlap = tile // 4 if overlap is None else overlap
@@ -136,7 +137,7 @@ def denoise_volume(
     reuse = inplace and volume.array.dtype == np.float32 and volume.array.flags.writeable
     out = volume.array if reuse else np.empty(volume.shape, dtype=np.float32)
 
-    def runner(shape: tuple[int, int]) -> Callable[[np.ndarray], np.ndarray]:
+    def runner(shape: tuple[int, int], tile: int | None = tile) -> Callable[[np.ndarray], np.ndarray]:
         tiler = None if tile is None else _Tiler(shape, tile, overlap)
 
         def run(batch: np.ndarray) -> np.ndarray:
@@ -151,7 +152,7 @@ def denoise_volume(
     run = runner((ny, nx))
     if strength == S.AUTO:  # before the loop: with inplace, the input is overwritten as it goes
         probe = S.probe_slices(volume.array)
-        div = S.divergence(runner(probe.shape[1:]), probe)
+        div = S.divergence(runner(probe.shape[1:], probe_tile), probe)
     used: list[float] = []
     with ExitStack() as stack:
         # The per-slice noise estimates run in threads: SciPy's filters release the GIL.

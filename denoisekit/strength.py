@@ -77,7 +77,7 @@ def divergence(run: Callable[[np.ndarray], np.ndarray], slices: np.ndarray, seed
 
     probe = np.random.default_rng(seed).standard_normal(slices.shape).astype(np.float32)
     moved = run(slices + PROBE_HU * probe) - run(slices)
-    keep = slices > FLAT_BELOW_HU
+    keep = (slices > FLAT_BELOW_HU) & np.isfinite(moved)  # a NaN voxel must not spoil every slice
     if not keep.any():
         return 0.0
     return float(np.sum((probe * moved)[keep], dtype=np.float64) / PROBE_HU / keep.sum())
@@ -90,14 +90,14 @@ def sure_strength(noisy: np.ndarray, denoised: np.ndarray, div: float) -> float:
 
     from denoisekit.noise_level import FLAT_BELOW_HU, estimate_noise_hu
 
-    keep = noisy > FLAT_BELOW_HU
+    keep = (noisy > FLAT_BELOW_HU) & np.isfinite(denoised)
     if not keep.any():
         return 0.0  # all padding or clipped air: no noise to take away, so the input stays
     r = (noisy - denoised)[keep].astype(np.float64)
     power = float(np.mean(r * r))
-    if power <= 0.0:
-        return 1.0
     sigma = estimate_noise_hu(noisy)
+    if not power > 0.0 or not np.isfinite(sigma):
+        return 1.0  # nothing removed, or no reading of the noise (non-finite voxels): as it is
     return float(np.clip(sigma * sigma * (1.0 - div) / power, 0.0, 1.0))
 
 

@@ -153,3 +153,66 @@ def test_tiny_slices_get_a_strength_and_no_warning(shape, recwarn):
     assert 0.0 <= sure_strength(noisy, noisy * 0.5, 0.1) <= 1.0
     assert not recwarn.list
 
+
+
+def test_a_model_passing_half_its_input_through_is_blended_as_the_clean_image_would():
+    """div f = 0.5: SURE's divergence term matters, and the choice still lands on the best blend."""
+    clean = _blocks()
+    noisy = clean + np.random.default_rng(7).normal(0, 15, clean.shape).astype(np.float32)
+    blur = Blur(2.0)
+
+    def half(s):
+        return 0.5 * s + 0.5 * blur.denoise(s)
+
+    out = half(noisy[None])[0]
+    div = divergence(half, noisy[None])
+    assert div == pytest.approx(0.5, abs=0.05)
+    a = sure_strength(noisy, out, div)
+    errors = {b: _mse(noisy - b * (noisy - out), clean) for b in np.linspace(0, 1, 101)}
+    best = min(errors, key=errors.get)
+    assert a == pytest.approx(best, abs=0.05)
+    without_div = sure_strength(noisy, out, 0.0)  # what forgetting the term would pick
+    assert abs(without_div - best) > 0.2
+
+
+class SoftBlur(Blur):
+    """Keeps up to about 10 HU of what a blur takes away: nonlinear, so how much of a probe
+    it passes depends on the image it sees (noisy or already denoised)."""
+
+    name = "soft-blur"
+
+    def denoise(self, slices):
+        smooth = super().denoise(slices)
+        return smooth + 10.0 * np.tanh((slices - smooth) / 10.0)
+
+
+def test_auto_in_place_one_slice_at_a_time_equals_a_separate_output():
+    # the probe must read the input before the first batch overwrites it
+    clean = np.stack([_blocks(), _blocks().T, _blocks()[::-1]])
+    noisy = clean + np.random.default_rng(8).normal(0, 10, clean.shape).astype(np.float32)
+    separate_used, inplace_used = [], []
+    separate = denoise_volume(Volume(noisy.copy()), SoftBlur(2.0), batch_size=1, strengths=separate_used).array
+    inplace = denoise_volume(Volume(noisy), SoftBlur(2.0), batch_size=1, inplace=True, strengths=inplace_used).array
+    np.testing.assert_array_equal(inplace, separate)
+    assert inplace_used == separate_used and all(0 < a < 1 for a in separate_used)
+
+
+class FixedBlur(Blur):
+    name = "fixed-blur"
+    fixed_size = True
+    patch_size = 16
+
+
+def test_auto_on_a_fixed_size_model_and_slices_smaller_than_its_patch():
+    vol = Volume(np.random.default_rng(9).normal(40, 20, (2, 10, 23)).astype(np.float32))
+    used = []
+    out = denoise_volume(vol, FixedBlur(1.0), strengths=used).array
+    assert out.shape == vol.shape and np.isfinite(out).all() and len(used) == 2
+
+
+def test_a_non_finite_voxel_spoils_only_its_own_slice():
+    vol = np.random.default_rng(10).normal(40, 20, (4, 32, 32)).astype(np.float32)
+    vol[0, 5, 5] = np.nan  # slice 0 is a probe slice
+    used = []
+    out = denoise_volume(Volume(vol), Blur(1.0), strengths=used).array
+    assert np.isfinite(out[1:]).all() and np.isfinite(used).all()

@@ -54,18 +54,20 @@ def to_itk(volume: Volume):
 
 
 #: NIfTI's ``descrip`` header field holds 80 bytes, the last a NUL.
-DESCRIPTION_CHARS = 79
+DESCRIPTION_BYTES = 79
 
 
 def write_itk(volume: Volume, path: Path, description: str = "") -> None:
     """Write ``volume`` to ``path`` (its suffix picks the format), compressed where the format
     allows; ``description`` (what was done) goes to NIfTI's ``descrip`` / NRRD's content notes,
-    where viewers and ``fslhd`` show it, cut to ``DESCRIPTION_CHARS``."""
+    where viewers and ``fslhd`` show it, cut to ``DESCRIPTION_BYTES`` of UTF-8 (a file name in
+    it may be in any script)."""
     import SimpleITK as sitk
 
     image = to_itk(volume)
     if description:
-        image.SetMetaData("ITK_FileNotes", description[:DESCRIPTION_CHARS])
+        text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
+        image.SetMetaData("ITK_FileNotes", text)
     try:
         sitk.WriteImage(image, str(path), useCompression=not str(path).endswith(".nii"))
     except RuntimeError as exc:

@@ -91,3 +91,11 @@ def test_description_goes_into_the_header(tmp_path, suffix):
     path = write_volume(volume, tmp_path / f"d{suffix}", description="denoised tv strength auto 0.84 " + "x" * 80)
     notes = sitk.ReadImage(str(path)).GetMetaData("ITK_FileNotes")
     assert notes.startswith("denoised tv strength auto 0.84") and len(notes) == 79
+
+
+def test_description_in_any_script_is_cut_by_bytes(tmp_path):
+    volume = Volume(np.zeros((1, 4, 4), dtype=np.float32))
+    name = "Компьютерная_томография_головы" * 2  # 2 bytes a letter: 60 characters, 114 bytes
+    path = write_volume(volume, tmp_path / "d.nii.gz", description=f"converted {name}")
+    notes = sitk.ReadImage(str(path)).GetMetaData("ITK_FileNotes")
+    assert notes.startswith("converted Компьютерная") and len(notes.encode()) <= 79
