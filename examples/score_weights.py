@@ -7,7 +7,8 @@
 Prints PSNR (dB, window -1000..1000 HU) per image and condition, and their mean, next to the
 noisy input: the quality half of examples/benchmark.py, for weights that are not shipped
 (e.g. ``examples/pretrain.py --models residual-mul+real-ct --out DIR``). A single training run
-is one draw: compare recipes over more than one ``--seed``.
+is one draw: compare recipes over more than one ``--seed``. Models run as ``denoisekit infer``
+runs them (``--strength auto``); ``--strength 1`` scores the weights' own output.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def score(
             columns.append(f"{Path(image).name.split('.')[0]} {label}")
             table["noisy input"].append(M.psnr(clean.array, noisy.array, benchmark.WINDOW))
             for name, model in models.items():
-                table[name].append(M.psnr(clean.array, denoise_volume(noisy, model, strength=strength).array, benchmark.WINDOW))
+                denoised = denoise_volume(noisy, model, strength=strength)
+                table[name].append(M.psnr(clean.array, denoised.array, benchmark.WINDOW))
     return columns, table
 
 
