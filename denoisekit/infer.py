@@ -102,13 +102,13 @@ def denoise_volume(
     fraction of the model's correction kept, or ``auto`` to choose it per slice
     (``denoisekit.strength``); the fractions used are appended to ``strengths``.
     """
-    import os
     from concurrent.futures import ThreadPoolExecutor
     from contextlib import ExitStack
 
     import numpy as np
 
     from denoisekit import strength as S
+    from denoisekit.cpu import usable_cores
 
     strength = S.parse_strength(strength)
 
@@ -156,7 +156,7 @@ def denoise_volume(
     used: list[float] = []
     with ExitStack() as stack:
         # The per-slice noise estimates run in threads: SciPy's filters release the GIL.
-        pool = stack.enter_context(ThreadPoolExecutor(os.cpu_count() or 1)) if strength == S.AUTO else None
+        pool = stack.enter_context(ThreadPoolExecutor(usable_cores())) if strength == S.AUTO else None
         for start in range(0, nz, batch_size):
             # A copy of the batch: with inplace, results written back must not be read again.
             batch = np.array(volume.array[start : start + batch_size], dtype=np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from denoisekit.cpu import usable_cores
 from denoisekit.errors import DenoiseKitError
 from denoisekit.noise_level import estimate_noise_hu, haar_noise_hu  # noqa: F401  (re-exported)
 from denoisekit.plugin import Model
@@ -26,13 +27,6 @@ def _noise_levels(slices: Any, sigma_hu: float) -> list[float]:
     if sigma_hu > 0:
         return [sigma_hu] * len(slices)
     return [estimate_noise_hu(s) for s in slices]
-
-
-def _cores() -> int:
-    """CPU cores this process may use (its affinity where the OS has one)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 class _Classical(Model):
@@ -64,7 +58,7 @@ class _Classical(Model):
             x = hu[k].astype(np.float64) / SCALE
             out[k] = hu[k] if sigmas[k] <= 0 else self._filter(x, sigmas[k] / SCALE) * SCALE
 
-        workers = min(len(hu), _cores()) if self.threaded else 1
+        workers = min(len(hu), usable_cores()) if self.threaded else 1
         if workers <= 1:
             for k in range(len(hu)):
                 one(k)

@@ -82,7 +82,7 @@ def test_nl_means_threads_keep_each_slice_and_its_noise_level(phantom, monkeypat
 
     _, noisy = phantom
     noisy = np.concatenate([noisy, noisy[:1] * 0.5])  # three different slices, levels differ
-    monkeypatch.setattr(classical, "_cores", lambda: 2)  # threads even on a one-core runner
+    monkeypatch.setattr(classical, "usable_cores", lambda: 2)  # threads even on a one-core runner
     together = NLMeans().denoise(noisy)
     one_by_one = np.concatenate([NLMeans().denoise(noisy[k : k + 1]) for k in range(len(noisy))])
     np.testing.assert_array_equal(together, one_by_one)
