@@ -80,3 +80,52 @@ def haar_noise_hu(image: Any) -> float:
         # the whole slice (a mostly flat one reads about 0); none at all if one pixel wide
         return float(np.median(np.abs(detail)) / 0.6745) if detail.size else 0.0
     return float(np.median(np.abs(detail[keep])) / 0.6745)
+
+
+#: Side (pixels) of the square blocks whose power spectra are averaged into the noise's:
+#: small enough that thin soft tissue (chest wall, mediastinum) holds some, and fine enough
+#: for BM3D, which works on 8x8 blocks.
+SPECTRUM_BLOCK = 16
+#: A block counts as flat (noise only) when its standard deviation, after removing its
+#: best-fit plane, is at most this many times the most common such value over the slice's
+#: soft-tissue blocks: edges and texture would add power of their own.
+FLAT_BLOCK = 1.5
+#: Fewer flat soft-tissue blocks than this: the spectrum is not read (``None``).
+MIN_SPECTRUM_BLOCKS = 16
+
+
+def noise_spectrum(image: Any) -> Any:
+    """The shape of one slice's noise power spectrum: a ``SPECTRUM_BLOCK``-square array over
+    the FFT's frequencies (zero first), mean 1. ``None`` where too little flat soft tissue.
+
+    Reconstructed CT noise is not white: the reconstruction kernel shapes it, and a
+    denoiser that knows the shape (BM3D since version 4) removes it far better. The shape
+    is read as a CT noise power spectrum is measured on a water phantom: the average power
+    spectrum of detrended blocks, here the blocks that lie wholly in soft tissue and are
+    flat (``FLAT_BLOCK``)."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+    from scipy import ndimage
+
+    a = np.asarray(image, dtype=np.float64)
+    b = SPECTRUM_BLOCK
+    if min(a.shape) < b:
+        return None
+    lo, hi = SOFT_TISSUE_HU
+    blocks = sliding_window_view(a, (b, b))[:: b // 2, :: b // 2].reshape(-1, b * b)
+    blocks = blocks[(blocks.min(axis=1) > lo) & (blocks.max(axis=1) < hi)]
+    if len(blocks) < MIN_SPECTRUM_BLOCKS:
+        return None
+    yy, xx = np.mgrid[:b, :b]
+    plane = np.stack([np.ones(b * b), yy.ravel(), xx.ravel()], axis=1)
+    detrended = blocks - (blocks @ np.linalg.pinv(plane).T) @ plane.T
+    sd = detrended.std(axis=1)
+    level = _half_sample_mode(sd)
+    flat = sd <= FLAT_BLOCK * level
+    if not level > 0.01 or flat.sum() < MIN_SPECTRUM_BLOCKS:  # HU are stored in steps of 1 or more
+        return None
+    power = (np.abs(np.fft.fft2(detrended[flat].reshape(-1, b, b))) ** 2).mean(axis=0)
+    # Detrending took each block's mean, so the zero frequency reads 0: the mean of its
+    # eight neighbours stands in.
+    power[0, 0] = (ndimage.uniform_filter(power, 3, mode="wrap")[0, 0] * 9 - power[0, 0]) / 8
+    return power / power.mean()
