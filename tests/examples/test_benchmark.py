@@ -24,3 +24,22 @@ def test_another_series_is_refused(make_series, example):
     bench = example("benchmark")
     with pytest.raises(SystemExit, match="expected LIDC-IDRI-0001's 133 slices, got 5"):
         bench.read_held_out(bench.LIDC[0], make_series(shape=(5, 8, 8)).path)
+
+
+def test_classical_filters_given_the_true_noise_get_its_level_and_bm3d_its_spectrum(example):
+    from scipy import ndimage
+
+    from denoisekit.noise_level import SPECTRUM_BLOCK
+
+    bench = example("benchmark")
+    rng = np.random.default_rng(0)
+    noise = np.stack([ndimage.gaussian_filter(rng.normal(0, 1, (64, 64)), 1.0) for _ in range(2)])
+    noise *= 20 / noise.std()
+    assert bench.true_noise("nl-means", noise) == {"sigma": pytest.approx(20)}
+    options = bench.true_noise("bm3d", noise)
+    spectrum = options["spectrum"]
+    assert options["sigma"] == pytest.approx(20) and spectrum.shape == (SPECTRUM_BLOCK,) * 2
+    assert spectrum.mean() == pytest.approx(1)
+    # smoothed noise: its power sits at low frequencies (index 0 is the zero frequency)
+    half = SPECTRUM_BLOCK // 2
+    assert spectrum[:2, :2].mean() > 10 * spectrum[half - 1 : half + 2, half - 1 : half + 2].mean()
