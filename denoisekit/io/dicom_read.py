@@ -109,12 +109,15 @@ def read_dicom(
     ordered = [frames[i] for i in stack.order]
     array = np.empty((len(ordered), first.rows, first.columns), dtype=np.float32)
     _fill(array, ordered, progress)
+    tags = source_tags(ordered[0].header, ordered)
+    if stack.positions is not None:
+        tags["SlicePositions"] = stack.positions
     return Volume(
         array=array,
         spacing=(float(first.pixel_spacing[1]), float(first.pixel_spacing[0]), stack.spacing_z),
         origin=stack.origin,
         direction=stack.direction,
-        tags=source_tags(ordered[0].header, ordered),
+        tags=tags,
         source=str(path),
     )
 

@@ -120,6 +120,11 @@ def write_series(
     references = volume.tags.get("SourceImages")
     if references is not None and len(references) != volume.shape[0]:
         references = None
+    # A source stack off the regular grid (read with --allow-irregular / --allow-tilt): each
+    # slice goes where its source slice was, not onto the grid the volume approximates it by.
+    positions = volume.tags.get("SlicePositions")
+    if positions is not None and len(positions) != volume.shape[0]:
+        positions = None
     n = volume.shape[0]
     for k in range(n):
         ds = Dataset()
@@ -128,7 +133,7 @@ def write_series(
         sop_uid = generate_uid()
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = k + 1
-        position = volume.slice_origin(k)
+        position = volume.slice_origin(k) if positions is None else np.asarray(positions[k], dtype=float)
         ds.ImagePositionPatient = [_ds(v) for v in position]
         ds.ImageOrientationPatient = orientation
         ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[0])]

@@ -29,6 +29,9 @@ class Stack:
     spacing_z: float
     direction: tuple[float, ...]  # row-major 3x3, columns = row dir, column dir, normal
     notes: list[str] = field(default_factory=list)
+    #: The sorted slice positions where they are off the regular grid (a stack read with
+    #: ``allow_irregular`` or ``allow_tilt``), else None: a derived DICOM series keeps them.
+    positions: list[list[float]] | None = None
 
 
 def orientation_axes(orientation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,4 +124,6 @@ def order_stack(
         if not allow_irregular:
             raise DenoiseKitError(what + "; --allow-irregular reads it with the mean spacing anyway")
         notes.append(what + f": read with the mean spacing {spacing:.3f} mm")
-    return Stack(order, tuple(map(float, positions[0])), spacing, direction, notes)
+    # Off the grid (a note says why): a DICOM output must still put each slice where it was.
+    kept = positions.tolist() if notes else None
+    return Stack(order, tuple(map(float, positions[0])), spacing, direction, notes, kept)

@@ -122,3 +122,19 @@ def test_phantom_series_passes_dciodvfy(tmp_path):
     assert ds.StudyInstanceUID == volume.tags["StudyInstanceUID"] and ds.PatientName == "DENOISEKIT^PHANTOM"
     result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
     assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+
+
+@pytest.mark.parametrize("kind", ["missing slice", "gantry tilt"])
+def test_a_stack_off_the_grid_keeps_each_slice_where_its_source_was(make_series, tmp_path, kind):
+    series = make_series(shape=(6, 16, 16), drop=(3,)) if kind == "missing slice" else make_series(tilt=0.5)
+    volume = read_volume(series.path, allow_irregular=True, allow_tilt=True)
+    out = write_volume(volume, tmp_path / "out")
+    sources = {str(ds.SOPInstanceUID): ds for ds in map(pydicom.dcmread, series.files)}
+    written = [pydicom.dcmread(f) for f in sorted(out.iterdir())]
+    assert len(written) == len(sources)
+    for ds in written:
+        source = sources[str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)]
+        np.testing.assert_allclose([float(v) for v in ds.ImagePositionPatient],
+                                   [float(v) for v in source.ImagePositionPatient], atol=1e-3)
+        np.testing.assert_array_equal(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept),
+                                      source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept))
