@@ -71,6 +71,14 @@ def _check_uniform(frames: list[Frame]) -> None:
         shown = ", ".join(f"{r}x{c}" for r, c in sizes)
         raise DenoiseKitError(f"the slices have different sizes ({shown}); they do not form one volume")
     spacings = np.array([f.pixel_spacing for f in frames])
+    if not np.all(np.isfinite(spacings)) or (spacings <= 0).any():
+        bad = next(f for f in frames if not all(np.isfinite(f.pixel_spacing)) or min(f.pixel_spacing) <= 0)
+        raise DenoiseKitError(f"{bad.path}: PixelSpacing {[float(v) for v in bad.pixel_spacing]} is not a size in mm; "
+                              "the geometry cannot be trusted")
+    for f in frames:
+        if not (np.isfinite(f.slope) and f.slope != 0 and np.isfinite(f.intercept)):
+            raise DenoiseKitError(f"{f.path}: RescaleSlope {f.slope:g} and RescaleIntercept {f.intercept:g} "
+                                  "cannot give the stored values' real units")
     if np.abs(spacings - spacings[0]).max() > 1e-4 * max(1.0, float(spacings[0].max())):
         raise DenoiseKitError("the slices have different PixelSpacing; they do not form one volume")
 

@@ -38,14 +38,14 @@ def orientation_axes(orientation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Unit row direction, column direction and slice normal from ImageOrientationPatient."""
     iop = np.asarray(orientation, dtype=float)
     if iop.shape != (6,) or not np.all(np.isfinite(iop)):
-        raise DenoiseKitError(f"ImageOrientationPatient must hold 6 numbers, got {list(orientation)}")
+        raise DenoiseKitError(f"ImageOrientationPatient must hold 6 numbers, got {[float(v) for v in iop.ravel()]}")
     row, col = iop[:3], iop[3:]
     if np.linalg.norm(row) < 1e-6 or np.linalg.norm(col) < 1e-6:
-        raise DenoiseKitError(f"ImageOrientationPatient {list(iop)} has a zero direction")
+        raise DenoiseKitError(f"ImageOrientationPatient {iop.tolist()} has a zero direction")
     row, col = row / np.linalg.norm(row), col / np.linalg.norm(col)
     if abs(float(row @ col)) > 1e-3:
         raise DenoiseKitError(
-            f"ImageOrientationPatient {list(iop)}: row and column directions are not perpendicular"
+            f"ImageOrientationPatient {iop.tolist()}: row and column directions are not perpendicular"
         )
     normal = np.cross(row, col)
     return row, col, normal / np.linalg.norm(normal)

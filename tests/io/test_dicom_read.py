@@ -296,3 +296,28 @@ def test_input_files_are_not_modified(make_series):
     before = {p: p.read_bytes() for p in series.files}
     read_volume(series.path)
     assert {p: p.read_bytes() for p in series.files} == before
+
+
+@pytest.mark.parametrize("spacing", [(0.0, 0.7, 2.5), (-0.5, 0.5, 2.5)])
+def test_a_pixel_spacing_that_is_no_size_is_refused(make_series, spacing):
+    series = make_series(spacing=spacing)
+    with pytest.raises(DenoiseKitError, match=r"PixelSpacing \[.*\] is not a size in mm"):
+        read_volume(series.path)
+
+
+def test_a_zero_rescale_slope_is_refused(make_series):
+    series = make_series()
+    ds = pydicom.dcmread(series.files[2])
+    ds.RescaleSlope = 0
+    ds.save_as(series.files[2])
+    with pytest.raises(DenoiseKitError, match="RescaleSlope 0 and RescaleIntercept"):
+        read_volume(series.path)
+
+
+def test_a_nan_orientation_is_named_in_plain_numbers(make_series):
+    series = make_series(shape=(1, 16, 16))
+    ds = pydicom.dcmread(series.files[0])
+    ds.ImageOrientationPatient = ["NaN", 0, 0, 0, 1, 0]
+    ds.save_as(series.files[0])
+    with pytest.raises(DenoiseKitError, match=r"must hold 6 numbers, got \[nan, 0.0, 0.0, 0.0, 1.0, 0.0\]$"):
+        read_volume(series.path)
