@@ -15,11 +15,14 @@ import numpy as np
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_scan import (
-    Frame, Series, candidate_files, has_dicom_preamble, not_hu, scan, select_series,
+    Frame, Series, candidate_files, has_dicom_preamble, not_hu, rescale_type, scan, select_series,
 )
 from denoisekit.io.dicom_tags import source_tags
 from denoisekit.io.geometry import order_stack
 from denoisekit.volume import Volume
+
+#: Modalities read as CT: CT itself, and "other" or none, which CT-derived images may carry.
+CT_MODALITIES = ("CT", "OT", "")
 
 Note = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -93,6 +96,10 @@ def read_dicom(
     progress: Progress | None = None,
 ) -> Volume:
     chosen = find_series(path, series, note)
+    modality = chosen.modality.strip().upper()
+    if modality not in CT_MODALITIES:
+        # An MR or PET series would come out as a CT series claiming Hounsfield units.
+        raise DenoiseKitError(f"series {chosen.uid} is {modality} (Modality), not CT: denoisekit reads CT only")
     frames = chosen.frames
     localizers = [f for f in frames if f.localizer]
     if localizers and len(localizers) < len(frames):
@@ -118,6 +125,8 @@ def read_dicom(
     array = np.empty((len(ordered), first.rows, first.columns), dtype=np.float32)
     _fill(array, ordered, progress)
     tags = source_tags(ordered[0].header, ordered)
+    if why is not None:  # a derived series must not claim HU for, say, a perfusion map
+        tags["RescaleType"] = rescale_type(ordered[0].header)
     if stack.positions is not None:
         tags["SlicePositions"] = stack.positions
     return Volume(

@@ -164,11 +164,17 @@ def not_hu(ds: Any) -> str | None:
     CT images may omit RescaleType (HU is then implied); derived maps such as perfusion
     (cerebral blood flow) keep the CT modality but say 'US' (unspecified) or another unit.
     """
-    kind = _group(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ds.get("RescaleType")
-    if kind is None or str(kind).strip().upper() in ("", "HU"):
+    kind = rescale_type(ds)
+    if kind.upper() in ("", "HU"):
         return None
     image_type = "\\".join(str(v) for v in (ds.get("ImageType") or []))
-    return f"RescaleType {str(kind).strip()!r}" + (f", ImageType {image_type}" if image_type else "")
+    return f"RescaleType {kind!r}" + (f", ImageType {image_type}" if image_type else "")
+
+
+def rescale_type(ds: Any) -> str:
+    """The unit of the rescaled values (RescaleType, classic or Enhanced), '' if not given."""
+    kind = _group(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ds.get("RescaleType")
+    return "" if kind is None else str(kind).strip()
 
 
 def non_image_kind(ds: Any) -> str | None:

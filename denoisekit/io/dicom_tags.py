@@ -15,7 +15,7 @@ COPIED = (
     "ReferringPhysicianName", "StudyDescription",
     # series (the source's; a derived series gets new ones)
     "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "BodyPartExamined", "Laterality",
-    "PatientPosition", "SOPClassUID",
+    "PatientPosition", "SOPClassUID", "ImageType",
     # frame of reference and acquisition
     "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer", "ManufacturerModelName",
     "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",

@@ -21,7 +21,7 @@ CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 # or leaves out (the source's model name); everything else the reader kept is copied.
 _WRITTEN_ANEW = {
     "SpecificCharacterSet", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality",
-    "SOPClassUID", "Manufacturer", "ManufacturerModelName", "SliceThickness",
+    "SOPClassUID", "Manufacturer", "ManufacturerModelName", "SliceThickness", "ImageType", "RescaleType",
 }
 _COPY = tuple(k for k in COPIED if k not in _WRITTEN_ANEW)
 _TYPE2_EMPTY = (
@@ -43,6 +43,15 @@ def storage_scale(array: np.ndarray) -> tuple[float, float]:
         return 1.0, lo
     slope = (hi - lo) / 65535.0
     return slope, lo + 32768.0 * slope
+
+
+def _series_number(source: Any) -> int:
+    """The source's number + 1000, as derived series are often numbered, kept within the
+    signed 32-bit range of DICOM's IS; 1001 for a source without one."""
+    if not isinstance(source, int):
+        return 1001
+    number = source + 1000
+    return number if number <= 2**31 - 1 else source - 1000
 
 
 def _uid(value: Any) -> str:
@@ -70,12 +79,15 @@ def series_header(volume: Volume, description: str) -> dict[str, Any]:
     if "BodyPartExamined" not in header:  # type 2C: unknown body part, laterality unknown too
         header.setdefault("Laterality", "")
     source_number = tags.get("SeriesNumber")
+    # what the source was beyond its first three values (e.g. a perfusion map's RCBF) stays said
+    source_type = tags.get("ImageType")
+    extra_type = list(source_type[3:]) if isinstance(source_type, list) else []
     header.update(
         SpecificCharacterSet="ISO_IR 192",  # UTF-8: copied names keep their characters
         SOPClassUID=CT_IMAGE_STORAGE,
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
-        SeriesNumber=(int(source_number) + 1000) if isinstance(source_number, int) else 1001,
+        SeriesNumber=_series_number(source_number),
         SeriesDescription=description[:64],
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
@@ -83,7 +95,7 @@ def series_header(volume: Volume, description: str) -> dict[str, Any]:
         ContentTime=now.strftime("%H%M%S"),
         InstanceCreationDate=now.strftime("%Y%m%d"),
         InstanceCreationTime=now.strftime("%H%M%S"),
-        ImageType=["DERIVED", "SECONDARY", "AXIAL"],
+        ImageType=["DERIVED", "SECONDARY", "AXIAL", *extra_type],
         DerivationDescription=description[:1024],
         Manufacturer="denoisekit",
         SoftwareVersions=f"denoisekit {__version__}",
@@ -94,7 +106,7 @@ def series_header(volume: Volume, description: str) -> dict[str, Any]:
         BitsStored=16,
         HighBit=15,
         PixelRepresentation=1,
-        RescaleType="HU",
+        RescaleType=tags.get("RescaleType") or "HU",  # the reader keeps a source's other unit
     )
     return header
 

@@ -321,3 +321,10 @@ def test_a_nan_orientation_is_named_in_plain_numbers(make_series):
     ds.save_as(series.files[0])
     with pytest.raises(DenoiseKitError, match=r"must hold 6 numbers, got \[nan, 0.0, 0.0, 0.0, 1.0, 0.0\]$"):
         read_volume(series.path)
+
+
+def test_a_series_that_is_not_ct_is_refused():
+    from pydicom.data import get_testdata_file
+
+    with pytest.raises(DenoiseKitError, match=r"is MR \(Modality\), not CT: denoisekit reads CT only"):
+        read_volume(get_testdata_file("MR_small_RLE.dcm"))

@@ -138,3 +138,26 @@ def test_a_stack_off_the_grid_keeps_each_slice_where_its_source_was(make_series,
                                    [float(v) for v in source.ImagePositionPatient], atol=1e-3)
         np.testing.assert_array_equal(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept),
                                       source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept))
+
+
+def test_a_perfusion_map_stays_labelled_as_one(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    notes = []
+    volume = read_volume(get_testdata_file("eCT_Supplemental.dcm"), note=notes.append)
+    assert any("not Hounsfield units" in n for n in notes)
+    first = pydicom.dcmread(sorted(write_volume(volume, tmp_path / "out").iterdir())[0])
+    assert first.RescaleType == "US"  # not "HU": its values are blood flow
+    assert list(first.ImageType) == ["DERIVED", "SECONDARY", "AXIAL", "RCBF"]
+
+
+def test_a_ct_series_stays_hu_and_axial(derived):
+    first = pydicom.dcmread(sorted(derived[3].iterdir())[0])
+    assert first.RescaleType == "HU" and list(first.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
+
+
+@pytest.mark.parametrize("source, expected", [(7, 1007), (2**31 - 600, 2**31 - 1600), (None, 1001)])
+def test_the_series_number_stays_within_dicoms_range(source, expected, tmp_path):
+    tags = {} if source is None else {"SeriesNumber": source}
+    volume = Volume(np.zeros((1, 4, 4), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tags=tags)
+    assert pydicom.dcmread(next(write_volume(volume, tmp_path / "out").iterdir())).SeriesNumber == expected
