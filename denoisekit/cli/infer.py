@@ -42,6 +42,11 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
         key = out.resolve()
         if key in resolved_inputs:
             raise DenoiseKitError(f"output {out} is an input; denoisekit never overwrites its input")
+        for source in resolved_inputs:  # write_volume refuses these too, but only after denoising
+            if source.is_relative_to(key):
+                raise DenoiseKitError(f"output {out} would overwrite the input {source}; choose another output")
+            if source.is_dir() and key.is_relative_to(source):
+                raise DenoiseKitError(f"output {out} is inside the input directory {source}; choose another output")
         if key in seen:
             raise DenoiseKitError(f"two inputs would write the same output {out}")
         seen.add(key)

@@ -108,6 +108,17 @@ def test_output_onto_the_input_is_refused(tmp_path):
     assert src.read_bytes() == before
 
 
+@pytest.mark.parametrize("where", ["inside", "parent"])
+def test_output_inside_or_around_the_input_is_refused_before_any_work(make_series, tmp_path, where):
+    series = make_series(shape=(2, 16, 16))
+    series.files[0].write_bytes(series.files[0].read_bytes()[:140])  # reading it would fail: it is never read
+    out = series.path / "den" if where == "inside" else series.path.parent
+    result = _run("infer", series.path, "--model", "tv", "-o", out, "--force")
+    expected = "is inside the input directory" if where == "inside" else "would overwrite the input"
+    assert result.exit_code == 1 and expected in result.stderr, result.output
+    assert series.path.is_dir() and not (series.path / "den").exists()
+
+
 def test_dicom_series_directory_with_explicit_output(make_series, tmp_path):
     series = make_series(shape=(4, 24, 24))
     out = tmp_path / "den"
