@@ -4,6 +4,7 @@ Public API (other modules import only these):
 
 - ``read_volume(path, series=None, *, allow_irregular=False, allow_tilt=False) -> Volume``
 - ``write_volume(volume, path, *, force=False, description=None, sidecar=None) -> Path``
+- ``check_output(path, *, force=False, sidecar=False) -> kind``: ``write_volume``'s refusals, before any work
 - ``default_output(input_path, tag) -> Path``, ``output_kind(path)``, ``sidecar_path(output)``
 
 Heavy libraries (pydicom, SimpleITK) are imported only when a volume is read or written.
@@ -20,7 +21,7 @@ from denoisekit.errors import DenoiseKitError
 from denoisekit.io.paths import default_output, itk_suffix, output_kind, sidecar_path
 from denoisekit.volume import Volume
 
-__all__ = ["read_volume", "write_volume", "default_output", "output_kind", "sidecar_path"]
+__all__ = ["read_volume", "write_volume", "check_output", "default_output", "output_kind", "sidecar_path"]
 
 logger = logging.getLogger("denoisekit.io")
 
@@ -73,6 +74,21 @@ def _refuse_non_finite(volume: Volume, path: Path) -> None:
         raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
 
 
+def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False) -> str:
+    """Refuse an output ``write_volume`` would refuse, so a command can check before any work:
+    an unwritable suffix, an existing output (or JSON sidecar, with ``sidecar``) without
+    ``force``, or one ``force`` may not replace (not what denoisekit writes there:
+    ``atomic.refuse_foreign``). Returns ``output_kind(path)``."""
+    from denoisekit.io.atomic import refuse_existing
+
+    path = Path(path)
+    kind = output_kind(path)
+    refuse_existing([path], force, series=kind == "dicom")
+    if sidecar:
+        refuse_existing([sidecar_path(path)], force)
+    return kind
+
+
 def write_volume(
     volume: Volume,
     path: str | Path,
@@ -83,53 +99,62 @@ def write_volume(
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Write atomically: a directory path gives a derived DICOM series, .nii/.nii.gz NIfTI,
-    .nrrd/.mha those formats. ``sidecar`` (JSON-able) goes to ``sidecar_path(path)``.
+    .nrrd/.mha those formats, the suffix in any case. ``sidecar`` (JSON-able) goes to
+    ``sidecar_path(path)``.
 
-    Nothing is written when the output (or sidecar) exists without ``force``, or when the
-    output would overwrite or land inside the input (``volume.source``).
+    Nothing is written when the output (or sidecar) would overwrite or land inside the input
+    (``volume.source``), or exists and ``check_output`` refuses it; a failed write leaves
+    nothing behind.
     """
-    from denoisekit.io.atomic import publish, refuse_existing, remove, temp_sibling, write_json_temp
+    from denoisekit.io.atomic import publish, remove, temp_sibling, write_json_temp
 
     path = Path(path)
-    kind = output_kind(path)
     side = sidecar_path(path) if sidecar is not None else None
-    _refuse_input(volume, path)
-    refuse_existing([path] + ([side] if side else []), force)
+    _refuse_input(volume, path, side)
+    kind = check_output(path, force=force, sidecar=side is not None)
     description = description or "; ".join(volume.history) or "converted by denoisekit"
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_sibling(path)
+    work = temp_sibling(path)  # a hidden directory: whatever a writer puts there goes with it
     side_temp = None
     try:
+        work.mkdir()
         if kind == "dicom":
             from denoisekit.io.dicom_write import write_series
 
-            temp.mkdir()
+            temp = work
             write_series(volume, temp, description, progress=progress)
         else:
             from denoisekit.io.itk import write_itk
 
-            write_itk(volume, temp, description)
+            temp = work / f"volume{itk_suffix(path)}"  # lower case: SimpleITK picks its writer by it
+            write_itk(volume, temp, description, shown=path)
             if progress is not None:
                 progress(volume.shape[0], volume.shape[0])
         if side is not None:
             side_temp = write_json_temp(sidecar, side)
-        publish(temp, path, force)  # the volume first: a sidecar never describes a missing one
+        publish(temp, path, force, series=kind == "dicom")  # the volume first: a sidecar never describes a missing one
         if side_temp is not None:
-            publish(side_temp, side, force)
+            publish(side_temp, side, force, series=False)
     except BaseException:
-        remove(temp)
+        remove(work)
         if side_temp is not None:
             remove(side_temp)
         raise
+    remove(work)  # what is left once a single file is published: an empty directory
     return path
 
 
-def _refuse_input(volume: Volume, output: Path) -> None:
+def _refuse_input(volume: Volume, output: Path, side: Path | None) -> None:
+    """Neither the output nor its JSON sidecar may be, contain or lie inside the input (a DICOM
+    file named ``noisy.json`` is the sidecar of ``-o noisy``)."""
     if not volume.source:
         return
     source = Path(volume.source).resolve()
-    out = output.resolve()
-    if out == source or source.is_relative_to(out):
-        raise DenoiseKitError(f"{output} would overwrite the input {volume.source}; choose another output")
-    if source.is_dir() and out.is_relative_to(source):
-        raise DenoiseKitError(f"{output} is inside the input directory {volume.source}; choose another output")
+    for what, path in (("", output), ("the sidecar ", side)):
+        if path is None:
+            continue
+        out = path.resolve()
+        if out == source or source.is_relative_to(out):
+            raise DenoiseKitError(f"{what}{path} would overwrite the input {volume.source}; choose another output")
+        if source.is_dir() and out.is_relative_to(source):
+            raise DenoiseKitError(f"{what}{path} is inside the input directory {volume.source}; choose another output")

@@ -1,10 +1,12 @@
 """Outputs appear complete or not at all: write under a temporary name in the same
-directory, then rename. An existing output is replaced only with ``force``."""
+directory, then rename. An existing output is replaced only with ``force``, and only when it
+is what denoisekit would have written there (``refuse_foreign``): never someone's data."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -27,21 +29,68 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def refuse_existing(paths: list[Path], force: bool) -> None:
-    """Raise before any work if an output exists and ``force`` is off."""
-    if force:
+#: The slice files ``dicom_write.write_series`` puts in a series directory.
+SERIES_FILE = re.compile(r"IM\d{5,}\.dcm")
+
+
+def refuse_foreign(path: Path, series: bool) -> None:
+    """Raise unless an existing ``path`` is what denoisekit would write there, so that
+    ``--force`` replaces an earlier output and never someone's data:
+
+    - a DICOM series output (``series``) replaces only a directory holding nothing but our
+      slice files (``IM00001.dcm``..., each with the DICOM preamble), or an empty one;
+    - a file output (NIfTI, NRRD, MHA, a JSON sidecar) replaces only a regular file;
+    - so a directory never replaces a file, nor a file a directory;
+    - a symbolic link is replaced as a link: what it points to is never touched.
+    """
+    if path.is_symlink() or not path.exists():
         return
+    if not series:
+        if not path.is_file():
+            what = "a directory" if path.is_dir() else "not a regular file"
+            raise DenoiseKitError(f"{path} is {what}: not replaced by a file; choose another --output")
+        return
+    if not path.is_dir():
+        raise DenoiseKitError(f"{path} is a file, not a DICOM series directory: not replaced; choose another --output")
+    with os.scandir(path) as entries:
+        foreign = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries if not _ours(e))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DenoiseKitError(f"{path} holds other files ({shown}): not replaced; choose another --output")
+
+
+def _ours(entry: os.DirEntry) -> bool:
+    """A slice file denoisekit writes: named so, a regular file, 'DICM' after the preamble."""
+    if not (SERIES_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
+        return False
+    try:
+        with open(entry.path, "rb") as fh:
+            return fh.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
+def refuse_existing(paths: list[Path], force: bool, *, series: bool = False) -> None:
+    """Raise before any work if an output exists and is not ours to replace (see
+    ``refuse_foreign``; ``series``: the outputs are DICOM series directories) or ``force``
+    is off."""
     for path in paths:
         if path.exists() or path.is_symlink():
-            raise DenoiseKitError(f"{path} already exists (use --force to overwrite it)")
+            refuse_foreign(path, series)
+            if not force:
+                raise DenoiseKitError(f"{path} already exists (use --force to overwrite it)")
 
 
-def publish(temp: Path, final: Path, force: bool) -> None:
+def publish(temp: Path, final: Path, force: bool, *, series: bool | None = None) -> None:
     """Move a complete ``temp`` to ``final``; with ``force`` replace what is there, restoring
-    it if the move fails."""
+    it if the move fails. ``series`` (True: a DICOM series directory, False: a file) checks
+    again that what is there is ours to replace (``refuse_foreign``); None leaves that to a
+    caller owning its own layout."""
     if not (final.exists() or final.is_symlink()):
         os.rename(temp, final)
         return
+    if series is not None:
+        refuse_foreign(final, series)
     if not force:
         raise DenoiseKitError(f"{final} already exists (use --force to overwrite it)")
     backup = temp_sibling(final, "old")

@@ -1,24 +1,47 @@
 """NIfTI, NRRD and MHA through SimpleITK, which owns their geometry conventions
-(LPS in memory, RAS on disk for NIfTI), so our affine is SimpleITK's."""
+(LPS in memory, RAS on disk for NIfTI), so our affine is SimpleITK's.
+
+SimpleITK would pick the reader and writer by the file's exact suffix (``A.MHA`` is then
+unreadable, and written as ``A.mhd`` + ``A.zraw``); we pick them by our case-blind suffix."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
 from denoisekit.volume import Volume
+
+#: SimpleITK's ImageIO for each suffix we read (``paths.itk_suffix``, lower case).
+IMAGE_IO = {
+    ".nii.gz": "NiftiImageIO",
+    ".nii": "NiftiImageIO",
+    ".nrrd": "NrrdImageIO",
+    ".nhdr": "NrrdImageIO",
+    ".mha": "MetaImageIO",
+    ".mhd": "MetaImageIO",
+}
 
 
 def read_itk(path: Path) -> Volume:
     import SimpleITK as sitk
 
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        raise DenoiseKitError(f"cannot read {path}: {first.strip()}") from exc
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetImageIO(IMAGE_IO[itk_suffix(path)])
+    with _readable(path) as name:
+        reader.SetFileName(str(name))
+        try:
+            image = reader.Execute()
+        except RuntimeError as exc:
+            raise DenoiseKitError(f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DenoiseKitError(f"{path} has {image.GetNumberOfComponentsPerPixel()} values per voxel; CT has one")
     dim = image.GetDimension()
@@ -42,6 +65,57 @@ def read_itk(path: Path) -> Volume:
     )
 
 
+@contextmanager
+def _readable(path: Path) -> Iterator[Path]:
+    """A name SimpleITK reads ``path`` by: ``path`` itself, or a link to it alone in a fresh
+    directory when its NIfTI reader would misread it. That reader takes the voxels of
+    ``scan.nii.gz`` from a ``scan.nii`` beside it (the header stays the .nii.gz's; zeros if
+    ``scan.nii`` is a directory), and refuses a mixed-case suffix (``.Nii.gz``). No other
+    sibling or format is affected (NRRD and MetaImage headers name their data file)."""
+    suffix = itk_suffix(path)
+    if suffix not in (".nii", ".nii.gz"):
+        yield path
+        return
+    ending = path.name[-len(suffix):]  # as the user wrote it
+    clash = path.with_name(path.name[: -len(suffix)] + ending[:4]) if suffix == ".nii.gz" else None
+    if clash is not None and not clash.exists():  # what the reader's fopen would find
+        clash = None
+    if clash is None and ending in (suffix, suffix.upper()):
+        yield path
+        return
+    alone = None
+    try:
+        alone = Path(tempfile.mkdtemp(prefix="denoisekit-read-"))
+        link = alone / f"volume{suffix}"
+        link.symlink_to(path.resolve())
+    except OSError as exc:
+        if alone is not None:
+            shutil.rmtree(alone, ignore_errors=True)
+        if clash is not None:
+            raise DenoiseKitError(
+                f"cannot read {path}: SimpleITK would take its voxels from {clash.name} beside it "
+                f"and no link to read it alone can be made ({exc.strerror}); move or rename one of them"
+            ) from exc
+        raise DenoiseKitError(f"cannot read {path}: SimpleITK reads {suffix} in lower or upper case only; "
+                              f"rename it") from exc
+    try:
+        yield link
+    finally:
+        shutil.rmtree(alone, ignore_errors=True)
+
+
+def _itk_reason(exc: RuntimeError, used: Path | None = None, shown: Path | None = None) -> str:
+    """The reason in a SimpleITK error, on one line: without its C++ source location and
+    ``ITK ERROR: Class(0x...):`` prefixes, the temporary name ``used`` replaced by ``shown``."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Exception thrown in SimpleITK"):
+        lines = lines[1:]
+    text = re.sub(r"(ITK ERROR: \w+\(0x[0-9a-fA-F]+\): |sitk::ERROR: )", "", " ".join(lines)) or str(exc)
+    if used is not None and shown is not None:
+        text = text.replace(str(used), str(shown))
+    return text
+
+
 def to_itk(volume: Volume):
     """The volume as a float32 SimpleITK image with its geometry."""
     import SimpleITK as sitk
@@ -57,19 +131,26 @@ def to_itk(volume: Volume):
 DESCRIPTION_BYTES = 79
 
 
-def write_itk(volume: Volume, path: Path, description: str = "") -> None:
+def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path | None = None) -> None:
     """Write ``volume`` to ``path`` (its suffix picks the format), compressed where the format
     allows; ``description`` (what was done) goes to NIfTI's ``descrip`` / NRRD's content notes,
     where viewers and ``fslhd`` show it, cut to ``DESCRIPTION_BYTES`` of UTF-8 (a file name in
-    it may be in any script)."""
+    it may be in any script).
+
+    The suffix must be lower case: SimpleITK's NIfTI writer refuses ``.NII.GZ`` and its
+    MetaImage writer turns ``A.MHA`` into ``A.mhd`` + ``A.zraw``; ``write_volume`` writes a
+    lower-case temporary name and publishes it under the user's (errors name ``shown``)."""
     import SimpleITK as sitk
 
+    path = Path(path)
+    suffix = itk_suffix(path)
+    if suffix not in ITK_SUFFIXES or not path.name.endswith(suffix):
+        raise ValueError(f"write_itk needs a lower-case .nii/.nii.gz/.nrrd/.mha name, not {path.name}")
     image = to_itk(volume)
     if description:
         text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
         image.SetMetaData("ITK_FileNotes", text)
     try:
-        sitk.WriteImage(image, str(path), useCompression=not str(path).endswith(".nii"))
+        sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")
     except RuntimeError as exc:
-        first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        raise DenoiseKitError(f"cannot write {path.name}: {first.strip()}") from exc
+        raise DenoiseKitError(f"cannot write {shown or path}: {_itk_reason(exc, path, shown)}") from exc

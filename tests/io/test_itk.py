@@ -99,3 +99,60 @@ def test_description_in_any_script_is_cut_by_bytes(tmp_path):
     path = write_volume(volume, tmp_path / "d.nii.gz", description=f"converted {name}")
     notes = sitk.ReadImage(str(path)).GetMetaData("ITK_FileNotes")
     assert notes.startswith("converted Компьютерная") and len(notes.encode()) <= 79
+
+
+def _constant(value, slices, z_spacing):
+    image = sitk.GetImageFromArray(np.full((slices, 8, 8), value, dtype=np.float32))
+    image.SetSpacing((1.0, 1.0, z_spacing))
+    return image
+
+
+@pytest.mark.parametrize("kind", ["file", "directory"])
+@pytest.mark.parametrize("name, sibling", [("scan.nii.gz", "scan.nii"), ("SCAN.NII.GZ", "SCAN.NII")])
+def test_nifti_is_read_alone_beside_a_same_named_nii(tmp_path, name, sibling, kind):
+    # SimpleITK's NIfTI reader takes scan.nii.gz's voxels from scan.nii (zeros from a directory)
+    sitk.WriteImage(_constant(100.0, 3, 3.0), str(tmp_path / "w.nii.gz"))
+    (tmp_path / "w.nii.gz").rename(tmp_path / name)
+    if kind == "file":
+        sitk.WriteImage(_constant(-500.0, 4, 1.0), str(tmp_path / "other.nii"))
+        (tmp_path / "other.nii").rename(tmp_path / sibling)
+    else:
+        (tmp_path / sibling).mkdir()
+    volume = read_volume(tmp_path / name)
+    assert volume.shape == (3, 8, 8) and volume.spacing[2] == 3.0
+    assert np.all(volume.array == 100.0)
+    assert volume.source == str(tmp_path / name)
+
+
+def test_a_clashing_sibling_is_refused_when_no_link_can_be_made(tmp_path, monkeypatch):
+    import tempfile
+
+    from denoisekit.errors import DenoiseKitError
+
+    sitk.WriteImage(_constant(100.0, 3, 3.0), str(tmp_path / "scan.nii.gz"))
+    (tmp_path / "scan.nii").mkdir()
+    not_a_directory = tmp_path / "tmp-is-a-file"
+    not_a_directory.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_directory))  # no private directory for a link
+    with pytest.raises(DenoiseKitError, match=r"scan.nii.gz: SimpleITK would take its voxels from scan.nii beside"):
+        read_volume(tmp_path / "scan.nii.gz")
+
+
+@pytest.mark.parametrize("name, written", [("a.MHA", "w.mha"), ("a.Mhd", "w.mhd"), ("a.NRRD", "w.nrrd"),
+                                           ("a.NII", "w.nii"), ("a.Nii.Gz", "w.nii.gz")])
+def test_suffix_in_any_case_is_read(tmp_path, name, written):
+    sitk.WriteImage(_constant(70.0, 2, 2.5), str(tmp_path / written))  # .mhd: its header names w.zraw
+    (tmp_path / written).rename(tmp_path / name)
+    volume = read_volume(tmp_path / name)
+    assert volume.shape == (2, 8, 8) and volume.spacing[2] == 2.5 and np.all(volume.array == 70.0)
+
+
+def test_read_error_gives_the_reason_on_one_line(tmp_path):
+    from denoisekit.errors import DenoiseKitError
+
+    (tmp_path / "cut.mha").write_text("NDims = 3\nDimSize = 4 4 4\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+    with pytest.raises(DenoiseKitError) as err:
+        read_volume(tmp_path / "cut.mha")
+    message = str(err.value)
+    assert message.startswith(f"cannot read {tmp_path / 'cut.mha'}: ") and "\n" not in message
+    assert "Exception thrown" not in message and ".cxx" not in message and "0x" not in message

@@ -55,3 +55,110 @@ def test_input_is_never_overwritten(make_series, tmp_path):
         with pytest.raises(DenoiseKitError, match="input"):
             write_volume(volume, target, force=True)
     assert sorted(p.name for p in series.path.iterdir()) == before
+
+
+def _format_of(path):
+    head = path.read_bytes()[:352]
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[344:348] == b"n+1\0":
+        return "nifti"
+    if head.startswith(b"NRRD"):
+        return "nrrd"
+    if head.startswith(b"ObjectType = Image"):
+        return "mha"
+    return "?"
+
+
+@pytest.mark.parametrize("name, fmt", [("A.NII.GZ", "gzip"), ("A.NII", "nifti"), ("A.Nii.Gz", "gzip"),
+                                       ("A.MHA", "mha"), ("A.NRRD", "nrrd")])
+def test_suffix_in_any_case_is_written_in_its_format(tmp_path, name, fmt):
+    written = write_volume(_volume(), tmp_path / name, sidecar={"seed": 1})
+    assert sorted(os.listdir(tmp_path)) == sorted([name, "A.json"])  # no .mhd/.zraw, no temporaries
+    assert _format_of(written) == fmt
+    assert read_volume(written).array.max() == pytest.approx(40.0)
+
+
+def test_failed_write_names_the_output_and_why_and_leaves_nothing(tmp_path):
+    wide = Volume(np.zeros((1, 1, 32768), dtype=np.float32))  # NIfTI-1 holds at most 32767 per axis
+    (tmp_path / "wide.NII").write_bytes(b"kept")
+    with pytest.raises(DenoiseKitError, match=r"cannot write .*wide\.NII: .*32767") as err:
+        write_volume(wide, tmp_path / "wide.NII", force=True)
+    assert ".partial" not in str(err.value)
+    assert os.listdir(tmp_path) == ["wide.NII"] and (tmp_path / "wide.NII").read_bytes() == b"kept"
+
+
+def _dicom_file(path):
+    import shutil
+
+    import pydicom.data
+
+    shutil.copyfile(pydicom.data.get_testdata_file("CT_small.dcm"), path)
+
+
+@pytest.mark.parametrize("others, shown", [
+    ({"notes.txt": "precious", "sub/data.csv": "1,2"}, "notes.txt, sub/"),
+    ({"IM00001.dcm": "not DICOM"}, "IM00001.dcm"),  # our name, not our content
+    ({"CT_small.dcm": None}, "CT_small.dcm"),  # someone's DICOM, not a series we wrote
+])
+def test_force_never_replaces_a_directory_of_other_files(tmp_path, others, shown):
+    from denoisekit.io import check_output
+
+    target = tmp_path / "important"
+    for name, text in others.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        if text is None:
+            _dicom_file(target / name)
+        else:
+            (target / name).write_text(text)
+    before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    message = f"important holds other files \\({shown}\\): not replaced"
+    with pytest.raises(DenoiseKitError, match=message):
+        check_output(target, force=True)  # what commands call before any work
+    with pytest.raises(DenoiseKitError, match=message):
+        write_volume(_volume(), target, force=True)
+    assert {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    assert sorted(os.listdir(tmp_path)) == ["important"]
+
+
+def test_force_replaces_an_empty_directory_and_our_series(tmp_path):
+    (tmp_path / "empty").mkdir()
+    write_volume(_volume(), tmp_path / "empty", force=True)
+    write_volume(Volume(np.full((3, 8, 8), 90.0, dtype=np.float32)), tmp_path / "empty", force=True)
+    assert read_volume(tmp_path / "empty").shape == (3, 8, 8)
+
+
+@pytest.mark.parametrize("output, existing", [("series", "file"), ("out.nii.gz", "directory"),
+                                              ("out.nii.gz", "sidecar directory")])
+def test_force_never_swaps_a_file_and_a_directory(tmp_path, output, existing):
+    blocker = tmp_path / ("out.json" if existing == "sidecar directory" else output)
+    if existing == "file":
+        blocker.write_text("precious")
+    else:
+        blocker.mkdir()
+    with pytest.raises(DenoiseKitError, match="not replaced"):
+        write_volume(_volume(), tmp_path / output, force=True, sidecar={"a": 1})
+    assert sorted(os.listdir(tmp_path)) == [blocker.name]
+
+
+def test_publish_checks_again_what_it_replaces(tmp_path):
+    # an unrelated directory appearing while the series was being written survives
+    from denoisekit.io.atomic import publish
+
+    done, final = tmp_path / ".partial-series", tmp_path / "series"
+    write_volume(_volume(), done)
+    final.mkdir()
+    (final / "notes.txt").write_text("precious")
+    with pytest.raises(DenoiseKitError, match="holds other files"):
+        publish(done, final, True, series=True)
+    assert (final / "notes.txt").read_text() == "precious" and done.is_dir()
+
+
+def test_sidecar_never_overwrites_the_input(tmp_path):
+    # a DICOM file named noisy.json is the input; -o noisy would put the sidecar on it
+    _dicom_file(tmp_path / "noisy.json")
+    before = (tmp_path / "noisy.json").read_bytes()
+    volume = read_volume(tmp_path / "noisy.json")
+    with pytest.raises(DenoiseKitError, match="sidecar .*noisy.json would overwrite the input"):
+        write_volume(volume, tmp_path / "noisy", force=True, sidecar={"seed": 1})
+    assert (tmp_path / "noisy.json").read_bytes() == before and os.listdir(tmp_path) == ["noisy.json"]
