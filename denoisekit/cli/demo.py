@@ -33,8 +33,10 @@ def demo(
     from denoisekit.errors import DenoiseKitError
 
     output = Path(output)
-    if output.exists() and not force:
-        raise DenoiseKitError(f"{output} already exists; choose another --output or pass --force")
+    if output.exists() or output.is_symlink():
+        _refuse_foreign(output)
+        if not force:
+            raise DenoiseKitError(f"{output} already exists; choose another --output or pass --force")
     if slices is not None and slices < 1:
         raise DenoiseKitError("--slices must be at least 1")
     console = err_console(quiet)
@@ -67,6 +69,36 @@ def demo(
     status(console, f"wrote {len(written)} outputs to {output}/ (figure: {output / 'figure.png'})")
 
 
+#: What a demo output folder holds (``_write``): ``--force`` replaces only such a folder.
+DEMO_FILE = r"(clean|noisy)\.nii\.gz|noisy\.json|denoised-[\w.-]+\.nii\.gz|figure\.png|scores\.json"
+
+
+def _refuse_foreign(output: Path) -> None:
+    """Raise unless ``output`` is an earlier demo's folder: never replace someone's data."""
+    import re
+
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.io.atomic import refuse_foreign
+
+    if output.is_symlink() or not output.is_dir():
+        raise DenoiseKitError(f"{output} is not a demo output folder: not replaced; choose another --output")
+    foreign = []
+    for entry in sorted(output.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and re.fullmatch(r"denoised-[\w.-]+", entry.name):
+            try:
+                refuse_foreign(entry, series=True)  # a derived DICOM series of ours
+                continue
+            except DenoiseKitError:
+                pass
+        elif entry.is_file() and not entry.is_symlink() and re.fullmatch(DEMO_FILE, entry.name):
+            continue
+        foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DenoiseKitError(f"{output} holds other files ({shown}): not a demo output, not replaced; "
+                              "choose another --output")
+
+
 def _write(result, output: Path, force: bool, console) -> list[Path]:
     """Write everything into a temporary sibling folder, then move it into place whole."""
     import json
@@ -89,6 +121,8 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
         write_volume(result.denoised[main], tmp / f"denoised-{main}", description=result.denoised[main].history[-1])
         figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png", label=f"denoised: {main}")
         (tmp / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
+        if output.exists() or output.is_symlink():
+            _refuse_foreign(output)  # again: it may have changed while the demo ran
         publish(tmp, output, force)  # with --force the old output is restored if this fails
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

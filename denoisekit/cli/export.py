@@ -32,9 +32,9 @@ def export(
 
     OUTPUT: a directory gives a derived DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those
     formats."""
-    from denoisekit.io import output_kind, write_volume
+    from denoisekit.io import check_output, write_volume
 
-    kind = output_kind(output)  # refuse an unwritable suffix before reading anything
+    kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json)
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {input.name}"
     from rich.markup import escape

@@ -28,7 +28,7 @@ from denoisekit.plugins import complete, get_models
 def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool) -> list[Path]:
     """Every output path, checked before any work starts: none is an input, none exists
     (unless ``force``), no two inputs write the same place."""
-    from denoisekit.io import default_output, output_kind
+    from denoisekit.io import check_output, default_output
 
     if output is not None and len(inputs) > 1:
         raise DenoiseKitError("-o/--output names one output; with several inputs, outputs go next to each input")
@@ -38,7 +38,6 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
     for inp, out in zip(inputs, outputs):
         if not inp.exists():
             raise DenoiseKitError(f"input not found: {inp}")
-        output_kind(out)  # an unwritable format fails now, not after denoising
         key = out.resolve()
         if key in resolved_inputs:
             raise DenoiseKitError(f"output {out} is an input; denoisekit never overwrites its input")
@@ -50,8 +49,7 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
         if key in seen:
             raise DenoiseKitError(f"two inputs would write the same output {out}")
         seen.add(key)
-        if out.exists() and not force:
-            raise DenoiseKitError(f"output {out} already exists (use --force to overwrite it)")
+        check_output(out, force=force)  # an unwritable or irreplaceable output fails now, not after denoising
     return outputs
 
 

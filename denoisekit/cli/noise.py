@@ -70,8 +70,7 @@ def noise(
     import time
 
     from denoisekit.cli.io_options import read_input
-    from denoisekit.errors import DenoiseKitError
-    from denoisekit.io import default_output, output_kind, sidecar_path, write_volume
+    from denoisekit.io import check_output, default_output, sidecar_path, write_volume
     from denoisekit.noise import add_noise
     from denoisekit.plugins import get_noise
 
@@ -79,11 +78,7 @@ def noise(
     noise_kind = cls.from_strings(option, **flag_options(cls, sigma=sigma, dose=dose, i0=i0, aec=aec))
 
     output = output or default_output(input_path, f"noise-{kind}")
-    output_kind(output)  # refuse an unwritable output before any work
-    if not force:
-        for path in (output, sidecar_path(output)):
-            if path.exists():
-                raise DenoiseKitError(f"output {path} already exists (use --force to overwrite it)")
+    check_output(output, force=force, sidecar=True)  # refuse what write_volume would, before any work
 
     console = err_console(quiet)
     start = time.perf_counter()

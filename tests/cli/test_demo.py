@@ -39,20 +39,27 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
 def test_demo_refuses_an_existing_output(tmp_path):
     out = tmp_path / "demo"
     out.mkdir()
-    (out / "keep.txt").write_text("mine")
     result = runner.invoke(get_app(), ["demo", "-o", str(out), "--model", "tv", "--slices", "1"])
     assert result.exit_code == 1 and "--force" in result.stderr
+
+
+def test_demo_force_never_replaces_someone_elses_folder(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = runner.invoke(get_app(), ["demo", "-o", str(out), "--model", "tv", "--slices", "1", "--force"])
+    assert result.exit_code == 1 and "holds other files (keep.txt)" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_demo_force_replaces_the_old_output_whole(tmp_path):
+def test_demo_force_replaces_an_earlier_demo_whole(tmp_path):
     out = tmp_path / "demo"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
-    result = runner.invoke(get_app(), ["demo", "-o", str(out), "--model", "tv", "--baseline", "tv",
-                                       "--slices", "1", "--force", "--quiet"])
+    args = ["demo", "-o", str(out), "--model", "tv", "--slices", "1", "--quiet"]
+    assert runner.invoke(get_app(), [*args, "--baseline", "nl-means"]).exit_code == 0
+    assert (out / "denoised-nl-means.nii.gz").is_file()
+    result = runner.invoke(get_app(), [*args, "--baseline", "tv", "--force"])
     assert result.exit_code == 0, result.output
-    assert not (out / "old.txt").exists() and (out / "scores.json").is_file()
+    assert not (out / "denoised-nl-means.nii.gz").exists() and (out / "scores.json").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # no partial or backup folder left
 
 
