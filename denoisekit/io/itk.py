@@ -44,6 +44,10 @@ def read_itk(path: Path) -> Volume:
             raise DenoiseKitError(f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DenoiseKitError(f"{path} has {image.GetNumberOfComponentsPerPixel()} values per voxel; CT has one")
+    if itk_suffix(path) in (".nii", ".nii.gz"):
+        bad = nifti_non_finite(path)
+        if bad:  # SimpleITK hands them over as 0, which is water: refused as read_volume refuses NaN
+            raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
     dim = image.GetDimension()
     if dim == 2:
         spacing = image.GetSpacing() + (1.0,)
@@ -63,6 +67,45 @@ def read_itk(path: Path) -> Volume:
         direction=tuple(float(v) for v in direction),
         source=str(path),
     )
+
+
+#: NIfTI datatype codes of floating-point voxels: float32, float64.
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}
+
+
+def nifti_non_finite(path: Path, chunk: int = 1 << 24) -> int:
+    """How many voxels of a NIfTI-1/-2 file (gzipped or not) are NaN or infinite, counted in
+    the file itself: SimpleITK's reader turns them into 0. Integer voxels have none."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        head = fh.read(540)
+        if len(head) < 348:
+            return 0
+        for endian in "<>":
+            size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
+            if size in (348, 540):
+                break
+        else:
+            return 0
+        if size == 348:
+            datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
+            offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+        else:
+            datatype = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
+            offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
+        if datatype not in _NIFTI_FLOATS:
+            return 0
+        dtype = np.dtype(f"{endian}{_NIFTI_FLOATS[datatype]}")
+        fh.seek(max(offset, size))
+        bad, rest = 0, b""
+        while block := fh.read(chunk):
+            block = rest + block
+            whole = len(block) // dtype.itemsize * dtype.itemsize
+            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(block[:whole], dtype))))
+            rest = block[whole:]
+    return bad
 
 
 @contextmanager

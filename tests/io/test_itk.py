@@ -74,15 +74,30 @@ def test_two_dimensional_image_becomes_one_slice(tmp_path):
     assert volume.shape == (1, 3, 4) and volume.spacing[:2] == (0.5, 0.25)
 
 
+@pytest.mark.parametrize("suffix", [".mha", ".nrrd", ".nii", ".nii.gz"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
-def test_non_finite_voxels_are_refused(tmp_path, bad):
+def test_non_finite_voxels_are_refused(tmp_path, bad, dtype, suffix):
     from denoisekit.errors import DenoiseKitError
 
-    array = np.zeros((3, 8, 8), dtype=np.float32)
+    array = np.zeros((3, 8, 8), dtype=dtype)
     array[1, 2, 3] = bad
-    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "bad.mha"))
-    with pytest.raises(DenoiseKitError, match="bad.mha holds 1 NaN or infinite voxel"):
-        read_volume(tmp_path / "bad.mha")
+    array[2, 7, 7] = -bad
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / f"bad{suffix}"))
+    # SimpleITK reads NIfTI's NaN and inf as 0 (water): the file itself is checked
+    with pytest.raises(DenoiseKitError, match=f"bad{suffix} holds 2 NaN or infinite voxel"):
+        read_volume(tmp_path / f"bad{suffix}")
+
+
+def test_finite_and_integer_nifti_read(tmp_path):
+    from denoisekit.io.itk import nifti_non_finite
+
+    for dtype in (np.int16, np.float32):
+        array = np.arange(3 * 8 * 8).reshape(3, 8, 8).astype(dtype) - 500
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "ok.nii.gz"))
+        assert nifti_non_finite(tmp_path / "ok.nii.gz") == 0
+        np.testing.assert_array_equal(read_volume(tmp_path / "ok.nii.gz").array, array)
+        (tmp_path / "ok.nii.gz").unlink()
 
 
 @pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd"])
