@@ -86,10 +86,18 @@ def get_plugin_manager() -> pluggy.PluginManager:
         try:
             module = ep.load()
         except Exception as exc:  # name the broken plugin instead of a bare traceback
-            raise PluginError(f"plugin {name!r} from {dist} failed to load: {exc}") from exc
-        pm.register(module, name=name)
+            raise PluginError(f"plugin {name!r} from {dist} failed to load: {exc}{_way_out(name)}") from exc
+        try:
+            pm.register(module, name=name)
+        except pluggy.PluginValidationError as exc:  # e.g. a hook with arguments its spec lacks
+            raise PluginError(f"plugin {name!r} from {dist}: {_one_line(exc)}{_way_out(name)}") from exc
         version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
         infos[name] = PluginInfo(name, version, dist, builtin)
+    try:
+        pm.check_pending()  # a misspelled hook (register_model) would otherwise do nothing, silently
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or "?"
+        raise PluginError(f"plugin {name!r}: {_one_line(exc)} (hooks: {', '.join(_hook_names())}){_way_out(name)}") from exc
     for name, info in infos.items():
         plugin = pm.get_plugin(name)
         info.hooks = sorted(
@@ -101,6 +109,19 @@ def get_plugin_manager() -> pluggy.PluginManager:
     _infos.update(infos)
     _pm = pm
     return pm
+
+
+def _one_line(exc: Exception) -> str:
+    """pluggy's messages span lines; the CLI shows one."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _way_out(name: str) -> str:
+    return f"; DENOISEKIT_BLOCK_PLUGINS={name} runs denoisekit without it"
+
+
+def _hook_names() -> list[str]:
+    return sorted(n for n in dir(hookspecs) if n.startswith("register_"))
 
 
 def reset() -> None:
@@ -117,9 +138,23 @@ def plugin_infos() -> list[PluginInfo]:
 
 
 def call_registration_hook(hook_name: str, **kwargs: Any) -> None:
-    """Call a hook on every plugin, passing only the arguments each implementation takes."""
+    """Call a hook on every plugin, passing only the arguments each implementation takes;
+    an error inside one names that plugin."""
     pm = get_plugin_manager()
-    getattr(pm.hook, hook_name)(**kwargs)
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        call_impl(impl, hook_name, {k: v for k, v in kwargs.items() if k in impl.argnames})
+
+
+def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
+    """Call one plugin's implementation of ``hook_name``; an error inside it names the plugin."""
+    try:
+        impl.function(*[kwargs[a] for a in impl.argnames])
+    except PluginError:
+        raise
+    except Exception as exc:  # a plugin's own bug: say whose, not a bare traceback
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise PluginError(f"plugin '{impl.plugin_name}' failed in {hook_name}: {type(exc).__name__}"
+                          f"{': ' + detail if detail else ''}{_way_out(impl.plugin_name)}") from exc
 
 
 def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
@@ -136,16 +171,15 @@ def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
             if cls.name in registry:
                 raise PluginError(
                     f"{kind} name '{cls.name}' is registered twice: by plugin "
-                    f"'{owners[cls.name]}' and by plugin '{_owner}'"
+                    f"'{owners[cls.name]}' and by plugin '{_owner}'{_way_out(_owner)}"
                 )
             registry[cls.name] = cls
             owners[cls.name] = _owner
             cls.plugin = _owner
 
-        args = {"register": register}
         if trace:
             print(f"{hook_name} -> {impl.plugin_name}", file=sys.stderr)
-        impl.function(*[args[a] for a in impl.argnames])
+        call_impl(impl, hook_name, {"register": register})
     return registry
 
 

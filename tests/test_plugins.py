@@ -205,3 +205,75 @@ def register_noise(register):
     kind = fresh_plugins.get_noise("offset")(hu=2.0)
     params = kind.sample(np.random.default_rng(0), (1, 2, 2))
     assert (kind.apply(np.zeros((1, 2, 2)), params) == 2.0).all()
+
+
+def test_a_broken_plugin_is_named_with_the_way_to_run_without_it(fake_dist, fresh_plugins):
+    fake_dist("acme-broken", "acme_broken", "raise ImportError('needs libfoo')\n")
+    with pytest.raises(PluginError, match="DENOISEKIT_BLOCK_PLUGINS=acme_broken runs denoisekit without it"):
+        fresh_plugins.plugin_infos()
+
+
+def test_a_hook_with_the_wrong_arguments_names_its_plugin(fake_dist, fresh_plugins):
+    fake_dist("acme-sig", "acme_sig", """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_models(register, colour):
+    pass
+""")
+    with pytest.raises(PluginError, match=r"plugin 'acme_sig'.*colour.*DENOISEKIT_BLOCK_PLUGINS=acme_sig"):
+        fresh_plugins.plugin_infos()
+
+
+def test_a_misspelled_hook_is_an_error_not_silence(fake_dist, fresh_plugins):
+    fake_dist("acme-typo", "acme_typo", """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_model(register):
+    pass
+""")
+    with pytest.raises(PluginError, match=r"plugin 'acme_typo'.*register_model\b.*hooks: .*register_models"):
+        fresh_plugins.plugin_infos()
+
+
+def test_an_error_inside_a_hook_names_the_plugin(fake_dist, fresh_plugins):
+    fake_dist("acme-raise", "acme_raise", """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_models(register):
+    raise RuntimeError("boom")
+""")
+    with pytest.raises(PluginError, match="plugin 'acme_raise' failed in register_models: RuntimeError: boom"):
+        fresh_plugins.get_models()
+
+
+def test_a_plugin_command_may_not_take_a_builtin_name(fake_dist, fresh_plugins):
+    import typer
+
+    from denoisekit.cli import add_plugin_commands
+
+    fake_dist("acme-cmd", "acme_cmd", """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_commands(app):
+    @app.command(name="acme-hello")
+    def hello():
+        pass
+
+    @app.command(name="train")
+    def train():
+        pass
+""")
+    app = typer.Typer()
+
+    @app.command()
+    def train():  # stands for the built-in
+        pass
+
+    with pytest.raises(PluginError, match="command 'train' is registered twice: by denoisekit \\(built in\\) "
+                                          "and by plugin 'acme_cmd'"):
+        add_plugin_commands(app)
+    assert [c.callback for c in app.registered_commands] == [train]  # nothing of the plugin's is left

@@ -117,9 +117,30 @@ def _add_plugin_commands() -> None:
     if _plugin_commands_added:
         return
     _plugin_commands_added = True
-    from denoisekit.plugins import call_registration_hook
+    add_plugin_commands(app)
 
-    call_registration_hook("register_commands", app=app)
+
+def add_plugin_commands(target: typer.Typer) -> None:
+    """Add the commands of every plugin's ``register_commands`` to ``target``, one plugin at
+    a time, so that a command taking another's name is refused, naming both: Typer would let
+    the later replace the earlier, a built-in 'train' included."""
+    from denoisekit.errors import PluginError
+    from denoisekit.plugins import call_impl, get_plugin_manager
+
+    def names() -> list[str]:
+        return [c.name or c.callback.__name__.replace("_", "-") for c in target.registered_commands]
+
+    owners = {name: "denoisekit (built in)" for name in names()}
+    for impl in reversed(get_plugin_manager().hook.register_commands.get_hookimpls()):
+        before = len(target.registered_commands)
+        call_impl(impl, "register_commands", {"app": target})
+        for name in names()[before:]:
+            if name in owners:
+                del target.registered_commands[before:]
+                raise PluginError(f"command '{name}' is registered twice: by {owners[name]} and by plugin "
+                                  f"'{impl.plugin_name}'; DENOISEKIT_BLOCK_PLUGINS={impl.plugin_name} runs "
+                                  "denoisekit without it")
+            owners[name] = f"plugin '{impl.plugin_name}'"
 
 
 def get_app() -> typer.Typer:
