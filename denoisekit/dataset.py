@@ -20,6 +20,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.noise import checked
 from denoisekit.volume import fill_padding
 
 TRAIN_STREAM, VAL_STREAM = 0, 1
@@ -83,7 +84,7 @@ def add_noise(
         for r in range(realisations):
             rng = np.random.default_rng([*key, i, r])
             params = kind.sample(rng, clean.shape)
-            noisy[r] = kind.apply(clean, params, spacing)
+            noisy[r] = checked(kind, kind.apply(clean, params, spacing), clean.shape)
         out.append(Part(clean, noisy, spacing))
     return out
 

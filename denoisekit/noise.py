@@ -107,9 +107,18 @@ def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress
     kwargs = {}
     if progress is not None and "progress" in inspect.signature(noise.apply).parameters:
         kwargs["progress"] = progress
-    noisy = np.asarray(noise.apply(array, params, tuple(spacing), **kwargs), dtype=np.float32)
-    if noisy.shape != array.shape:
-        raise DenoiseKitError(f"noise '{noise.name}' returned shape {noisy.shape} for {array.shape}")
+    noisy = checked(noise, noise.apply(array, params, tuple(spacing), **kwargs), array.shape)
     if progress is not None and "progress" not in kwargs:
         progress(array.shape[0])
+    return noisy
+
+
+def checked(noise: Any, noisy: Any, shape: tuple) -> np.ndarray:
+    """A noise kind's output as float32, refused (naming the kind) when its shape is not the
+    input's or a value is NaN or infinite: training would learn nothing from it, silently."""
+    noisy = np.asarray(noisy, dtype=np.float32)
+    if noisy.shape != tuple(shape):
+        raise DenoiseKitError(f"noise '{noise.name}' returned shape {noisy.shape} for {tuple(shape)}")
+    if not np.isfinite(noisy).all():
+        raise DenoiseKitError(f"noise '{noise.name}' returned NaN or infinite values")
     return noisy

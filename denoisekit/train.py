@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,6 +241,7 @@ def train(
 
     t0 = time.perf_counter()
     tf.random.set_seed(seed)
+    keras = _seed_keras(seed)
     if dist is not None and model.built:  # its variables must be the strategy's: rebuild
         arrays = model.get_weights()
         with scope():
@@ -248,6 +250,8 @@ def train(
     if not model.built:
         with scope():
             model.build(patch_size)
+            if not keras and _seed_keras(seed):  # Keras came with the model: build it again, seeded
+                model.build(patch_size)
     if model.fixed_size and model.patch_size not in (None, patch_size):
         raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
     model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
@@ -413,17 +417,37 @@ def train(
     )
 
 
+def _seed_keras(seed: int) -> bool:
+    """Seed Keras too, if something (a plugin's model) has imported it: Keras 3's initialisers
+    ignore TensorFlow's seed, so ``--seed`` would not fix such a model's start. Importing Keras
+    just for this would cost every run seconds. True if Keras was seeded."""
+    if "keras" not in sys.modules:
+        return False
+    sys.modules["keras"].utils.set_random_seed(seed)
+    return True
+
+
 def _weighted_rule(backprop: Any, model: Any, loss_weight: str):
-    """``backprop.gradients``, given the per-sample weights ``loss_weight`` asks for."""
-    if loss_weight == "none":
-        return backprop.gradients
+    """``backprop.gradients``, given the per-sample weights ``loss_weight`` asks for, and
+    checked to give one gradient per variable (paired by ``zip``, a short list would leave the
+    last variables untrained without a word)."""
     import numpy as np
 
-    hu = np.array([0.0, NOISE_WEIGHT_FLOOR_HU], dtype=np.float32)
-    floor = float(np.diff(np.asarray(model.scale(hu), dtype=np.float64))[0])  # HU -> model units
+    from denoisekit.errors import PluginError
+
+    kwargs = {}
+    if loss_weight != "none":
+        hu = np.array([0.0, NOISE_WEIGHT_FLOOR_HU], dtype=np.float32)
+        floor = float(np.diff(np.asarray(model.scale(hu), dtype=np.float64))[0])  # HU -> model units
 
     def gradients(model, x, target, step):
-        return backprop.gradients(model, x, target, step, weights=noise_weights(x, target, floor))
+        if loss_weight != "none":
+            kwargs["weights"] = noise_weights(x, target, floor)
+        loss, grads = backprop.gradients(model, x, target, step, **kwargs)
+        if len(grads) != len(model.trainable_variables):  # checked when traced: a Python list
+            raise PluginError(f"backprop '{backprop.name}' returned {len(grads)} gradient(s) for the "
+                              f"{len(model.trainable_variables)} variables of model '{model.name}'")
+        return loss, grads
 
     return gradients
 

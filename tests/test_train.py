@@ -378,3 +378,61 @@ def test_every_builtin_combination_lowers_the_validation_loss(tmp_path, model, b
     assert last["val_loss"] < 0.95 * first["val_loss"], res.rows
     loaded = load_model(res.run_dir)  # best.npz rebuilds the same model
     assert loaded.name == model
+
+
+class ShortRule(TapeRule):
+    """A broken rule: one gradient fewer than the model has variables."""
+
+    name = "short"
+
+    def gradients(self, model, x, target, step):
+        loss, grads = super().gradients(model, x, target, step)
+        return loss, list(grads)[:-1]
+
+
+def test_a_rule_returning_too_few_gradients_is_named(tmp_path):
+    from denoisekit.errors import PluginError
+
+    with pytest.raises(PluginError, match=r"backprop 'short' returned 0 gradient\(s\) for the 1 variables of model 'tiny'"):
+        train([phantom()], TinyModel(), ShortRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+
+
+class NaNNoise(WhiteNoise):
+    name = "nan-noise"
+
+    def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+        out = super().apply(hu, params, spacing)
+        out[..., 0, 0] = np.nan
+        return out
+
+
+def test_noise_giving_nan_is_named_before_training(tmp_path):
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.noise import add_noise
+
+    with pytest.raises(DenoiseKitError, match="noise 'nan-noise' returned NaN or infinite values"):
+        train([phantom()], TinyModel(), TapeRule(), NaNNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+    with pytest.raises(DenoiseKitError, match="noise 'nan-noise' returned NaN or infinite values"):
+        add_noise(phantom(), NaNNoise(), seed=0)
+
+
+class KerasInitModel(KerasModel):
+    """A plugin's model whose start comes from a Keras initialiser, imported when built."""
+
+    name = "keras-init"
+
+    def build(self, patch_size=None):
+        import keras
+
+        self.w = tf.Variable(keras.initializers.GlorotUniform()((3, 3, 1, 1)))
+        self.built = True
+
+
+def test_seed_fixes_the_start_of_a_keras_model(tmp_path):
+    starts = []
+    for run in ("a", "b"):
+        res = train([phantom()], KerasInitModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / run, epochs=1,
+                    seed=3, **SMALL)
+        starts.append(read_weights(res.run_dir / "epochs" / "epoch-000.npz")[1])
+    assert all(np.array_equal(starts[0][k], starts[1][k]) for k in starts[0])
+    assert np.abs(next(iter(starts[0].values()))).max() > 0  # the initialiser did run

@@ -156,7 +156,7 @@ def train(
         steps=steps,
         steps_per_epoch=pick("steps_per_epoch", steps_per_epoch),
         batch_size=pick("batch_size", batch_size),
-        patch_size=patch_size or old.get("patch_size") or model_cls.default_patch_size,
+        patch_size=patch_size if patch_size is not None else (old.get("patch_size") or model_cls.default_patch_size),
         lr=pick("lr", lr),
         lr_decay=pick("lr_decay", lr_decay),
         grad_norm=pick("grad_norm", grad_norm),

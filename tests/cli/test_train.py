@@ -153,3 +153,10 @@ def test_a_run_trained_with_noise_per_volume_is_not_resumed_with_one_noise(tmp_p
           batch_size=2, patch_size=32, realisations=1)
     res = _train("--resume", run, "--steps", "4", "--quiet")
     assert res.exit_code == 1 and "noise kind per volume" in res.stderr
+
+
+def test_patch_size_zero_is_refused_not_replaced_by_the_default(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    res = _train(chest_nifti, "--sigma", "80", "--steps", "2", "--patch-size", "0", "-o", run, "--quiet")
+    assert res.exit_code == 1 and "patch size at least 4" in res.stderr, res.output
+    assert not run.exists()
