@@ -87,3 +87,10 @@ def register_commands(app):
     call_registration_hook("register_commands", app=fresh)
     result = runner.invoke(fresh, ["acme-hello", "--name", "ct"])
     assert result.exit_code == 0 and result.stdout == "hello ct\n"
+
+
+def test_python_dash_m_runs_the_cli():
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "denoisekit", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
