@@ -5,8 +5,8 @@ Plugins come from the ``denoisekit`` entry-point group only; the built-ins in
 built lazily, once, on first use.
 
 Environment:
-- ``DENOISEKIT_LOAD_PLUGINS=a,b``: load only these third-party distributions
-  (empty: built-ins only). Unset: load everything installed.
+- ``DENOISEKIT_LOAD_PLUGINS=a,b``: load only these third-party plugins (by plugin name,
+  entry-point name or distribution name; empty: built-ins only). Unset: load everything.
 - ``DENOISEKIT_BLOCK_PLUGINS=x,y``: never load these plugins (by plugin name, entry-point
   name or distribution name); built-ins can be blocked too.
 - ``DENOISEKIT_TRACE_PLUGINS=1``: print every hook call to stderr.
@@ -75,9 +75,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = _dist_name(ep)
         builtin = _normalise(dist) == BUILTIN_DIST
-        if not builtin and allowed is not None and _normalise(dist) not in allowed:
-            continue
         name = ep.value.split(":")[0]
+        if not builtin and allowed is not None and not {_normalise(name), _normalise(ep.name), _normalise(dist)} & allowed:
+            continue
         if {_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked:
             pm.set_blocked(name)
             continue

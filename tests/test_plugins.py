@@ -277,3 +277,9 @@ def register_commands(app):
                                           "and by plugin 'acme_cmd'"):
         add_plugin_commands(app)
     assert [c.callback for c in app.registered_commands] == [train]  # nothing of the plugin's is left
+
+
+def test_load_plugins_allowlist_takes_an_entry_point_name_too(fake_dist, fresh_plugins, monkeypatch):
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"), ep_name="acme")
+    monkeypatch.setenv("DENOISEKIT_LOAD_PLUGINS", "acme")
+    assert "acme-blur" in fresh_plugins.get_models()
