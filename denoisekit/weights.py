@@ -42,7 +42,9 @@ def read_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception as exc:  # corrupt zip, pickled objects, not an npz
-        raise DenoiseKitError(f"{path} is not a denoisekit weights file ({exc})") from None
+        # NumPy reads any non-zip file as a pickle, which it refuses: say what it is not, not that
+        why = "not a .npz archive" if "pickle" in str(exc) else str(exc).strip().splitlines()[0]
+        raise DenoiseKitError(f"{path} is not a denoisekit weights file ({why})") from None
     if HEADER not in arrays:
         raise DenoiseKitError(f"{path} is not a denoisekit weights file (no header)")
     header = json.loads(str(arrays.pop(HEADER)))

@@ -48,3 +48,11 @@ def test_seed_reproduces_and_differs():
     hu = phantom()
     assert np.array_equal(noise_of(hu, 9)[0], noise_of(hu, 9)[0])
     assert not np.array_equal(noise_of(hu, 9)[0], noise_of(hu, 10)[0])
+
+
+@pytest.mark.parametrize("option", [{"sigma": -10.0}, {"sigma": float("nan")}, {"relative": -0.3}])
+def test_negative_or_nan_levels_are_refused(option):
+    from denoisekit.errors import DenoiseKitError
+
+    with pytest.raises(DenoiseKitError, match="must be >= 0"):
+        Gaussian(**option)
