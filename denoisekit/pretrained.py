@@ -1,6 +1,7 @@
-"""Pretrained weights shipped inside the package (``denoisekit_plugins/weights/<model>.npz``),
-so ``denoisekit infer`` works without training first. Read with importlib.resources,
-which also works from a zip or wheel."""
+"""Pretrained weights shipped inside the package that registers the model, as
+``<package>/weights/<model>.npz`` (the built-ins': ``denoisekit_plugins/weights/``; a third
+party's plugin package ships its own the same way), so ``denoisekit infer`` works without
+training first. Read with importlib.resources, which also works from a zip or wheel."""
 
 from __future__ import annotations
 
@@ -17,13 +18,31 @@ PACKAGE = "denoisekit_plugins"
 COARSEST_TRAINED_PIXEL_MM = 0.86
 
 
-def weights_dir():
-    """The folder of shipped weights (a Traversable; may not exist before any ship)."""
-    return resources.files(PACKAGE) / "weights"
+def weights_dir(model_name: str | None = None):
+    """The folder of shipped weights (a Traversable that may not exist, or None for a plugin
+    that is a single module): the ``weights`` folder of the top-level package whose plugin
+    registered ``model_name`` (the built-ins' when None)."""
+    package = PACKAGE
+    if model_name is not None:
+        from denoisekit.plugins import get_models
+
+        cls = get_models().get(model_name)
+        package = cls.__module__.split(".")[0] if cls is not None else PACKAGE
+    try:
+        return resources.files(package) / "weights"
+    except TypeError:  # a plugin that is a single module, not a package: it ships no weights
+        return None
+
+
+def _shipped(model_name: str, directory: Any, suffix: str) -> Any:
+    """``<model_name><suffix>`` in ``directory`` or the model's weights folder, if it is there."""
+    folder = directory or weights_dir(model_name)
+    ref = None if folder is None else folder / f"{model_name}{suffix}"
+    return ref if ref is not None and ref.is_file() else None
 
 
 def has_pretrained(model_name: str, directory: Any = None) -> bool:
-    return ((directory or weights_dir()) / f"{model_name}.npz").is_file()
+    return _shipped(model_name, directory, ".npz") is not None
 
 
 def load_pretrained(model_name: str, directory: Any = None) -> Any:
@@ -34,8 +53,8 @@ def load_pretrained(model_name: str, directory: Any = None) -> Any:
     from denoisekit.weights import load_model
 
     directory = Path(directory) if isinstance(directory, str) else directory
-    ref = (directory or weights_dir()) / f"{model_name}.npz"
-    if not ref.is_file():
+    ref = _shipped(model_name, directory, ".npz")
+    if ref is None:
         raise DenoiseKitError(f"model {model_name} has no pretrained weights; pass --weights")
     with resources.as_file(ref) as path:
         model = load_model(path, expect_model=model_name)
@@ -48,16 +67,19 @@ def training_data(model_name: str, directory: Any = None) -> list[str]:
     (``<model>.json``, written by examples/pretrain.py); empty when there is none."""
     import json
 
-    ref = (directory or weights_dir()) / f"{model_name}.json"
-    if not ref.is_file():
+    ref = _shipped(model_name, directory, ".json")
+    if ref is None:
         return []
     return [str(d) for d in json.loads(ref.read_text()).get("data", [])]
 
 
 def coarse_pixel_note(model: Any, spacing: tuple[float, ...]) -> str | None:
-    """A warning when shipped weights meet pixels coarser than they were trained on."""
+    """A warning when the built-ins' shipped weights meet pixels coarser than they were
+    trained on (a plugin's weights were trained on data we do not know)."""
     pixel = max(float(spacing[0]), float(spacing[1]))
     if getattr(model, "weights_source", None) != "pretrained" or pixel <= COARSEST_TRAINED_PIXEL_MM:
+        return None
+    if type(model).__module__.split(".")[0] != PACKAGE:
         return None
     return (f"note: {pixel:.2f} mm pixels are coarser than any the pretrained {model.name} weights were trained on "
             f"(up to {COARSEST_TRAINED_PIXEL_MM} mm): they may take detail away with the noise, which --strength auto "

@@ -188,8 +188,13 @@ def fake_dist(tmp_path, monkeypatch, fresh_plugins):
     monkeypatch.syspath_prepend(str(site))
     made = []
 
-    def make(dist: str, module: str, source: str, version: str = "1.0", ep_name: str | None = None):
-        (site / f"{module}.py").write_text(_textwrap.dedent(source))
+    def make(dist: str, module: str, source: str, version: str = "1.0", ep_name: str | None = None,
+             package: bool = False):
+        if package:  # a package folder (it may ship data, e.g. weights/) instead of one module file
+            (site / module).mkdir()
+            (site / module / "__init__.py").write_text(_textwrap.dedent(source))
+        else:
+            (site / f"{module}.py").write_text(_textwrap.dedent(source))
         info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
