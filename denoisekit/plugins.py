@@ -248,9 +248,10 @@ def check_trainable(model_cls: Any, backprop_cls: Any) -> None:
             "use it directly with 'denoisekit infer'"
         )
     if backprop_cls.requires_manual_gradients and not model_cls.manual_gradients:
+        usable = sorted(n for n, b in get_backprops().items() if not b.requires_manual_gradients)
         raise PluginError(
             f"backprop '{backprop_cls.name}' needs hand-written gradients, which model "
-            f"'{model_cls.name}' does not provide; use --backprop autodiff"
+            f"'{model_cls.name}' does not provide; use --backprop {' or '.join(usable) or 'autodiff'}"
         )
 
 

@@ -297,7 +297,7 @@ def train(
 
     if progress is not None and hasattr(progress, "phase"):
         n = sum(p[0].shape[0] for p in train_parts)
-        progress.phase(f"simulating {_noise_name(noise)} noise: {realisations} copies of {n} training slices")
+        progress.phase(f"simulating {_noise_name(noise)} noise: {realisations} cop{'y' if realisations == 1 else 'ies'} of {n} training slice{'' if n == 1 else 's'}")
     shard = dist.task.index if dist is not None and volume_shard else None
     if chief:  # only the chief validates (on its own volumes' held-out slices if sharded)
         val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1, shard=shard)

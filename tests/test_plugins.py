@@ -181,6 +181,9 @@ def register_backprops(register):
 """)
     rule = fresh_plugins.get_backprop("sign-sgd")
     assert rule.requires_manual_gradients is False and rule.plugin == "acme_rules"
+    # a model without hand-written gradients is pointed at every rule that can train it
+    with pytest.raises(PluginError, match="use --backprop autodiff or sign-sgd$"):
+        fresh_plugins.check_trainable(_Trainable, _Manual)
 
 
 def test_hook_register_noise_third_party_kind(fake_dist, fresh_plugins):
