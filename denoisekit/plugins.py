@@ -147,6 +147,8 @@ def call_registration_hook(hook_name: str, **kwargs: Any) -> None:
 
 def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
     """Call one plugin's implementation of ``hook_name``; an error inside it names the plugin."""
+    if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):  # pluggy's own tracing sees only pm.hook calls
+        print(f"{hook_name} -> {impl.plugin_name}", file=sys.stderr)
     try:
         impl.function(*[kwargs[a] for a in impl.argnames])
     except PluginError:
@@ -162,7 +164,6 @@ def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
     registry: dict[str, Any] = {}
     owners: dict[str, str] = {}
     caller = getattr(pm.hook, hook_name)
-    trace = bool(os.environ.get("DENOISEKIT_TRACE_PLUGINS"))
     # One implementation at a time, so a clash can name both plugins involved.
     for impl in reversed(caller.get_hookimpls()):
 
@@ -177,8 +178,6 @@ def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
             owners[cls.name] = _owner
             cls.plugin = _owner
 
-        if trace:
-            print(f"{hook_name} -> {impl.plugin_name}", file=sys.stderr)
         call_impl(impl, hook_name, {"register": register})
     return registry
 

@@ -252,12 +252,19 @@ def register_models(register):
         fresh_plugins.get_models()
 
 
-def test_a_plugin_command_may_not_take_a_builtin_name(fake_dist, fresh_plugins):
+@pytest.mark.parametrize("how", ["command", "group", "function name"])
+def test_a_plugin_command_may_not_take_a_builtin_name(fake_dist, fresh_plugins, monkeypatch, capsys, how):
     import typer
 
     from denoisekit.cli import add_plugin_commands
 
-    fake_dist("acme-cmd", "acme_cmd", """
+    taking = {
+        "command": '@app.command(name="train")\n    def mine():\n        pass',
+        "group": 'sub = typer.Typer()\n    app.add_typer(sub, name="train")',
+        "function name": '@app.command()\n    def Train():  # Typer names it "train"\n        pass',
+    }[how]
+    fake_dist("acme-cmd", "acme_cmd", f"""
+import typer
 from denoisekit.plugin import hookimpl
 
 @hookimpl
@@ -266,10 +273,9 @@ def register_commands(app):
     def hello():
         pass
 
-    @app.command(name="train")
-    def train():
-        pass
+    {taking}
 """)
+    monkeypatch.setenv("DENOISEKIT_TRACE_PLUGINS", "1")
     app = typer.Typer()
 
     @app.command()
@@ -279,10 +285,5 @@ def register_commands(app):
     with pytest.raises(PluginError, match="command 'train' is registered twice: by denoisekit \\(built in\\) "
                                           "and by plugin 'acme_cmd'"):
         add_plugin_commands(app)
-    assert [c.callback for c in app.registered_commands] == [train]  # nothing of the plugin's is left
-
-
-def test_load_plugins_allowlist_takes_an_entry_point_name_too(fake_dist, fresh_plugins, monkeypatch):
-    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"), ep_name="acme")
-    monkeypatch.setenv("DENOISEKIT_LOAD_PLUGINS", "acme")
-    assert "acme-blur" in fresh_plugins.get_models()
+    assert [c.callback for c in app.registered_commands] == [train] and not app.registered_groups  # nothing left
+    assert "register_commands -> acme_cmd" in capsys.readouterr().err  # traced like every hook

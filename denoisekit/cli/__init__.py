@@ -127,16 +127,20 @@ def add_plugin_commands(target: typer.Typer) -> None:
     from denoisekit.errors import PluginError
     from denoisekit.plugins import call_impl, get_plugin_manager
 
-    def names() -> list[str]:
-        return [c.name or c.callback.__name__.replace("_", "-") for c in target.registered_commands]
+    from typer.main import get_command_name
 
-    owners = {name: "denoisekit (built in)" for name in names()}
+    def names(commands: list, groups: list) -> list[str]:  # as Typer will name them
+        return ([c.name or get_command_name(c.callback.__name__) for c in commands]
+                + [g.name or g.typer_instance.info.name or "" for g in groups])
+
+    owners = {name: "denoisekit (built in)" for name in names(target.registered_commands, target.registered_groups)}
     for impl in reversed(get_plugin_manager().hook.register_commands.get_hookimpls()):
-        before = len(target.registered_commands)
+        commands, groups = len(target.registered_commands), len(target.registered_groups)
         call_impl(impl, "register_commands", {"app": target})
-        for name in names()[before:]:
+        for name in names(target.registered_commands[commands:], target.registered_groups[groups:]):
             if name in owners:
-                del target.registered_commands[before:]
+                del target.registered_commands[commands:]
+                del target.registered_groups[groups:]
                 raise PluginError(f"command '{name}' is registered twice: by {owners[name]} and by plugin "
                                   f"'{impl.plugin_name}'; DENOISEKIT_BLOCK_PLUGINS={impl.plugin_name} runs "
                                   "denoisekit without it")
