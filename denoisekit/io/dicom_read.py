@@ -23,6 +23,9 @@ from denoisekit.volume import Volume
 
 #: Modalities read as CT: CT itself, and "other" or none, which CT-derived images may carry.
 CT_MODALITIES = ("CT", "OT", "")
+#: CT Image, Enhanced CT and Legacy Converted Enhanced CT storage: read whatever the Modality
+#: (cone-beam CT from C-arm or dental systems may say XA or IO).
+CT_STORAGE = ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
 
 Note = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -97,7 +100,8 @@ def read_dicom(
 ) -> Volume:
     chosen = find_series(path, series, note)
     modality = chosen.modality.strip().upper()
-    if modality not in CT_MODALITIES:
+    sop_class = str(chosen.frames[0].header.get("SOPClassUID", "")) if chosen.frames else ""
+    if modality not in CT_MODALITIES and sop_class not in CT_STORAGE:
         # An MR or PET series would come out as a CT series claiming Hounsfield units.
         raise DenoiseKitError(f"series {chosen.uid} is {modality} (Modality), not CT: denoisekit reads CT only")
     frames = chosen.frames

@@ -78,7 +78,9 @@ def nifti_non_finite(path: Path, chunk: int = 1 << 24) -> int:
     the file itself: SimpleITK's reader turns them into 0. Integer voxels have none."""
     import gzip
 
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with open(path, "rb") as fh:  # by content, not name: SimpleITK reads a plain .nii.gz too
+        zipped = fh.read(2) == b"\x1f\x8b"
+    opener = gzip.open if zipped else open
     with opener(path, "rb") as fh:
         head = fh.read(540)
         if len(head) < 348:

@@ -328,3 +328,12 @@ def test_a_series_that_is_not_ct_is_refused():
 
     with pytest.raises(DenoiseKitError, match=r"is MR \(Modality\), not CT: denoisekit reads CT only"):
         read_volume(get_testdata_file("MR_small_RLE.dcm"))
+
+
+def test_a_ct_image_labelled_with_another_modality_is_still_read(make_series):
+    series = make_series(shape=(2, 16, 16))
+    for f in series.files:  # cone-beam CT from a C-arm: CT Image Storage, Modality XA
+        ds = pydicom.dcmread(f)
+        ds.Modality = "XA"
+        ds.save_as(f)
+    np.testing.assert_array_equal(read_volume(series.path).array, series.hu)

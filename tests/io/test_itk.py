@@ -171,3 +171,10 @@ def test_read_error_gives_the_reason_on_one_line(tmp_path):
     message = str(err.value)
     assert message.startswith(f"cannot read {tmp_path / 'cut.mha'}: ") and "\n" not in message
     assert "Exception thrown" not in message and ".cxx" not in message and "0x" not in message
+
+
+def test_an_uncompressed_nifti_named_nii_gz_still_reads(tmp_path):
+    array = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4) - 100
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "plain.nii"))
+    (tmp_path / "plain.nii").rename(tmp_path / "misnamed.nii.gz")  # SimpleITK reads it; so must we
+    np.testing.assert_array_equal(read_volume(tmp_path / "misnamed.nii.gz").array, array)
