@@ -28,10 +28,12 @@ def weights_dir(model_name: str | None = None):
 
         cls = get_models().get(model_name)
         package = cls.__module__.split(".")[0] if cls is not None else PACKAGE
-    try:
-        return resources.files(package) / "weights"
-    except TypeError:  # a plugin that is a single module, not a package: it ships no weights
-        return None
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.submodule_search_locations is None:
+        return None  # a plugin that is a single module, not a package, ships no weights
+    return resources.files(package) / "weights"
 
 
 def _shipped(model_name: str, directory: Any, suffix: str) -> Any:

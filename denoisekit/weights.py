@@ -43,7 +43,14 @@ def read_weights(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
             arrays = {k: data[k] for k in data.files}
     except Exception as exc:  # corrupt zip, pickled objects, not an npz
         # NumPy reads any non-zip file as a pickle, which it refuses: say what it is not, not that
-        why = "not a .npz archive" if "pickle" in str(exc) else str(exc).strip().splitlines()[0]
+        import zipfile
+
+        if not zipfile.is_zipfile(path):
+            why = "not a .npz archive"
+        elif "pickle" in str(exc):
+            why = "it holds pickled objects, which are never loaded"
+        else:
+            why = str(exc).strip().splitlines()[0]
         raise DenoiseKitError(f"{path} is not a denoisekit weights file ({why})") from None
     if HEADER not in arrays:
         raise DenoiseKitError(f"{path} is not a denoisekit weights file (no header)")

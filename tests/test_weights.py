@@ -48,7 +48,7 @@ def test_wrong_model_is_a_clear_error(tmp_path, model):
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, payload=np.array([{"a": 1}], dtype=object), __denoisekit__=np.array("{}"))
-    with pytest.raises(DenoiseKitError, match="not a denoisekit weights file"):
+    with pytest.raises(DenoiseKitError, match="not a denoisekit weights file .it holds pickled objects"):
         read_weights(path)
 
 
