@@ -105,7 +105,6 @@ def noise_spectrum(image: Any) -> Any:
     flat (``FLAT_BLOCK``)."""
     import numpy as np
     from numpy.lib.stride_tricks import sliding_window_view
-    from scipy import ndimage
 
     a = np.asarray(image, dtype=np.float64)
     b = SPECTRUM_BLOCK
@@ -116,16 +115,32 @@ def noise_spectrum(image: Any) -> Any:
     blocks = blocks[(blocks.min(axis=1) > lo) & (blocks.max(axis=1) < hi)]
     if len(blocks) < MIN_SPECTRUM_BLOCKS:
         return None
-    yy, xx = np.mgrid[:b, :b]
-    plane = np.stack([np.ones(b * b), yy.ravel(), xx.ravel()], axis=1)
-    detrended = blocks - (blocks @ np.linalg.pinv(plane).T) @ plane.T
-    sd = detrended.std(axis=1)
+    detrended = detrend(blocks.reshape(-1, b, b))
+    sd = detrended.std(axis=(1, 2))
     level = _half_sample_mode(sd)
     flat = sd <= FLAT_BLOCK * level
     if not level > 0.01 or flat.sum() < MIN_SPECTRUM_BLOCKS:  # HU are stored in steps of 1 or more
         return None
-    power = (np.abs(np.fft.fft2(detrended[flat].reshape(-1, b, b))) ** 2).mean(axis=0)
-    # Detrending took each block's mean, so the zero frequency reads 0: the mean of its
-    # eight neighbours stands in.
-    power[0, 0] = (ndimage.uniform_filter(power, 3, mode="wrap")[0, 0] * 9 - power[0, 0]) / 8
+    return mean_spectrum(detrended[flat])
+
+
+def detrend(blocks: Any) -> Any:
+    """Square blocks ``(n, b, b)`` less each one's best-fit plane (its mean and slopes)."""
+    import numpy as np
+
+    b = blocks.shape[-1]
+    yy, xx = np.mgrid[:b, :b]
+    plane = np.stack([np.ones(b * b), yy.ravel(), xx.ravel()], axis=1)
+    flat = np.asarray(blocks, dtype=np.float64).reshape(len(blocks), b * b)
+    return (flat - (flat @ np.linalg.pinv(plane).T) @ plane.T).reshape(blocks.shape)
+
+
+def mean_spectrum(detrended: Any) -> Any:
+    """The mean power spectrum of detrended blocks, scaled to mean 1. Detrending took each
+    block's mean, so the zero frequency reads 0; the mean of its four axial neighbours
+    stands in (CT noise spectra are smooth there, and often near 0 themselves)."""
+    import numpy as np
+
+    power = (np.abs(np.fft.fft2(detrended)) ** 2).mean(axis=0)
+    power[0, 0] = power[[0, 0, 1, -1], [1, -1, 0, 0]].mean()
     return power / power.mean()

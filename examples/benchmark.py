@@ -173,15 +173,13 @@ def true_noise(method: str, noise) -> dict:
     image (the mean power spectrum of ``SPECTRUM_BLOCK``-square blocks), here over every block."""
     import numpy as np
 
-    from denoisekit.noise_level import SPECTRUM_BLOCK as b
+    from denoisekit.noise_level import SPECTRUM_BLOCK as b, detrend, mean_spectrum
 
     options = {"sigma": float(noise.std())}
     if method == "bm3d":
         blocks = np.concatenate([np.lib.stride_tricks.sliding_window_view(n, (b, b))[::b, ::b].reshape(-1, b, b)
                                  for n in np.asarray(noise, dtype=np.float64)])
-        power = (np.abs(np.fft.fft2(blocks - blocks.mean(axis=(1, 2), keepdims=True))) ** 2).mean(axis=0)
-        power[0, 0] = power[[0, 0, 1, -1], [1, -1, 0, 0]].mean()  # the blocks' means were taken out
-        options["spectrum"] = power / power.mean()
+        options["spectrum"] = mean_spectrum(detrend(blocks))
     return options
 
 

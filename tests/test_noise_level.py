@@ -51,7 +51,6 @@ def test_a_small_body_on_air_is_read_from_its_own_noise():
     assert estimate_noise_hu(image) == pytest.approx(20, rel=0.25)
 
 
-
 def _block_spectrum(noise, b=16):
     """The reference: mean power spectrum of every b x b block of a noise image, mean 1."""
     blocks = np.lib.stride_tricks.sliding_window_view(noise, (b, b))[::b, ::b].reshape(-1, b, b)

@@ -114,14 +114,32 @@ class BM3D(_Classical):
         # From Python, a measured spectrum (e.g. the scanner's, on a water phantom) may be given
         # as an array, as ``noise_spectrum`` returns it.
         spectrum = self.config["spectrum"]
-        if isinstance(spectrum, str) and spectrum not in ("estimated", "white"):
-            raise DenoiseKitError(f"option spectrum must be 'estimated' or 'white', got {spectrum!r}")
+        if isinstance(spectrum, str):
+            if spectrum not in ("estimated", "white"):
+                raise DenoiseKitError(f"option spectrum must be 'estimated' or 'white', got {spectrum!r}")
+        else:
+            import numpy as np
+
+            array = np.asarray(spectrum, dtype=np.float64)
+            if array.ndim != 2 or array.shape[0] != array.shape[1] or not np.isfinite(array).all() \
+                    or (array < 0).any() or not array.sum() > 0:
+                raise DenoiseKitError("option spectrum must be 'estimated', 'white' or a square array of "
+                                      "non-negative powers over FFT frequencies, not all zero")
+            self.config["spectrum"] = array
         # Checked here, so 'infer --model bm3d' fails before reading any volume.
         if importlib.util.find_spec("bm3d") is None:
             raise DenoiseKitError("model 'bm3d' needs the bm3d package: install denoisekit[bm3d]")
 
+    #: bm3d works on 8x8 blocks with a search window around them; on smaller slices the
+    #: package fails (an 8x8 slice crashes the whole process), so they are refused.
+    MIN_SIDE = 16
+
     def _filter(self, image, sigma):
         from denoisekit.noise_level import noise_spectrum
+
+        if min(image.shape) < self.MIN_SIDE:
+            raise DenoiseKitError(f"bm3d needs slices of at least {self.MIN_SIDE}x{self.MIN_SIDE} pixels, "
+                                  f"got {image.shape[0]}x{image.shape[1]}")
 
         spectrum = self.config["spectrum"]
         if isinstance(spectrum, str):

@@ -118,3 +118,14 @@ def test_bm3d_psd_follows_the_package_convention():
 def test_bm3d_unknown_spectrum_refused():
     with pytest.raises(DenoiseKitError, match="spectrum must be"):
         BM3D(spectrum="pink")
+
+
+@pytest.mark.parametrize("spectrum", [np.zeros((16, 16)), np.ones((16, 8)), -np.ones((16, 16)), [[1.0, np.nan], [1, 1]]])
+def test_bm3d_refuses_a_spectrum_that_is_no_power_spectrum(spectrum):
+    with pytest.raises(DenoiseKitError, match="square array of non-negative powers"):
+        BM3D(spectrum=spectrum)
+
+
+def test_bm3d_refuses_slices_too_small_for_it():
+    with pytest.raises(DenoiseKitError, match="at least 16x16 pixels, got 8x40"):
+        BM3D(sigma=10.0).denoise(np.zeros((1, 8, 40), np.float32))
