@@ -89,7 +89,7 @@ SPECTRUM_BLOCK = 16
 #: A block counts as flat (noise only) when its standard deviation, after removing its
 #: best-fit plane, is at most this many times the most common such value over the slice's
 #: soft-tissue blocks: edges and texture would add power of their own.
-FLAT_BLOCK = 1.5
+FLAT_BLOCK = 1.25
 #: Fewer flat soft-tissue blocks than this: the spectrum is not read (``None``).
 MIN_SPECTRUM_BLOCKS = 16
 
@@ -143,4 +143,16 @@ def mean_spectrum(detrended: Any) -> Any:
 
     power = (np.abs(np.fft.fft2(detrended)) ** 2).mean(axis=0)
     power[0, 0] = power[[0, 0, 1, -1], [1, -1, 0, 0]].mean()
+    return power / power.mean()
+
+
+def spectrum_on(spectrum: Any, shape: tuple) -> Any:
+    """``spectrum`` (square, over FFT frequencies, zero first) interpolated onto the FFT
+    frequencies of an image of ``shape`` (periodically, linearly), scaled to mean 1."""
+    import numpy as np
+    from scipy import ndimage
+
+    b = spectrum.shape[0]
+    grid = np.meshgrid(*(np.fft.fftfreq(n) * b for n in shape), indexing="ij")
+    power = ndimage.map_coordinates(np.asarray(spectrum, dtype=np.float64), grid, order=1, mode="grid-wrap")
     return power / power.mean()

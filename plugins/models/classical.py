@@ -164,13 +164,9 @@ def _psd(spectrum: Any, shape: tuple, sigma: float) -> Any:
     """``spectrum`` (a square array over FFT frequencies, any mean) as the bm3d package's
     noise PSD for an image of ``shape``: interpolated onto the image's frequencies and
     scaled to the package's convention, mean = pixels x variance."""
-    import numpy as np
-    from scipy import ndimage
+    from denoisekit.noise_level import spectrum_on
 
-    b = spectrum.shape[0]
-    grid = np.meshgrid(*(np.fft.fftfreq(n) * b for n in shape), indexing="ij")
-    psd = ndimage.map_coordinates(np.asarray(spectrum, dtype=np.float64), grid, order=1, mode="grid-wrap")
-    return psd * (sigma**2 * shape[0] * shape[1] / psd.mean())
+    return spectrum_on(spectrum, shape) * (sigma**2 * shape[0] * shape[1])
 
 
 def _bm4d_numpy2() -> None:
