@@ -59,14 +59,26 @@ def refuse_foreign(path: Path, series: bool) -> None:
         raise DenoiseKitError(f"{path} holds other files ({shown}): not replaced; choose another --output")
 
 
+#: Files a desktop leaves in any folder it shows: not data, so they do not make a folder foreign.
+DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+
+
 def _ours(entry: os.DirEntry) -> bool:
-    """A slice file denoisekit writes: named so, a regular file, 'DICM' after the preamble."""
+    """A slice file denoisekit writes (named so, a regular DICOM file whose Manufacturer is
+    denoisekit: other tools name slices IM00001.dcm too), or a desktop's metadata file."""
+    if entry.name in DESKTOP_FILES and entry.is_file(follow_symlinks=False):
+        return True
     if not (SERIES_FILE.fullmatch(entry.name) and entry.is_file(follow_symlinks=False)):
         return False
     try:
         with open(entry.path, "rb") as fh:
-            return fh.read(132)[128:] == b"DICM"
-    except OSError:
+            if fh.read(132)[128:] != b"DICM":
+                return False
+        import pydicom
+
+        header = pydicom.dcmread(entry.path, stop_before_pixels=True, specific_tags=["Manufacturer"])
+        return str(header.get("Manufacturer", "")) == "denoisekit"
+    except Exception:  # noqa: BLE001 - unreadable: not ours
         return False
 
 

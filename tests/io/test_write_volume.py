@@ -100,6 +100,7 @@ def _dicom_file(path):
     ({"notes.txt": "precious", "sub/data.csv": "1,2"}, "notes.txt, sub/"),
     ({"IM00001.dcm": "not DICOM"}, "IM00001.dcm"),  # our name, not our content
     ({"CT_small.dcm": None}, "CT_small.dcm"),  # someone's DICOM, not a series we wrote
+    ({"IM00001.dcm": None}, "IM00001.dcm"),  # someone's DICOM with our file name
 ])
 def test_force_never_replaces_a_directory_of_other_files(tmp_path, others, shown):
     from denoisekit.io import check_output
@@ -124,6 +125,7 @@ def test_force_never_replaces_a_directory_of_other_files(tmp_path, others, shown
 def test_force_replaces_an_empty_directory_and_our_series(tmp_path):
     (tmp_path / "empty").mkdir()
     write_volume(_volume(), tmp_path / "empty", force=True)
+    (tmp_path / "empty" / ".DS_Store").write_bytes(b"\0")  # a desktop looked at it
     write_volume(Volume(np.full((3, 8, 8), 90.0, dtype=np.float32)), tmp_path / "empty", force=True)
     assert read_volume(tmp_path / "empty").shape == (3, 8, 8)
 
