@@ -102,6 +102,7 @@ def _refuse_foreign(output: Path) -> None:
 def _write(result, output: Path, force: bool, console) -> list[Path]:
     """Write everything into a temporary sibling folder, then move it into place whole."""
     import json
+    import os
     import shutil
     import tempfile
 
@@ -111,6 +112,9 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
 
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".partial", dir=output.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would keep the published folder private
     try:
         names = list(result.denoised)
         main = names[0]

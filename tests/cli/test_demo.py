@@ -1,6 +1,7 @@
 """`denoisekit demo`: the README's main job writes every output and a table of scores."""
 
 import json
+import os
 
 import SimpleITK as sitk
 from typer.testing import CliRunner
@@ -34,6 +35,9 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
     assert max(abs(a - b) for a, b in zip(dicom.GetOrigin(), clean.GetOrigin())) < 1e-3
     assert json.loads((out / "noisy.json").read_text())["kind"] == "lowdose"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask  # as any folder the user makes, not private
 
 
 def test_demo_refuses_an_existing_output(tmp_path):
