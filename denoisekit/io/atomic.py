@@ -39,7 +39,8 @@ def refuse_foreign(path: Path, series: bool) -> None:
 
     - a DICOM series output (``series``) replaces only a directory holding nothing but our
       slice files (``IM00001.dcm``..., each with the DICOM preamble), or an empty one;
-    - a file output (NIfTI, NRRD, MHA, a JSON sidecar) replaces only a regular file;
+    - a file output (NIfTI, NRRD, MHA, a JSON sidecar) replaces only a regular file of that
+      format (by its content: ``notes.txt`` renamed ``out.nii.gz`` stays);
     - so a directory never replaces a file, nor a file a directory;
     - a symbolic link is replaced as a link: what it points to is never touched.
     """
@@ -49,6 +50,9 @@ def refuse_foreign(path: Path, series: bool) -> None:
         if not path.is_file():
             what = "a directory" if path.is_dir() else "not a regular file"
             raise DenoiseKitError(f"{path} is {what}: not replaced by a file; choose another --output")
+        kind = _format_of(path)
+        if kind is not None and not _is_format(path, kind):
+            raise DenoiseKitError(f"{path} is not a {kind} file: not replaced; choose another --output")
         return
     if not path.is_dir():
         raise DenoiseKitError(f"{path} is a file, not a DICOM series directory: not replaced; choose another --output")
@@ -57,6 +61,37 @@ def refuse_foreign(path: Path, series: bool) -> None:
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise DenoiseKitError(f"{path} holds other files ({shown}): not replaced; choose another --output")
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    for suffix, kind in ((".nii.gz", "NIfTI"), (".nii", "NIfTI"), (".nrrd", "NRRD"), (".mha", "MetaImage"),
+                         (".json", "JSON")):
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
+def _is_format(path: Path, kind: str) -> bool:
+    """Whether ``path`` holds a file of ``kind`` (its first bytes; JSON: that it parses)."""
+    import gzip
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(600)
+        if kind == "JSON":
+            json.loads(path.read_text(encoding="utf-8"))
+            return True
+        if kind == "NIfTI":
+            if head[:2] == b"\x1f\x8b":
+                with gzip.open(path, "rb") as fh:
+                    head = fh.read(4)
+            return any(int.from_bytes(head[:4], order) in (348, 540) for order in ("little", "big"))
+        if kind == "NRRD":
+            return head.startswith(b"NRRD")
+        return b"NDims" in head or b"ObjectType" in head  # MetaImage's text header
+    except (OSError, ValueError, EOFError):
+        return False
 
 
 #: Files a desktop leaves in any folder it shows: not data, so they do not make a folder foreign.

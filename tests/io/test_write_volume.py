@@ -81,11 +81,12 @@ def test_suffix_in_any_case_is_written_in_its_format(tmp_path, name, fmt):
 
 def test_failed_write_names_the_output_and_why_and_leaves_nothing(tmp_path):
     wide = Volume(np.zeros((1, 1, 32768), dtype=np.float32))  # NIfTI-1 holds at most 32767 per axis
-    (tmp_path / "wide.NII").write_bytes(b"kept")
+    write_volume(_volume(), tmp_path / "wide.NII")  # an earlier output, which --force may replace
+    kept = (tmp_path / "wide.NII").read_bytes()
     with pytest.raises(DenoiseKitError, match=r"cannot write .*wide\.NII: .*32767") as err:
         write_volume(wide, tmp_path / "wide.NII", force=True)
     assert ".partial" not in str(err.value)
-    assert os.listdir(tmp_path) == ["wide.NII"] and (tmp_path / "wide.NII").read_bytes() == b"kept"
+    assert os.listdir(tmp_path) == ["wide.NII"] and (tmp_path / "wide.NII").read_bytes() == kept
 
 
 def _dicom_file(path):
@@ -164,3 +165,23 @@ def test_sidecar_never_overwrites_the_input(tmp_path):
     with pytest.raises(DenoiseKitError, match="sidecar .*noisy.json would overwrite the input"):
         write_volume(volume, tmp_path / "noisy", force=True, sidecar={"seed": 1})
     assert (tmp_path / "noisy.json").read_bytes() == before and os.listdir(tmp_path) == ["noisy.json"]
+
+
+@pytest.mark.parametrize("name", ["out.nii.gz", "out.nii", "out.nrrd", "out.mha"])
+def test_force_replaces_a_file_only_of_the_format_it_writes(tmp_path, name):
+    target = tmp_path / name
+    target.write_text("my notes, saved under the wrong name")
+    with pytest.raises(DenoiseKitError, match=f"{name} is not a .* file: not replaced"):
+        write_volume(_volume(), target, force=True)
+    assert target.read_text() == "my notes, saved under the wrong name"
+    target.unlink()
+    write_volume(_volume(), target)  # an earlier output of that format is replaced
+    write_volume(Volume(np.full((3, 8, 8), 90.0, dtype=np.float32)), target, force=True)
+    assert read_volume(target).shape == (3, 8, 8)
+
+
+def test_force_replaces_a_sidecar_only_if_it_is_json(tmp_path):
+    (tmp_path / "out.json").write_text("not json")
+    with pytest.raises(DenoiseKitError, match="out.json is not a JSON file"):
+        write_volume(_volume(), tmp_path / "out.nii.gz", force=True, sidecar={"a": 1})
+    assert (tmp_path / "out.json").read_text() == "not json" and not (tmp_path / "out.nii.gz").exists()
