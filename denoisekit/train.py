@@ -297,7 +297,8 @@ def train(
 
     if progress is not None and hasattr(progress, "phase"):
         n = sum(p[0].shape[0] for p in train_parts)
-        progress.phase(f"simulating {_noise_name(noise)} noise: {realisations} cop{'y' if realisations == 1 else 'ies'} of {n} training slice{'' if n == 1 else 's'}")
+        copies = f"{realisations} cop{'y' if realisations == 1 else 'ies'}"
+        progress.phase(f"simulating {_noise_name(noise)} noise: {copies} of {n} training slice{'' if n == 1 else 's'}")
     shard = dist.task.index if dist is not None and volume_shard else None
     if chief:  # only the chief validates (on its own volumes' held-out slices if sharded)
         val_noisy_parts = add_noise(val_parts, noise, seed, VAL_STREAM, 1, shard=shard)
@@ -435,15 +436,13 @@ def _weighted_rule(backprop: Any, model: Any, loss_weight: str):
 
     from denoisekit.errors import PluginError
 
-    kwargs = {}
     if loss_weight != "none":
         hu = np.array([0.0, NOISE_WEIGHT_FLOOR_HU], dtype=np.float32)
         floor = float(np.diff(np.asarray(model.scale(hu), dtype=np.float64))[0])  # HU -> model units
 
     def gradients(model, x, target, step):
-        if loss_weight != "none":
-            kwargs["weights"] = noise_weights(x, target, floor)
-        loss, grads = backprop.gradients(model, x, target, step, **kwargs)
+        extra = {} if loss_weight == "none" else {"weights": noise_weights(x, target, floor)}
+        loss, grads = backprop.gradients(model, x, target, step, **extra)
         if len(grads) != len(model.trainable_variables):  # checked when traced: a Python list
             raise PluginError(f"backprop '{backprop.name}' returned {len(grads)} gradient(s) for the "
                               f"{len(model.trainable_variables)} variables of model '{model.name}'")

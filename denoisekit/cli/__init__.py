@@ -124,10 +124,10 @@ def add_plugin_commands(target: typer.Typer) -> None:
     """Add the commands of every plugin's ``register_commands`` to ``target``, one plugin at
     a time, so that a command taking another's name is refused, naming both: Typer would let
     the later replace the earlier, a built-in 'train' included."""
+    from typer.main import get_command_name
+
     from denoisekit.errors import PluginError
     from denoisekit.plugins import call_impl, get_plugin_manager
-
-    from typer.main import get_command_name
 
     def names(commands: list, groups: list) -> list[str]:  # as Typer will name them
         return ([c.name or get_command_name(c.callback.__name__) for c in commands]
