@@ -28,24 +28,18 @@ from denoisekit.plugins import complete, get_models
 def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool) -> list[Path]:
     """Every output path, checked before any work starts: none is an input, none exists
     (unless ``force``), no two inputs write the same place."""
-    from denoisekit.io import check_output, default_output
+    from denoisekit.io import check_output, default_output, refuse_input
 
     if output is not None and len(inputs) > 1:
         raise DenoiseKitError("-o/--output names one output; with several inputs, outputs go next to each input")
     outputs = [output or default_output(p, f"denoised-{model_name}") for p in inputs]
-    resolved_inputs = {p.resolve() for p in inputs}
     seen: set[Path] = set()
     for inp, out in zip(inputs, outputs):
         if not inp.exists():
             raise DenoiseKitError(f"input not found: {inp}")
+        for source in inputs:  # write_volume refuses these too, but only after denoising
+            refuse_input(source, out)
         key = out.resolve()
-        if key in resolved_inputs:
-            raise DenoiseKitError(f"output {out} is an input; denoisekit never overwrites its input")
-        for source in resolved_inputs:  # write_volume refuses these too, but only after denoising
-            if source.is_relative_to(key):
-                raise DenoiseKitError(f"output {out} would overwrite the input {source}; choose another output")
-            if source.is_dir() and key.is_relative_to(source):
-                raise DenoiseKitError(f"output {out} is inside the input directory {source}; choose another output")
         if key in seen:
             raise DenoiseKitError(f"two inputs would write the same output {out}")
         seen.add(key)

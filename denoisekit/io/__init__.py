@@ -4,7 +4,8 @@ Public API (other modules import only these):
 
 - ``read_volume(path, series=None, *, allow_irregular=False, allow_tilt=False) -> Volume``
 - ``write_volume(volume, path, *, force=False, description=None, sidecar=None) -> Path``
-- ``check_output(path, *, force=False, sidecar=False) -> kind``: ``write_volume``'s refusals, before any work
+- ``check_output(path, *, force=False, sidecar=False) -> kind``, ``refuse_input(source, output)``:
+  ``write_volume``'s refusals, for commands to run before any work
 - ``default_output(input_path, tag) -> Path``, ``output_kind(path)``, ``sidecar_path(output)``
 
 Heavy libraries (pydicom, SimpleITK) are imported only when a volume is read or written.
@@ -21,7 +22,8 @@ from denoisekit.errors import DenoiseKitError
 from denoisekit.io.paths import default_output, itk_suffix, output_kind, sidecar_path
 from denoisekit.volume import Volume
 
-__all__ = ["read_volume", "write_volume", "check_output", "default_output", "output_kind", "sidecar_path"]
+__all__ = ["read_volume", "write_volume", "check_output", "refuse_input", "default_output", "output_kind",
+           "sidecar_path"]
 
 logger = logging.getLogger("denoisekit.io")
 
@@ -110,7 +112,8 @@ def write_volume(
 
     path = Path(path)
     side = sidecar_path(path) if sidecar is not None else None
-    _refuse_input(volume, path, side)
+    if volume.source:
+        refuse_input(volume.source, path, side)
     kind = check_output(path, force=force, sidecar=side is not None)
     description = description or "; ".join(volume.history) or "converted by denoisekit"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,17 +147,16 @@ def write_volume(
     return path
 
 
-def _refuse_input(volume: Volume, output: Path, side: Path | None) -> None:
-    """Neither the output nor its JSON sidecar may be, contain or lie inside the input (a DICOM
-    file named ``noisy.json`` is the sidecar of ``-o noisy``)."""
-    if not volume.source:
-        return
-    source = Path(volume.source).resolve()
+def refuse_input(source: str | Path, output: Path, side: Path | None = None) -> None:
+    """Neither the output nor its JSON sidecar may be, contain or lie inside the input
+    ``source`` (a DICOM file named ``noisy.json`` is the sidecar of ``-o noisy``). Commands
+    call it before any work; ``write_volume`` calls it again."""
+    resolved = Path(source).resolve()
     for what, path in (("", output), ("the sidecar ", side)):
         if path is None:
             continue
         out = path.resolve()
-        if out == source or source.is_relative_to(out):
-            raise DenoiseKitError(f"{what}{path} would overwrite the input {volume.source}; choose another output")
-        if source.is_dir() and out.is_relative_to(source):
-            raise DenoiseKitError(f"{what}{path} is inside the input directory {volume.source}; choose another output")
+        if out == resolved or resolved.is_relative_to(out):
+            raise DenoiseKitError(f"{what}{path} would overwrite the input {source}; choose another output")
+        if resolved.is_dir() and out.is_relative_to(resolved):
+            raise DenoiseKitError(f"{what}{path} is inside the input directory {source}; choose another output")
