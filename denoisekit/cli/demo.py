@@ -78,25 +78,23 @@ def _refuse_foreign(output: Path) -> None:
     import re
 
     from denoisekit.errors import DenoiseKitError
-    from denoisekit.io.atomic import refuse_foreign
+    from denoisekit.io.atomic import refuse_foreign, refuse_foreign_folder
 
     if output.is_symlink() or not output.is_dir():
         raise DenoiseKitError(f"{output} is not a demo output folder: not replaced; choose another --output")
-    foreign = []
-    for entry in sorted(output.iterdir()):
-        if entry.is_dir() and not entry.is_symlink() and re.fullmatch(r"denoised-[\w.-]+", entry.name):
+
+    def ours(entry) -> bool:
+        if entry.is_symlink():
+            return False
+        if entry.is_dir() and re.fullmatch(r"denoised-[\w.-]+", entry.name):
             try:
-                refuse_foreign(entry, series=True)  # a derived DICOM series of ours
-                continue
+                refuse_foreign(Path(entry.path), series=True)  # a derived DICOM series of ours
+                return True
             except DenoiseKitError:
-                pass
-        elif entry.is_file() and not entry.is_symlink() and re.fullmatch(DEMO_FILE, entry.name):
-            continue
-        foreign.append(entry.name + ("/" if entry.is_dir() else ""))
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise DenoiseKitError(f"{output} holds other files ({shown}): not a demo output, not replaced; "
-                              "choose another --output")
+                return False
+        return entry.is_file() and re.fullmatch(DEMO_FILE, entry.name) is not None
+
+    refuse_foreign_folder(output, ours)
 
 
 def _write(result, output: Path, force: bool, console) -> list[Path]:

@@ -9,7 +9,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,13 @@ def refuse_foreign(path: Path, series: bool) -> None:
         return
     if not path.is_dir():
         raise DenoiseKitError(f"{path} is a file, not a DICOM series directory: not replaced; choose another --output")
+    refuse_foreign_folder(path, _ours)
+
+
+def refuse_foreign_folder(path: Path, ours: Callable[[os.DirEntry], bool]) -> None:
+    """Raise, naming them, if the folder ``path`` holds entries that ``ours`` does not claim."""
     with os.scandir(path) as entries:
-        foreign = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries if not _ours(e))
+        foreign = sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "") for e in entries if not ours(e))
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise DenoiseKitError(f"{path} holds other files ({shown}): not replaced; choose another --output")
