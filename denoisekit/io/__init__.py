@@ -53,8 +53,7 @@ def read_volume(
 
         if series is not None:
             note(f"--series is ignored for {path.name}: it holds one image")
-        volume = read_itk(path)
-        _refuse_non_finite(volume, path)
+        volume = read_itk(path)  # refuses NaN and infinite voxels
         if progress is not None:
             progress(volume.shape[0], volume.shape[0])
         return volume
@@ -63,17 +62,6 @@ def read_volume(
     return read_dicom(
         path, series, allow_irregular=allow_irregular, allow_tilt=allow_tilt, note=note, progress=progress
     )
-
-
-def _refuse_non_finite(volume: Volume, path: Path) -> None:
-    """NaN or infinite voxels are not HU: every stage would spread them (a whole slice's
-    denoising, a volume's noise estimate), so a float image holding any is refused."""
-    import numpy as np
-
-    finite = np.isfinite(volume.array)
-    if not finite.all():
-        bad = int(finite.size - np.count_nonzero(finite))
-        raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
 
 
 def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False) -> str:

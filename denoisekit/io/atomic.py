@@ -79,19 +79,17 @@ def _format_of(path: Path) -> str | None:
 
 def _is_format(path: Path, kind: str) -> bool:
     """Whether ``path`` holds a file of ``kind`` (its first bytes; JSON: that it parses)."""
-    import gzip
-
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(600)
         if kind == "JSON":
             json.loads(path.read_text(encoding="utf-8"))
             return True
         if kind == "NIfTI":
-            if head[:2] == b"\x1f\x8b":
-                with gzip.open(path, "rb") as fh:
-                    head = fh.read(4)
-            return any(int.from_bytes(head[:4], order) in (348, 540) for order in ("little", "big"))
+            from denoisekit.io.itk import open_nifti
+
+            with open_nifti(path) as found:
+                return found is not None
+        with open(path, "rb") as fh:
+            head = fh.read(600)
         if kind == "NRRD":
             return head.startswith(b"NRRD")
         return b"NDims" in head or b"ObjectType" in head  # MetaImage's text header

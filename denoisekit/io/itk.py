@@ -44,10 +44,6 @@ def read_itk(path: Path) -> Volume:
             raise DenoiseKitError(f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DenoiseKitError(f"{path} has {image.GetNumberOfComponentsPerPixel()} values per voxel; CT has one")
-    if itk_suffix(path) in (".nii", ".nii.gz"):
-        bad = nifti_non_finite(path)
-        if bad:  # SimpleITK hands them over as 0, which is water: refused as read_volume refuses NaN
-            raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
     dim = image.GetDimension()
     if dim == 2:
         spacing = image.GetSpacing() + (1.0,)
@@ -60,6 +56,13 @@ def read_itk(path: Path) -> Volume:
         array = sitk.GetArrayFromImage(image)
     else:
         raise DenoiseKitError(f"{path} is {dim}-D; denoisekit reads 2-D and 3-D images")
+    # NaN or infinite voxels are not HU, and every stage would spread them (a whole slice's
+    # denoising, a volume's noise estimate). SimpleITK hands NIfTI's over as 0 (water), so
+    # those are counted in the file itself.
+    nifti = itk_suffix(path) in (".nii", ".nii.gz")
+    bad = nifti_non_finite(path) if nifti else int(np.count_nonzero(~np.isfinite(array)))
+    if bad:
+        raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
     return Volume(
         array=np.ascontiguousarray(array, dtype=np.float32),
         spacing=tuple(float(v) for v in spacing),
@@ -73,24 +76,34 @@ def read_itk(path: Path) -> Volume:
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}
 
 
-def nifti_non_finite(path: Path, chunk: int = 1 << 24) -> int:
-    """How many voxels of a NIfTI-1/-2 file (gzipped or not) are NaN or infinite, counted in
-    the file itself: SimpleITK's reader turns them into 0. Integer voxels have none."""
+@contextmanager
+def open_nifti(path: Path) -> Iterator[tuple | None]:
+    """``(file, header bytes, byte order, header size)`` of a NIfTI-1/-2 file, gzipped or not
+    (by content, not name: SimpleITK reads a plain ``.nii.gz`` too), the file positioned after
+    the first 540 bytes; None when ``path`` holds no NIfTI header."""
     import gzip
 
-    with open(path, "rb") as fh:  # by content, not name: SimpleITK reads a plain .nii.gz too
+    with open(path, "rb") as fh:
         zipped = fh.read(2) == b"\x1f\x8b"
-    opener = gzip.open if zipped else open
-    with opener(path, "rb") as fh:
+    with (gzip.open if zipped else open)(path, "rb") as fh:
         head = fh.read(540)
-        if len(head) < 348:
+        found = None
+        if len(head) >= 348:
+            for endian in "<>":
+                size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
+                if size in (348, 540):
+                    found = (fh, head, endian, size)
+                    break
+        yield found
+
+
+def nifti_non_finite(path: Path, chunk: int = 1 << 24) -> int:
+    """How many voxels of a NIfTI-1/-2 file are NaN or infinite, counted in the file itself:
+    SimpleITK's reader turns them into 0. Integer voxels have none."""
+    with open_nifti(path) as found:
+        if found is None:
             return 0
-        for endian in "<>":
-            size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
-            if size in (348, 540):
-                break
-        else:
-            return 0
+        fh, head, endian, size = found
         if size == 348:
             datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
             offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
