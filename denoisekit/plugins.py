@@ -137,14 +137,6 @@ def plugin_infos() -> list[PluginInfo]:
     return sorted(_infos.values(), key=lambda i: (not i.builtin, i.name))
 
 
-def call_registration_hook(hook_name: str, **kwargs: Any) -> None:
-    """Call a hook on every plugin, passing only the arguments each implementation takes;
-    an error inside one names that plugin."""
-    pm = get_plugin_manager()
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        call_impl(impl, hook_name, {k: v for k, v in kwargs.items() if k in impl.argnames})
-
-
 def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
     """Call one plugin's implementation of ``hook_name``; an error inside it names the plugin."""
     if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):  # pluggy's own tracing sees only pm.hook calls

@@ -66,7 +66,7 @@ def test_console_script_runs():
 def test_hook_register_commands_adds_a_command(fake_dist):
     import typer
 
-    from denoisekit.plugins import call_registration_hook
+    from denoisekit.cli import add_plugin_commands
 
     fake_dist("acme-cmd", "acme_cmd", """
 import typer
@@ -84,7 +84,7 @@ def register_commands(app):
     def _root():
         pass
 
-    call_registration_hook("register_commands", app=fresh)
+    add_plugin_commands(fresh)
     result = runner.invoke(fresh, ["acme-hello", "--name", "ct"])
     assert result.exit_code == 0 and result.stdout == "hello ct\n"
 
