@@ -48,9 +48,16 @@ class _Classical(Model):
         import numpy as np
         from concurrent.futures import ThreadPoolExecutor
 
-        hu = np.asarray(slices, dtype=np.float32)
-        if hu.ndim != 3:
-            raise ValueError(f"expected slices (n, y, x), got shape {hu.shape}")
+        from denoisekit.volume import fill_padding, padding_mask
+
+        given = np.asarray(slices, dtype=np.float32)
+        if given.ndim != 3:
+            raise ValueError(f"expected slices (n, y, x), got shape {given.shape}")
+        # Padding outside the field of view (-3024 HU and the like) is filtered as air and
+        # comes back as the scanner wrote it, as the learned models do: filtered as image, its
+        # step to the body's edge bled into both.
+        padding = padding_mask(given)
+        hu = fill_padding(given, padding)
         out = np.empty_like(hu)
         sigmas = _noise_levels(hu, float(self.config["sigma"]))
 
@@ -65,7 +72,7 @@ class _Classical(Model):
         else:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(one, range(len(hu))))  # list(): re-raises a slice's error here
-        return out
+        return np.where(padding, given, out)
 
     def _filter(self, image: Any, sigma: float) -> Any:
         raise NotImplementedError

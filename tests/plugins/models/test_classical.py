@@ -129,3 +129,19 @@ def test_bm3d_refuses_a_spectrum_that_is_no_power_spectrum(spectrum):
 def test_bm3d_refuses_slices_too_small_for_it():
     with pytest.raises(DenoiseKitError, match="at least 16x16 pixels, got 8x40"):
         BM3D(sigma=10.0).denoise(np.zeros((1, 8, 40), np.float32))
+
+
+@pytest.mark.parametrize("cls", [NLMeans, TotalVariation, BM3D])
+def test_padding_outside_the_field_of_view_is_kept_and_does_not_bleed(cls, phantom):
+    """Scanners write -3024 HU outside the reconstructed circle: it comes back as written,
+    and the image inside is filtered as if air surrounded it (the step to -3024 is no edge
+    of the patient's)."""
+    _, noisy = phantom
+    y, x = np.mgrid[:48, :48]
+    outside = (y - 23.5) ** 2 + (x - 23.5) ** 2 > 23**2
+    in_air = np.where(outside, np.float32(-1024.0), noisy)
+    padded = np.where(outside, np.float32(-3024.0), noisy)
+    model = cls(sigma=40.0)
+    out = model.denoise(padded)
+    np.testing.assert_array_equal(out[:, outside], -3024.0)
+    np.testing.assert_allclose(out[:, ~outside], model.denoise(in_air)[:, ~outside], atol=1e-3)
