@@ -91,6 +91,8 @@ class TrainResult:
     seconds: float
     resumed_from: int | None = None
     best: dict[str, Any] = field(default_factory=dict)
+    #: A resumed run that had already trained its whole budget: nothing was trained.
+    already_complete: bool = False
 
     def summary(self) -> dict[str, Any]:
         """The JSON-able outcome (what ``train --json`` prints)."""
@@ -108,6 +110,7 @@ class TrainResult:
             # median over epochs: the first epoch also pays for tracing the step function
             "seconds_per_step": round(float(np.median(per_step)), 5) if per_step else None,
             "resumed_from": self.resumed_from,
+            "already_complete": self.already_complete,
             "noisy": {"psnr": first.get("noisy_psnr"), "ssim": first.get("noisy_ssim")},
             "initial": {k: first.get(f"val_{k}") for k in ("loss", "psnr", "ssim")},
             "final": {k: last.get(f"val_{k}") for k in ("loss", "psnr", "ssim")},
@@ -290,6 +293,17 @@ def train(
         if chief:
             budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
             run.write_config({**old, **budget})
+        last, old_rows = _last_usable_epoch(run, plan)
+        if last == len(plan):  # nothing left to train: say so before simulating any noise
+            from denoisekit.weights import read_weights
+
+            _, arrays = read_weights(run.epoch_weights(last))
+            with scope():
+                model.set_weights(arrays)
+            rows = [old_rows[e] for e in range(last + 1) if e in old_rows]
+            best = max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
+            return TrainResult(run.path, model, last, int(rows[-1]["step"]), rows, best["epoch"],
+                               time.perf_counter() - t0, last, best, already_complete=True)
     elif chief:  # other workers write nothing
         run.create(config)
 
@@ -340,22 +354,18 @@ def train(
     extra = {"backprop": backprop.name, "noise": _noise_name(noise), "seed": int(seed)}
     rows: list[dict[str, Any]] = []
     start, resumed_from = 0, None
-    done = run.complete_epochs() if resume else []
-    if done:
-        old_rows = {r["epoch"]: r for r in run.read_metrics()}
-        cumulative = np.concatenate([[0], np.cumsum(plan)])
-        usable = [e for e in done if e <= len(plan) and e in old_rows and old_rows[e]["step"] == cumulative[e]]
-        if usable:
-            start = resumed_from = usable[-1]
-            from denoisekit.weights import read_weights
+    last, old_rows = _last_usable_epoch(run, plan) if resume else (None, {})
+    if last is not None:
+        start = resumed_from = last
+        from denoisekit.weights import read_weights
 
-            _, arrays = read_weights(run.epoch_weights(start))
-            with scope():
-                model.set_weights(arrays)
-                opt.load(run.epoch_optimizer(start))
-            rows = [old_rows[e] for e in range(start + 1) if e in old_rows]
-            if chief:
-                run.drop_epochs_after(start)
+        _, arrays = read_weights(run.epoch_weights(start))
+        with scope():
+            model.set_weights(arrays)
+            opt.load(run.epoch_optimizer(start))
+        rows = [old_rows[e] for e in range(start + 1) if e in old_rows]
+        if chief:
+            run.drop_epochs_after(start)
     if not rows:
         row = {"epoch": 0, "step": 0, "loss": None, "seconds": 0.0}
         rows = [row]
@@ -416,6 +426,18 @@ def train(
         run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
         time.perf_counter() - t0, resumed_from, best,
     )
+
+
+def _last_usable_epoch(run: RunDir, plan: list[int]) -> tuple[int | None, dict[int, dict]]:
+    """The last saved epoch a resume can start from (weights, optimiser state and a metrics
+    row at the step this plan puts it), and the metrics rows by epoch."""
+    done = run.complete_epochs()
+    if not done:
+        return None, {}
+    old_rows = {r["epoch"]: r for r in run.read_metrics()}
+    cumulative = np.concatenate([[0], np.cumsum(plan)])
+    usable = [e for e in done if e <= len(plan) and e in old_rows and old_rows[e]["step"] == cumulative[e]]
+    return (usable[-1] if usable else None), old_rows
 
 
 def _seed_keras(seed: int) -> bool:

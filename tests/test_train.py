@@ -161,6 +161,24 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path):
               epochs=3, seed=4, resume=True, **SMALL)
 
 
+def test_resuming_a_finished_run_trains_nothing_and_returns_its_weights(tmp_path, monkeypatch):
+    whole = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a",
+                  epochs=2, seed=3, **SMALL)
+    import denoisekit.dataset
+
+    def no_noise(*args, **kwargs):
+        raise AssertionError("a finished run simulated noise again")
+
+    monkeypatch.setattr(denoisekit.dataset, "add_noise", no_noise)
+    again = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a",
+                  epochs=2, seed=3, resume=True, **SMALL)
+    assert again.already_complete and again.summary()["already_complete"]
+    assert (again.epochs, again.steps, again.best_epoch) == (whole.epochs, whole.steps, whole.best_epoch)
+    assert [r["epoch"] for r in again.rows] == [0, 1, 2]
+    np.testing.assert_array_equal(again.model.trainable_variables[0].numpy(),
+                                  whole.model.trainable_variables[0].numpy())
+
+
 def test_noise_per_volume_is_recorded_resumes_and_needs_one_per_volume(tmp_path):
     volumes = [phantom(), phantom(4)]
     noises = [WhiteNoise(sigma=40.0), WhiteNoise(sigma=200.0)]

@@ -171,6 +171,9 @@ def train(
         volume_shard=volume_shard,
     )
     summary = {**result.summary(), "backprop": backprop_obj.name, "noise": noise_obj.name}
+    if result.already_complete:
+        status(err_console(quiet), f"{run_dir} already trained all {result.epochs} epochs ({result.steps} steps): "
+                                   "nothing to do; give --epochs or --steps beyond that to train on")
     if json_out:
         print_json(summary)
     elif not quiet:

@@ -61,6 +61,13 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
 
+    # resuming a finished run says so, and trains (and simulates) nothing
+    done = _train("--resume", run)
+    assert done.exit_code == 0, done.output
+    assert "already trained all 3 epochs (9 steps): nothing to do" in done.stderr
+    assert "simulating" not in done.stderr
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
+
     clash = _train("--resume", run, "--steps", "12", "--seed", "5", "--quiet")
     assert clash.exit_code == 1 and "different seed" in clash.output
 
