@@ -64,7 +64,8 @@ def slice_progress(console, transient: bool = True):
         TimeElapsedColumn(),
         console=console,
         transient=transient,
-        disable=console.quiet,
+        # A transient bar off a terminal draws nothing, yet leaves an empty line in the log.
+        disable=console.quiet or (transient and not console.is_terminal),
     )
 
 

@@ -117,3 +117,10 @@ def test_help_states_gaussians_actual_default_sigma():
     result = runner.invoke(get_app(), ["noise", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert f"(default {Gaussian.options['sigma']:g})" in result.stdout
+
+
+def test_the_status_line_is_the_log_s_first_line(body_nifti, tmp_path):
+    """Off a terminal the progress bar draws nothing: it must not leave an empty line."""
+    result = run(body_nifti, "-o", tmp_path / "noisy.nii.gz", "--kind", "gaussian", "--sigma", 30)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("wrote "), repr(result.stderr[:40])
