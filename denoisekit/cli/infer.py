@@ -36,7 +36,7 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
     seen: set[Path] = set()
     for inp, out in zip(inputs, outputs):
         if not inp.exists():
-            raise DenoiseKitError(f"input not found: {inp}")
+            raise DenoiseKitError(f"{inp} does not exist")
         for source in inputs:  # write_volume refuses these too, but only after denoising
             refuse_input(source, out)
         key = out.resolve()

@@ -94,3 +94,12 @@ def test_python_dash_m_runs_the_cli():
 
     proc = subprocess.run([sys.executable, "-m", "denoisekit", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_a_missing_input_is_the_same_one_line_in_every_command(tmp_path):
+    missing = tmp_path / "nope.dcm"
+    for args in (["infer", missing], ["noise", missing, "--kind", "gaussian"], ["export", missing, "-o", tmp_path / "a.nii.gz"],
+                 ["evaluate", missing, missing]):
+        result = runner.invoke(get_app(), [str(a) for a in args])
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.strip() == f"Error: {missing} does not exist", (args, result.stderr)
