@@ -89,6 +89,35 @@ def _check_uniform(frames: list[Frame]) -> None:
         raise DenoiseKitError("the slices have different PixelSpacing; they do not form one volume")
 
 
+def _check_pixel_bytes(frames: list[Frame]) -> None:
+    """Refuse native pixel data longer or shorter than Rows x Columns x frames x BitsAllocated
+    (plus the pad byte of an odd length): pydicom would drop the excess, or fail obscurely,
+    and the image would be read with a wrong geometry. Encapsulated data is not checked."""
+    from pydicom.uid import UID
+
+    seen: set[Path] = set()
+    for f in frames:
+        if f.path in seen or f.pixel_bytes is None:
+            continue
+        seen.add(f.path)
+        header = f.header
+        if UID(str(header.file_meta.get("TransferSyntaxUID", ""))).is_encapsulated:
+            continue
+        try:
+            bits = int(header.get("BitsAllocated"))
+            n_frames = int(header.get("NumberOfFrames", 1) or 1)
+        except (TypeError, ValueError):
+            continue  # the decoder names what is missing
+        expected = -(-f.rows * f.columns * n_frames * bits // 8)
+        if f.pixel_bytes in (expected, expected + expected % 2):
+            continue
+        why = "the file is truncated or its" if f.pixel_bytes < expected else "its"
+        raise DenoiseKitError(
+            f"{f.path}: PixelData holds {f.pixel_bytes} bytes but the header's Rows x Columns x frames x BitsAllocated "
+            f"({f.rows} x {f.columns} x {n_frames} x {bits} bits) make {expected}; {why} image size is wrong"
+        )
+
+
 def read_dicom(
     path: Path,
     series: str | None = None,
@@ -115,11 +144,12 @@ def read_dicom(
         note(f"series {chosen.uid}: the pixel values are not Hounsfield units ({why}); "
              "denoisekit's noise and models assume HU")
     check_decoders(chosen.transfer_syntaxes)
+    _check_pixel_bytes(frames)
     first = frames[0]
     stack = order_stack(
         [f.position for f in frames],
         [f.orientation for f in frames],
-        single_slice_spacing=first.thickness or 1.0,
+        single_slice_spacing=first.spacing_between or first.thickness or 1.0,
         allow_irregular=allow_irregular,
         allow_tilt=allow_tilt,
     )

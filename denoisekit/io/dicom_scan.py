@@ -1,8 +1,10 @@
 """The header pass over DICOM files: which files are images, which series they belong
-to, and where each frame sits. Pixels are not read here (``stop_before_pixels``)."""
+to, and where each frame sits. Pixels are not read here: reading stops at the pixel data
+element, whose length is kept (``Frame.pixel_bytes``)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +16,8 @@ from denoisekit.errors import DenoiseKitError
 # states, key objects, segmentations, registrations, plans, DICOMDIRs) are skipped.
 NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "PR", "KO", "SEG", "REG", "DOC", "RTDOSE"}
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float and Double Float Pixel Data
+UNDEFINED_LENGTH = 0xFFFFFFFF  # encapsulated pixel data: fragments up to a delimiter
 
 
 @dataclass
@@ -31,7 +35,12 @@ class Frame:
     intercept: float
     thickness: float | None
     localizer: bool = False
+    #: SpacingBetweenSlices, the z spacing of a single slice (positions give it otherwise)
+    spacing_between: float | None = None
     header: Any = field(default=None, repr=False, compare=False)  # the file's header dataset
+    #: Bytes of pixel data the file holds (all its frames), from the element's length and the
+    #: file's size; None without a pixel data element or for encapsulated (compressed) data.
+    pixel_bytes: int | None = None
 
 
 @dataclass
@@ -57,16 +66,29 @@ def has_dicom_preamble(path: Path) -> bool:
     return len(head) == 132 and head[128:132] == b"DICM"
 
 
-def read_header(path: Path):
-    """Parse a file that claims to be DICOM; a corrupt one is an error naming it."""
+def read_header(path: Path) -> tuple[Any, int | None]:
+    """Parse a file that claims to be DICOM up to its pixel data; a corrupt one is an error
+    naming it. Also return ``Frame.pixel_bytes``: the pixel data element's length is known
+    from its header, so the check that it fits Rows x Columns needs no pixel read."""
+    import os
     import warnings
 
-    import pydicom
+    from pydicom.filereader import read_partial
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+    found: list[tuple[int, int]] = []  # (length, offset of the value in the file)
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with open(path, "rb") as fh, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+
+            def at_pixels(tag: int, vr: str | None, length: int) -> bool:
+                if tag not in PIXEL_DATA_TAGS:
+                    return False
+                found.append((length, fh.tell()))
+                return True
+
+            ds = read_partial(fh, stop_when=at_pixels)
+            size = os.fstat(fh.fileno()).st_size
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken files
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {exc}") from exc
     truncated = [w for w in caught if "end of file" in str(w.message).lower()]
@@ -74,7 +96,13 @@ def read_header(path: Path):
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {truncated[0].message}")
     if "SOPClassUID" not in ds and "MediaStorageSOPClassUID" not in getattr(ds, "file_meta", {}):
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: no SOP Class in its header")
-    return ds
+    pixel_bytes = None
+    if found and found[0][0] != UNDEFINED_LENGTH:
+        length, offset = found[0]
+        deflated = ds.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+        # a deflated dataset is read from an inflated copy: the offset is not one in the file
+        pixel_bytes = length if deflated else max(0, min(length, size - offset))
+    return ds, pixel_bytes
 
 
 def _number(value: Any, what: str, path: Path, default: float | None = None) -> float:
@@ -86,6 +114,15 @@ def _number(value: Any, what: str, path: Path, default: float | None = None) -> 
         return float(value)
     except (TypeError, ValueError) as exc:
         raise DenoiseKitError(f"{path}: {what} is not a number ({value!r})") from exc
+
+
+def _size(value: Any) -> float | None:
+    """A positive length in mm, or None when absent or not one (optional attributes only)."""
+    try:
+        size = float(value)
+    except (TypeError, ValueError):
+        return None
+    return size if math.isfinite(size) and size > 0 else None
 
 
 def _numbers(value: Any, count: int, what: str, path: Path) -> tuple[float, ...]:
@@ -139,6 +176,7 @@ def frames_of(ds: Any, path: Path) -> list[Frame]:
                                   "RescaleIntercept", path, 0.0),
                 thickness=_number(_group(ds, i, "PixelMeasuresSequence", "SliceThickness"), "SliceThickness", path, 0.0) or None,
                 localizer=localizer,
+                spacing_between=_size(_group(ds, i, "PixelMeasuresSequence", "SpacingBetweenSlices")),
             ))
         return frames
     if n_frames > 1:
@@ -155,6 +193,7 @@ def frames_of(ds: Any, path: Path) -> list[Frame]:
         intercept=_number(ds.get("RescaleIntercept"), "RescaleIntercept", path, 0.0),
         thickness=_number(ds.get("SliceThickness"), "SliceThickness", path, 0.0) or None,
         localizer=localizer,
+        spacing_between=_size(ds.get("SpacingBetweenSlices")),
     )]
 
 
@@ -205,7 +244,7 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
         if not has_dicom_preamble(path):
             skipped_files.append(path.name)
             continue
-        ds = read_header(path)
+        ds, pixel_bytes = read_header(path)
         kind = non_image_kind(ds)
         if kind is not None:
             skipped_objects[kind] = skipped_objects.get(kind, 0) + 1
@@ -222,6 +261,7 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
             )
         for frame in frames_of(ds, path):
             frame.header = ds
+            frame.pixel_bytes = pixel_bytes
             entry.frames.append(frame)
         entry.transfer_syntaxes.add(str(ds.file_meta.get("TransferSyntaxUID", "")))
     if skipped_files:

@@ -150,6 +150,8 @@ def write_series(
         ds.ImageOrientationPatient = orientation
         ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[0])]
         ds.SliceThickness = _ds(thickness)
+        if positions is None:  # the grid's spacing: what a one-slice series has to say it with
+            ds.SpacingBetweenSlices = _ds(volume.spacing[2])
         ds.SliceLocation = _ds(float(np.dot(position, normal)))
         ds.Rows, ds.Columns = volume.shape[1], volume.shape[2]
         ds.RescaleSlope = _ds(slope)

@@ -200,6 +200,52 @@ def test_truncated_pixel_data_is_named(make_series):
         read_volume(series.path)
 
 
+def _ct_small_changed(tmp_path, change):
+    """A copy of pydicom's CT_small.dcm (128 x 128 x 16 bits: 32768 bytes of pixels), changed."""
+    from pydicom.data import get_testdata_file
+
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    change(ds)
+    path = tmp_path / "changed.dcm"
+    ds.save_as(path)
+    return path
+
+
+@pytest.mark.parametrize("change, held, expected", [
+    (lambda ds: setattr(ds, "PixelData", ds.PixelData + bytes(256)), 33024, 32768),
+    (lambda ds: setattr(ds, "Rows", 64), 32768, 16384),
+    (lambda ds: setattr(ds, "PixelData", ds.PixelData[:-256]), 32512, 32768),
+    (lambda ds: setattr(ds, "Rows", 256), 32768, 65536),
+], ids=["bytes beyond", "rows too few", "bytes missing", "rows too many"])
+def test_pixel_data_of_another_length_than_the_header_says_is_refused(tmp_path, change, held, expected):
+    path = _ct_small_changed(tmp_path, change)
+    with pytest.raises(DenoiseKitError) as caught:
+        read_volume(path)  # not silently read with the excess dropped, nor failing on a reshape
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: PixelData holds {held} bytes")
+    assert f"make {expected};" in message and "image size is wrong" in message
+
+
+def test_a_file_cut_inside_its_pixel_data_says_so(tmp_path):
+    path = _ct_small_changed(tmp_path, lambda ds: None)
+    path.write_bytes(path.read_bytes()[:-2000])  # CT_small ends with 138 bytes of trailing padding
+    with pytest.raises(DenoiseKitError, match=f"{path.name}: PixelData holds 30906 bytes .* file is truncated"):
+        read_volume(path)
+
+
+def test_the_pad_byte_of_an_odd_length_is_not_excess(tmp_path):
+    def odd(ds):  # 127 x 127 x 8 bits: 16129 bytes, written with the one pad byte DICOM asks for
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.Rows = ds.Columns = 127
+        ds.PixelData = bytes(range(127)) * 127
+
+    path = _ct_small_changed(tmp_path, odd)
+    assert len(pydicom.dcmread(path).PixelData) == 16130
+    volume = read_volume(path)
+    assert volume.shape == (1, 127, 127)
+    np.testing.assert_array_equal(volume.array[0], _hu(path))
+
+
 def test_missing_pixel_data_is_refused(make_series):
     series = make_series()
     ds = pydicom.dcmread(series.files[1])

@@ -66,6 +66,7 @@ def test_derived_series_tags(derived):
     assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     assert (first.PixelRepresentation, first.BitsAllocated) == (1, 16)
     assert [d.InstanceNumber for d in datasets] == [1, 2, 3, 4, 5]
+    assert [float(d.SpacingBetweenSlices) for d in datasets] == pytest.approx([volume.spacing[2]] * 5)
     refs = [d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in datasets]
     assert refs == [s[1] for s in source.tags["SourceImages"]]
 
@@ -134,6 +135,7 @@ def test_a_stack_off_the_grid_keeps_each_slice_where_its_source_was(make_series,
     assert len(written) == len(sources)
     for ds in written:
         source = sources[str(ds.SourceImageSequence[0].ReferencedSOPInstanceUID)]
+        assert "SpacingBetweenSlices" not in ds  # the gaps vary: the positions say them
         np.testing.assert_allclose([float(v) for v in ds.ImagePositionPatient],
                                    [float(v) for v in source.ImagePositionPatient], atol=1e-3)
         np.testing.assert_array_equal(ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept),
@@ -161,3 +163,11 @@ def test_the_series_number_stays_within_dicoms_range(source, expected, tmp_path)
     tags = {} if source is None else {"SeriesNumber": source}
     volume = Volume(np.zeros((1, 4, 4), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tags=tags)
     assert pydicom.dcmread(next(write_volume(volume, tmp_path / "out").iterdir())).SeriesNumber == expected
+
+
+@pytest.mark.parametrize("tags", [{}, {"SliceThickness": 1.0}], ids=["no source", "thinner source slices"])
+def test_a_single_slice_keeps_its_z_spacing(tmp_path, tags):
+    volume = Volume(np.zeros((1, 8, 8), np.float32), (0.7, 0.7, 2.5), (0.0, 0.0, 0.0), tags=tags)
+    out = write_volume(volume, tmp_path / "out")
+    assert read_volume(out).spacing == pytest.approx((0.7, 0.7, 2.5))
+    assert _itk_series(out).GetSpacing() == pytest.approx((0.7, 0.7, 2.5))
