@@ -1,6 +1,6 @@
 """Evaluation of a denoised volume against a clean reference: PSNR, SSIM and RMSE, per
 slice and overall, all in one HU window (PSNR on CT means nothing without the window it
-was computed in), plus a figure to look at.
+was computed in), plus a figure to look at in the display windows a reader needs.
 
 Every metric clips both volumes to the window first; see ``denoisekit.metrics``.
 Overall PSNR and RMSE pool every voxel; overall SSIM is the mean of the slices' SSIM.
@@ -20,6 +20,18 @@ LUNG_WINDOW = (-1350.0, 150.0)
 SOFT_TISSUE_WINDOW = (-160.0, 240.0)
 METRICS = ("psnr", "ssim", "rmse")
 
+#: Display windows a figure row can use, by name (W/L as readers know them, as LO..HI in HU).
+FIGURE_WINDOWS = {
+    "lung": LUNG_WINDOW,  # W1500 L-600
+    "soft-tissue": SOFT_TISSUE_WINDOW,  # W400 L40
+    "mediastinum": SOFT_TISSUE_WINDOW,
+    "brain": (0.0, 80.0),  # W80 L40
+    "bone": (-500.0, 1300.0),  # W1800 L400
+}
+#: A figure's rows unless asked otherwise: a chest reader's two windows.
+DEFAULT_FIGURE_WINDOWS = (("lung", LUNG_WINDOW), ("soft tissue", SOFT_TISSUE_WINDOW))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 
 def parse_window(text: str) -> tuple[float, float]:
     """``"LO,HI"`` in HU -> (lo, hi), refusing empty or reversed windows."""
@@ -31,6 +43,46 @@ def parse_window(text: str) -> tuple[float, float]:
     if not hi > lo:
         raise DenoiseKitError(f"window {text!r} is empty: HI must be above LO")
     return lo, hi
+
+
+def figure_window(text: str) -> tuple[str, tuple[float, float]]:
+    """A figure row's window from a name in ``FIGURE_WINDOWS`` or ``"LO,HI"`` in HU ->
+    (label, (lo, hi)); the label (the name, empty for LO,HI) heads the row next to its HU."""
+    names = ", ".join(FIGURE_WINDOWS)
+    key = "-".join(text.strip().lower().replace("_", " ").split())
+    if key in FIGURE_WINDOWS:
+        return key.replace("-", " "), FIGURE_WINDOWS[key]
+    try:
+        lo, hi = (float(p) for p in text.split(","))
+    except ValueError:
+        raise DenoiseKitError(f"unknown figure window {text!r}: use one of {names}, or LO,HI in HU") from None
+    if not hi > lo:
+        raise DenoiseKitError(f"figure window {text!r} is empty: HI must be above LO (or use one of {names})")
+    return "", (lo, hi)
+
+
+def check_figure_path(path: str | Path, force: bool) -> None:
+    """Refuse, before any work, a figure path that does not end in .png, or that exists and is
+    not ours to replace: without ``force``, or when it is not a PNG (``--force`` replaces an
+    earlier figure, never someone's file; a symbolic link is replaced as a link)."""
+    from denoisekit.io.atomic import refuse_foreign
+
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise DenoiseKitError(f"figure {path} must end in .png: the figure is written as PNG")
+    if not (path.exists() or path.is_symlink()):
+        return
+    refuse_foreign(path, series=False)  # a directory or a device is never replaced
+    if not path.is_symlink():
+        try:
+            with open(path, "rb") as fh:
+                png = fh.read(len(PNG_MAGIC)) == PNG_MAGIC
+        except OSError:
+            png = False
+        if not png:
+            raise DenoiseKitError(f"{path} is not a PNG file: not replaced; choose another figure path")
+    if not force:
+        raise DenoiseKitError(f"figure {path} already exists (use --force to overwrite it)")
 
 
 def _array(volume: Any) -> np.ndarray:
@@ -113,13 +165,17 @@ def representative_slice(reference: Any, denoised: Any) -> int:
     return int(order[len(order) // 2])
 
 
-def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None,
-           label: str = "denoised") -> Path:
-    """Save reference / noisy / denoised / difference (denoised - reference) for one slice,
-    in a lung window (top row) and a soft-tissue window (bottom row). ``noisy`` may be
-    None. Returns the path written."""
+def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | None = None,
+                label: str = "denoised", windows: Any = None):
+    """The figure ``figure`` saves, as a matplotlib Figure (no file, no pyplot state)."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
 
+    rows = tuple(DEFAULT_FIGURE_WINDOWS if windows is None else windows)
+    if not rows:
+        raise DenoiseKitError("a figure needs at least one display window")
+    for name, (lo, hi) in rows:
+        if not hi > lo:
+            raise DenoiseKitError(f"figure window {name} [{lo:g},{hi:g}] is empty: HI must be above LO")
     check_same_grid(denoised, reference)
     if noisy is not None:
         check_same_grid(noisy, reference, ("noisy", "reference"))
@@ -134,16 +190,16 @@ def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_in
     panels.append((label, den))
     diff = den - ref[k]
 
-    rows = (("lung", LUNG_WINDOW), ("soft tissue", SOFT_TISSUE_WINDOW))
     cols = len(panels) + 1
     aspect = ref.shape[1] / ref.shape[2]
     fig = Figure(figsize=(3.0 * cols, 3.0 * len(rows) * aspect + 0.6))
     axes = fig.subplots(len(rows), cols, squeeze=False)
-    for row, (label, (lo, hi)) in zip(axes, rows):
+    for row, (name, (lo, hi)) in zip(axes, rows):
+        hu = f"{name} [{lo:g},{hi:g}] HU" if name else f"[{lo:g},{hi:g}] HU"
         for ax, (title, image) in zip(row, panels):
             ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
-            ax.set_title(f"{title}\n{label} [{lo:g},{hi:g}] HU", fontsize=8)
-        span = (hi - lo) / 4.0
+            ax.set_title(f"{title}\n{hu}", fontsize=8)
+        span = (hi - lo) / 4.0  # the difference's scale follows the row's window
         im = row[-1].imshow(diff, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
         row[-1].set_title(f"denoised - reference\n±{span:g} HU", fontsize=8)
         fig.colorbar(im, ax=row[-1], fraction=0.046, pad=0.02)
@@ -151,9 +207,27 @@ def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_in
             ax.set_axis_off()
     fig.suptitle(f"slice {k}", fontsize=9)
     fig.tight_layout()
-    from denoisekit.io.atomic import replacing
+    return fig
+
+
+def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None,
+           label: str = "denoised", *, windows: Any = None, force: bool = False) -> Path:
+    """Save reference / noisy / denoised / difference (denoised - reference) for one slice as
+    a PNG, a row per display window: ``windows`` is (label, (lo, hi)) pairs (``figure_window``),
+    by default lung then soft tissue. ``noisy`` may be None. An existing ``path`` is replaced
+    only with ``force`` and only if it is a PNG (``check_figure_path``). Returns the path."""
+    from denoisekit.io.atomic import publish, remove, temp_sibling
 
     path = Path(path)
-    with replacing(path) as temp:  # never a half-written PNG
-        fig.savefig(temp, dpi=100)
+    check_figure_path(path, force)
+    fig = draw_figure(reference, noisy, denoised, slice_index, label, windows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_sibling(path)
+    try:  # never a half-written PNG, and checked again: the path may have changed meanwhile
+        fig.savefig(temp, dpi=100, format="png")
+        check_figure_path(path, force)
+        publish(temp, path, force)
+    except BaseException:
+        remove(temp)
+        raise
     return path

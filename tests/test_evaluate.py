@@ -95,3 +95,82 @@ def test_figure_is_written(tmp_path):
     assert image[..., :3].std() > 0.05  # not blank
     figure(ref, None, den, tmp_path / "no_noisy.png")
     assert (tmp_path / "no_noisy.png").stat().st_size > 1000
+
+
+def test_figure_window_names_aliases_and_explicit_windows():
+    from denoisekit.evaluate import LUNG_WINDOW, SOFT_TISSUE_WINDOW, figure_window
+
+    assert figure_window("brain") == ("brain", (0.0, 80.0))
+    assert figure_window("Lung") == ("lung", LUNG_WINDOW)
+    for name in ("soft-tissue", "soft_tissue", "soft tissue"):
+        assert figure_window(name) == ("soft tissue", SOFT_TISSUE_WINDOW)
+    assert figure_window("mediastinum")[1] == SOFT_TISSUE_WINDOW
+    assert figure_window("bone")[1][1] > 1000
+    assert figure_window("-100,100") == ("", (-100.0, 100.0))
+    with pytest.raises(DenoiseKitError, match="unknown figure window 'liver'.*lung, soft-tissue, mediastinum, brain, bone"):
+        figure_window("liver")
+    for bad in ("80,0", "40,40"):
+        with pytest.raises(DenoiseKitError, match="is empty: HI must be above LO"):
+            figure_window(bad)
+
+
+def _titles(fig):
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_figure_rows_follow_the_chosen_windows_and_label_them_in_hu():
+    from denoisekit.evaluate import draw_figure, figure_window
+
+    ref, noisy, den = _phantom()
+    default = draw_figure(ref, noisy, den)
+    assert sum("lung [-1350,150] HU" in t for t in _titles(default)) == 3  # reference, noisy, denoised
+    assert sum("soft tissue [-160,240] HU" in t for t in _titles(default)) == 3
+
+    fig = draw_figure(ref, None, den, windows=[figure_window("brain"), figure_window("-50,150")])
+    grid = fig.axes[0].get_subplotspec().get_gridspec()
+    assert grid.get_geometry() == (2, 3)  # a row per window; reference, denoised, difference
+    brain = [ax for ax in fig.axes if "brain [0,80] HU" in ax.get_title()]
+    assert len(brain) == 2 and all(ax.images[0].get_clim() == (0.0, 80.0) for ax in brain)
+    assert sum("\n[-50,150] HU" in t for t in _titles(fig)) == 2
+    assert not any("lung" in t for t in _titles(fig))
+    assert "±20 HU" in _titles(fig)[2]  # the difference's scale follows the row's window
+
+
+def test_figure_replaces_only_a_png_and_only_with_force(tmp_path):
+    ref, noisy, den = _phantom()
+    notes = tmp_path / "notes.png"
+    notes.write_text("my notes")
+    with pytest.raises(DenoiseKitError, match="not a PNG file"):
+        figure(ref, noisy, den, notes, force=True)
+    assert notes.read_text() == "my notes"
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(DenoiseKitError, match="is a directory"):
+        figure(ref, noisy, den, tmp_path / "folder.png", force=True)
+    with pytest.raises(DenoiseKitError, match=r"must end in \.png"):
+        figure(ref, noisy, den, tmp_path / "fig.pdf")
+
+    path = figure(ref, noisy, den, tmp_path / "fig.png")
+    first = path.read_bytes()
+    with pytest.raises(DenoiseKitError, match="already exists"):
+        figure(ref, noisy, den, path)
+    figure(ref, None, den, path, force=True)
+    assert path.read_bytes() != first and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "folder.png", "notes.png"]  # no temp left
+
+
+def test_failed_figure_leaves_the_old_one_and_no_temp(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    ref, noisy, den = _phantom()
+    path = figure(ref, noisy, den, tmp_path / "fig.png")
+    before = path.read_bytes()
+
+    def broken(self, fname, **kwargs):
+        with open(fname, "wb") as fh:
+            fh.write(b"\x89PNG half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    with pytest.raises(OSError):
+        figure(ref, None, den, path, force=True)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["fig.png"]

@@ -81,7 +81,18 @@ def evaluate(
         Optional[Path],
         typer.Option("--figure", help="Write reference/noisy/denoised/difference of a representative slice (PNG)."),
     ] = None,
-    per_slice: Annotated[bool, typer.Option("--per-slice", help="Also print a row per slice.")] = False,
+    figure_windows: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--figure-window",
+            help="A display window for the figure, one row each (repeatable): lung, soft-tissue (mediastinum), "
+            "brain, bone, or LO,HI in HU. Default: lung and soft-tissue.",
+        ),
+    ] = None,
+    per_slice: Annotated[
+        bool,
+        typer.Option("--per-slice/--no-per-slice", help="Also give each slice's scores (in the table and in --json)."),
+    ] = False,
     series: SeriesOpt = None,
     allow_irregular: AllowIrregularOpt = False,
     allow_tilt: AllowTiltOpt = False,
@@ -89,12 +100,18 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Score a denoised volume against a clean reference in one HU window."""
-    from denoisekit.evaluate import check_same_grid, evaluate as run, figure as draw, parse_window
+    from denoisekit.evaluate import check_figure_path, check_same_grid, evaluate as run, figure as draw
+    from denoisekit.evaluate import figure_window, parse_window
     from denoisekit.cli.io_options import read_input
 
+    # Every refusal before reading or computing anything.
     lo_hi = parse_window(window)
-    if figure is not None and figure.exists() and not force:
-        raise DenoiseKitError(f"figure {figure} already exists (use --force to overwrite it)")
+    windows = [figure_window(w) for w in figure_windows] if figure_windows else None
+    if windows is not None and figure is None:
+        raise DenoiseKitError("--figure-window sets the figure's display windows: it needs --figure FILE.png")
+    if figure is not None:
+        check_figure_path(figure, force)
+
     def read(path: Path):
         return read_input(path, series, allow_irregular, allow_tilt, quiet=json_out)
 
@@ -103,7 +120,9 @@ def evaluate(
     noise = read(noisy) if noisy is not None else None
     result = run(den, ref, noise, lo_hi)
     if figure is not None:
-        draw(ref, noise, den, figure, label=f"denoised: {denoised.name}")
+        draw(ref, noise, den, figure, label=f"denoised: {denoised.name}", windows=windows, force=force)
+    if not per_slice:
+        del result["per_slice"]  # a row per slice floods a 300-slice scan's output: asked for, not default
     if json_out:
         print_json(
             _finite(

@@ -36,7 +36,7 @@ def volumes(tmp_path):
 def test_json_numbers(volumes):
     paths, clean, noisy, denoised = volumes
     result = _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"],
-                  "--window", "-160,240", "--json")
+                  "--window", "-160,240", "--json", "--per-slice")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     lo, hi = -160.0, 240.0
@@ -101,3 +101,88 @@ def test_identical_volumes_give_null_psnr_in_json(volumes):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # strict JSON: no Infinity
     assert data["overall"]["psnr"] is None and data["overall"]["rmse"] == 0.0
+
+
+def test_per_slice_rows_only_when_asked_in_json_and_table_alike(volumes):
+    paths, *_ = volumes
+    args = ("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"])
+    data = json.loads(_run(*args, "--json").stdout)
+    assert "per_slice" not in data and data["overall"]["gain"]  # the summary, not a flood of rows
+    assert "per_slice" not in json.loads(_run(*args, "--json", "--no-per-slice").stdout)
+    rows = json.loads(_run(*args, "--json", "--per-slice").stdout)["per_slice"]
+    assert [r["slice"] for r in rows] == [0, 1] and "gain" in rows[0]
+    assert "per slice" not in _run(*args).stdout
+    assert "per slice" not in _run(*args, "--no-per-slice").stdout
+    assert "per slice" in _run(*args, "--per-slice").stdout
+
+
+def _png_size(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path).shape[:2]
+
+
+def test_figure_windows_choose_the_rows(volumes, tmp_path):
+    paths, *_ = volumes
+    base = ("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--figure")
+    assert _run(*base, tmp_path / "default.png").exit_code == 0
+    result = _run(*base, tmp_path / "brain.png", "--figure-window", "brain")
+    assert result.exit_code == 0, result.output
+    two = _run(*base, tmp_path / "two.png", "--figure-window", "brain", "--figure-window", "-100,100")
+    assert two.exit_code == 0, two.output
+    default, brain = _png_size(tmp_path / "default.png"), _png_size(tmp_path / "brain.png")
+    assert brain[0] < default[0] and brain[1] == default[1]  # one row instead of lung + soft tissue
+    assert _png_size(tmp_path / "two.png") == default
+
+
+def test_figure_windows_are_passed_to_the_figure(volumes, tmp_path, monkeypatch):
+    import denoisekit.evaluate
+
+    seen = {}
+    monkeypatch.setattr(denoisekit.evaluate, "figure", lambda *a, **k: seen.update(k))
+    paths, *_ = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--figure", tmp_path / "f.png",
+                  "--figure-window", "mediastinum", "--figure-window", "-50,150")
+    assert result.exit_code == 0, result.output
+    assert seen["windows"] == [("mediastinum", (-160.0, 240.0)), ("", (-50.0, 150.0))]
+
+
+@pytest.mark.parametrize(
+    ("window", "with_figure", "message"),
+    [
+        ("liver", True, "unknown figure window 'liver': use one of lung, soft-tissue, mediastinum, brain, bone"),
+        ("80,0", True, "figure window '80,0' is empty"),
+        ("brain", False, "--figure-window sets the figure's display windows: it needs --figure"),
+    ],
+)
+def test_bad_figure_windows_are_refused_before_reading(tmp_path, window, with_figure, message):
+    fig = tmp_path / "f.png"
+    args = ["--figure-window", window, *(["--figure", fig] if with_figure else [])]
+    result = _run("evaluate", tmp_path / "missing.nii.gz", tmp_path / "missing2.nii.gz", *args)
+    assert result.exit_code == 1 and message in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not fig.exists()
+
+
+def test_force_replaces_a_png_but_never_another_file_and_says_so_before_reading(volumes, tmp_path):
+    paths, *_ = volumes
+    notes = tmp_path / "notes.png"
+    notes.write_text("my notes")
+    missing = tmp_path / "missing.nii.gz"  # reading it would fail: the refusal must come first
+    result = _run("evaluate", missing, paths["clean"], "--figure", notes, "--force")
+    assert result.exit_code == 1 and "not a PNG file" in result.stderr, result.output
+    assert notes.read_text() == "my notes"
+    (tmp_path / "dir.png").mkdir()
+    result = _run("evaluate", missing, paths["clean"], "--figure", tmp_path / "dir.png", "--force")
+    assert result.exit_code == 1 and "is a directory" in result.stderr and (tmp_path / "dir.png").is_dir()
+    result = _run("evaluate", missing, paths["clean"], "--figure", tmp_path / "fig.jpg")
+    assert result.exit_code == 1 and "must end in .png" in result.stderr
+
+    fig = tmp_path / "fig.png"
+    assert _run("evaluate", paths["denoised"], paths["clean"], "--figure", fig).exit_code == 0
+    first = fig.read_bytes()
+    refused = _run("evaluate", missing, paths["clean"], "--figure", fig)
+    assert refused.exit_code == 1 and "already exists (use --force" in refused.stderr
+    again = _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--figure", fig, "--force")
+    assert again.exit_code == 0, again.output
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.read_bytes() != first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left behind
