@@ -220,8 +220,9 @@ class _RichProgress:
             BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
         )
 
+        # Fits 80 columns with 10000 steps (wider, the bar takes the rest); rich cuts cells to fit.
         self.bar = Progress(
-            TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+            TextColumn("train"), BarColumn(bar_width=None), MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"), TextColumn("val PSNR {task.fields[psnr]} dB"),
             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
             console=self.console, transient=False,

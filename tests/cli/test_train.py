@@ -167,3 +167,19 @@ def test_patch_size_zero_is_refused_not_replaced_by_the_default(tmp_path, chest_
     res = _train(chest_nifti, "--sigma", "80", "--steps", "2", "--patch-size", "0", "-o", run, "--quiet")
     assert res.exit_code == 1 and "patch size at least 4" in res.stderr, res.output
     assert not run.exists()
+
+
+def test_the_train_bar_fits_80_columns_without_cutting_its_numbers():
+    import io
+
+    from rich.console import Console
+
+    from denoisekit.cli.train import _RichProgress
+
+    out = io.StringIO()
+    bar = _RichProgress(Console(file=out, width=80, force_terminal=False))
+    bar.start(10000, 5000)
+    bar.epoch({"step": 5000, "loss": 0.00123, "val_psnr": 35.12})
+    bar.stop()  # off a terminal the bar is drawn once, at stop
+    line = out.getvalue().strip().splitlines()[-1]
+    assert "…" not in line and "5000/10000" in line and "val PSNR 35.12 dB" in line, line
