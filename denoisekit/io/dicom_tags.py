@@ -9,7 +9,7 @@ COPIED = (
     "SpecificCharacterSet",
     # patient
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "PatientSize",
-    "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod",
+    "PatientWeight", "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
     # study
     "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
     "ReferringPhysicianName", "StudyDescription",
@@ -24,10 +24,14 @@ COPIED = (
 
 
 def plain(value: Any) -> Any:
-    """A pydicom value as str/int/float/list (PersonName, DS, IS, UID, MultiValue)."""
+    """A pydicom value as str/int/float/list (PersonName, DS, IS, UID, MultiValue); a
+    sequence as a list of {keyword: value} items (a code sequence's codes)."""
     from pydicom.multival import MultiValue
+    from pydicom.sequence import Sequence
     from pydicom.valuerep import DSdecimal, DSfloat, IS, PersonName
 
+    if isinstance(value, Sequence):
+        return [{e.keyword: plain(e.value) for e in item if e.keyword} for item in value]
     if isinstance(value, (MultiValue, list, tuple)):
         return [plain(v) for v in value]
     if isinstance(value, IS):
@@ -45,14 +49,24 @@ def plain(value: Any) -> Any:
 
 def source_tags(ds: Any, frames: list) -> dict[str, Any]:
     """The attributes of ``COPIED`` present in ``ds``, plus the source image references
-    (``SourceImages``: [SOPClassUID, SOPInstanceUID, frame number or None] per slice)."""
+    (``SourceImages``: [SOPClassUID, SOPInstanceUID, frame number or None] per slice).
+    Values pydicom finds invalid (a malformed UID) are kept without its warning: a derived
+    DICOM series replaces or drops them and says so in a note (``dicom_write``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _source_tags(ds, frames)
+
+
+def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
     tags: dict[str, Any] = {}
     for keyword in COPIED:
         value = ds.get(keyword)
         if value is None or value == "":
             continue
         value = plain(value)
-        if value is not None:
+        if value not in (None, []):  # an empty sequence or multi-value says nothing either
             tags[keyword] = value
     if "SliceThickness" not in tags and frames and frames[0].thickness:
         tags["SliceThickness"] = frames[0].thickness

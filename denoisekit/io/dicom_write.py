@@ -4,6 +4,7 @@ pixels with RescaleSlope/Intercept, explicit VR little endian."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +18,8 @@ from denoisekit.io.dicom_tags import COPIED
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+Note = Callable[[str], None]
+logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes too
 # Series and equipment attributes a derived series sets itself (SliceThickness per slice)
 # or leaves out (the source's model name); everything else the reader kept is copied.
 _WRITTEN_ANEW = {
@@ -54,23 +57,68 @@ def _series_number(source: Any) -> int:
     return number if number <= 2**31 - 1 else source - 1000
 
 
-def _uid(value: Any) -> str:
+def _source_uid(tags: dict[str, Any], keyword: str, note: Note) -> str:
+    """The source's study or frame-of-reference UID. An invalid one (strict archives reject
+    it) is replaced by a UID derived from it, and a missing one by a UID derived from the
+    source series: every slice and every re-run then stays in one study / frame, as the
+    source's did, where a random UID would scatter them. Only a source with neither (not
+    DICOM) gets a random one."""
     from pydicom.uid import generate_uid
 
-    return str(value) if value else generate_uid()
+    value = str(tags.get(keyword) or "").strip()
+    if _valid_uid(value):
+        return value
+    series = str(tags.get("SeriesInstanceUID") or "")
+    if not value and not series:
+        return generate_uid()
+    uid = generate_uid(entropy_srcs=[keyword, value] if value else [keyword, "of series", series])
+    what = f"is not a valid UID ({value!r})" if value else "is missing"
+    note(f"the source's {keyword} {what}: the derived series has {uid} instead, derived from "
+         f"the source's {'value' if value else 'SeriesInstanceUID'} (the same on every run)")
+    return uid
 
 
-def series_header(volume: Volume, description: str) -> dict[str, Any]:
-    """The attributes shared by every slice of the new series."""
+def _valid_uid(value: Any) -> bool:
+    """pydicom's check (syntax, at most 64 characters), without the warning it also gives."""
+    import warnings
+
+    from pydicom.uid import UID
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return UID(str(value)).is_valid
+
+
+def _identity_claim(header: dict[str, Any], note: Note) -> None:
+    """Drop a PatientIdentityRemoved that is not NO, nor YES with the method the standard
+    requires with it: denoisekit cannot vouch for a de-identification nobody recorded, and a
+    derived series claiming one (or a made-up method) would overstate its privacy. Without
+    the claim the series is treated as identifiable, which is the safe side."""
+    claim = header.get("PatientIdentityRemoved")
+    if claim is None or claim == "NO":
+        return
+    if claim == "YES" and (header.get("DeidentificationMethod") or header.get("DeidentificationMethodCodeSequence")):
+        return
+    del header["PatientIdentityRemoved"]
+    why = "records no de-identification method" if claim == "YES" else f"is {claim!r}, neither YES nor NO"
+    note(f"the source's PatientIdentityRemoved {why}: the derived series does not claim the "
+         "patient's identity removed")
+
+
+def series_header(volume: Volume, description: str, note: Note | None = None) -> dict[str, Any]:
+    """The attributes shared by every slice of the new series; ``note`` hears of source
+    values replaced or dropped because copying them would make the series invalid."""
     from pydicom.uid import generate_uid
 
+    note = note or logger.warning
     tags = volume.tags
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
     if "PatientName" not in header and "PatientID" not in header:
         header.update(PatientName="ANONYMOUS", PatientID="DENOISEKIT")
-    header["StudyInstanceUID"] = _uid(tags.get("StudyInstanceUID"))
-    header["FrameOfReferenceUID"] = _uid(tags.get("FrameOfReferenceUID"))
+    header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
+    header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
+    _identity_claim(header, note)
     if "StudyInstanceUID" not in tags:  # a new study: date it now
         header.setdefault("StudyDate", now.strftime("%Y%m%d"))
         header.setdefault("StudyTime", now.strftime("%H%M%S"))
@@ -116,14 +164,17 @@ def write_series(
     directory: Path,
     description: str,
     progress: Callable[[int, int], None] | None = None,
+    note: Note | None = None,
 ) -> str:
     """Write one file per slice into the existing empty ``directory``; return the new
-    SeriesInstanceUID."""
+    SeriesInstanceUID. ``note`` (default: the ``denoisekit.io`` logger) hears of source
+    values not copied as they were."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
-    header = series_header(volume, description)
+    note = note or logger.warning
+    header = series_header(volume, description, note)
     slope, intercept = storage_scale(volume.array)
     direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)
     normal = np.cross(direction[:, 0], direction[:, 1])
@@ -131,6 +182,11 @@ def write_series(
     thickness = volume.tags.get("SliceThickness") or volume.spacing[2]
     references = volume.tags.get("SourceImages")
     if references is not None and len(references) != volume.shape[0]:
+        references = None
+    if references is not None and not all(_valid_uid(r[0]) and _valid_uid(r[1]) for r in references):
+        # a reference is optional; one no archive can resolve would only make the files invalid
+        note("the source's SOP instance or class UIDs are not all valid: the derived series "
+             "does not reference its source images")
         references = None
     # A source stack off the regular grid (read with --allow-irregular / --allow-tilt): each
     # slice goes where its source slice was, not onto the grid the volume approximates it by.
@@ -141,7 +197,7 @@ def write_series(
     for k in range(n):
         ds = Dataset()
         for keyword, value in header.items():
-            setattr(ds, keyword, value)
+            setattr(ds, keyword, _sequence(value) if _is_items(value) else value)
         sop_uid = generate_uid()
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = k + 1
@@ -175,6 +231,26 @@ def write_series(
         if progress is not None:
             progress(k + 1, n)
     return header["SeriesInstanceUID"]
+
+
+def _is_items(value: Any) -> bool:
+    """Whether ``value`` is a sequence as ``dicom_tags.plain`` keeps one (a list of dicts)."""
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+def _sequence(items: list[dict[str, Any]]) -> Any:
+    """A new pydicom Sequence (one per file) from ``dicom_tags.plain``'s items."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    datasets = []
+    for item in items:
+        ds = Dataset()
+        for keyword, value in item.items():
+            if value is not None:
+                setattr(ds, keyword, _sequence(value) if _is_items(value) else value)
+        datasets.append(ds)
+    return Sequence(datasets)
 
 
 def _ds(value: float) -> str:

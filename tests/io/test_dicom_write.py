@@ -171,3 +171,96 @@ def test_a_single_slice_keeps_its_z_spacing(tmp_path, tags):
     out = write_volume(volume, tmp_path / "out")
     assert read_volume(out).spacing == pytest.approx((0.7, 0.7, 2.5))
     assert _itk_series(out).GetSpacing() == pytest.approx((0.7, 0.7, 2.5))
+
+
+def _dciodvfy_errors(path):
+    """dciodvfy's Error lines for one file; none when dicom3tools is not installed."""
+    if shutil.which("dciodvfy") is None:
+        return []
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")]
+
+
+def _derive_ct_small(real_ct, tmp_path, caplog, runs=1, **changes):
+    """pydicom's CT_small.dcm with ``changes`` (keyword -> value, None removes it), read and
+    written as a derived series ``runs`` times: (source, [first file of each run], notes)."""
+    import warnings
+
+    ds = pydicom.dcmread(real_ct("CT_small.dcm"))
+    (tmp_path / "src").mkdir()
+    with warnings.catch_warnings():  # pydicom warns of the invalid values the test means
+        warnings.simplefilter("ignore")
+        for keyword, value in changes.items():
+            if value is None:
+                delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+        if "SOPInstanceUID" in changes:
+            ds.file_meta.MediaStorageSOPInstanceUID = changes["SOPInstanceUID"]
+        ds.save_as(tmp_path / "src" / "CT_small.dcm")
+    volume = read_volume(tmp_path / "src")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="denoisekit.io"):
+        firsts = [sorted(write_volume(volume, tmp_path / f"out{run}").iterdir())[0] for run in range(runs)]
+    return ds, firsts, [r.getMessage() for r in caplog.records if r.name == "denoisekit.io"]
+
+
+@pytest.mark.parametrize("keyword", ["StudyInstanceUID", "FrameOfReferenceUID"])
+@pytest.mark.parametrize("value", ["STUDY-0042", "1.2.03", "1.2." + "3" * 70, None],
+                         ids=["letters", "leading zero", "over 64", "missing"])
+def test_a_study_or_frame_uid_not_valid_is_replaced_the_same_way_every_run(real_ct, tmp_path, caplog, keyword, value):
+    source, firsts, notes = _derive_ct_small(real_ct, tmp_path, caplog, runs=2, **{keyword: value})
+    written = [pydicom.dcmread(path) for path in firsts]
+    uid = written[0][keyword].value
+    assert pydicom.uid.UID(uid).is_valid and uid != value
+    assert written[1][keyword].value == uid  # a re-run lands in the same study / frame
+    other = "FrameOfReferenceUID" if keyword == "StudyInstanceUID" else "StudyInstanceUID"
+    assert written[0][other].value == source[other].value  # a valid one is copied
+    assert len(notes) == 2 and all(keyword in n and uid in n for n in notes)
+    assert not _dciodvfy_errors(firsts[0])
+
+
+def test_valid_source_uids_are_copied_without_a_note(real_ct, tmp_path, caplog):
+    source, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog)
+    ds = pydicom.dcmread(first)
+    assert ds.StudyInstanceUID == source.StudyInstanceUID
+    assert ds.FrameOfReferenceUID == source.FrameOfReferenceUID
+    assert "SourceImageSequence" in ds and not notes
+
+
+def _code(value, meaning):
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+    return pydicom.sequence.Sequence([item])
+
+
+@pytest.mark.parametrize("changes, kept", [
+    ({"PatientIdentityRemoved": "YES"}, False),
+    ({"PatientIdentityRemoved": "YES", "DeidentificationMethod": ""}, False),
+    ({"PatientIdentityRemoved": "Y", "DeidentificationMethod": "DicomCleaner"}, False),
+    ({"PatientIdentityRemoved": "YES", "DeidentificationMethod": "DicomCleaner"}, True),
+    ({"PatientIdentityRemoved": "YES",
+      "DeidentificationMethodCodeSequence": _code("113100", "Basic Application Confidentiality Profile")}, True),
+    ({"PatientIdentityRemoved": "NO"}, True),
+], ids=["yes, no method", "yes, empty method", "neither yes nor no", "yes, method", "yes, method code", "no"])
+def test_patient_identity_removed_is_claimed_only_with_a_method(real_ct, tmp_path, caplog, changes, kept):
+    source, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog, **changes)
+    ds = pydicom.dcmread(first)
+    if kept:
+        assert ds.PatientIdentityRemoved == source.PatientIdentityRemoved and not notes
+        for keyword in ("DeidentificationMethod", "DeidentificationMethodCodeSequence"):
+            assert ds.get(keyword) == source.get(keyword)
+    else:
+        assert "PatientIdentityRemoved" not in ds
+        assert ds.get("DeidentificationMethod") == (source.get("DeidentificationMethod") or None)  # a method alone may stay
+        assert len(notes) == 1 and "PatientIdentityRemoved" in notes[0]
+    assert not _dciodvfy_errors(first)
+
+
+def test_source_images_with_invalid_uids_are_not_referenced(real_ct, tmp_path, caplog):
+    _, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog, SOPInstanceUID="IMG-0001")
+    assert "SourceImageSequence" not in pydicom.dcmread(first)
+    assert len(notes) == 1 and "reference" in notes[0]
+    assert not _dciodvfy_errors(first)
