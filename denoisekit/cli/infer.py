@@ -124,7 +124,13 @@ def infer(
                 strengths=used,
             )
         kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
-        written = write_volume(denoised, out, force=force, description=series_description(net, kept))
+
+        def source_note(message: str) -> None:  # a source value the derived series could not copy
+            status(console, f"note: {message}")
+            notes.append(message)
+
+        written = write_volume(denoised, out, force=force, description=series_description(net, kept),
+                               note=source_note)
         seconds = time.perf_counter() - start
         low = low_strength_note(net.name, used) if setting == AUTO else None
         notes += [low] if low else []

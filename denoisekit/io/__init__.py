@@ -3,7 +3,7 @@
 Public API (other modules import only these):
 
 - ``read_volume(path, series=None, *, allow_irregular=False, allow_tilt=False) -> Volume``
-- ``write_volume(volume, path, *, force=False, description=None, sidecar=None) -> Path``
+- ``write_volume(volume, path, *, force=False, description=None, sidecar=None, note=None) -> Path``
 - ``check_output(path, *, force=False, sidecar=False) -> kind``, ``refuse_input(source, output)``:
   ``write_volume``'s refusals, for commands to run before any work
 - ``default_output(input_path, tag) -> Path``, ``output_kind(path)``, ``sidecar_path(output)``
@@ -87,10 +87,12 @@ def write_volume(
     description: str | None = None,
     sidecar: dict[str, Any] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Path:
     """Write atomically: a directory path gives a derived DICOM series, .nii/.nii.gz NIfTI,
     .nrrd/.mha those formats, the suffix in any case. ``sidecar`` (JSON-able) goes to
-    ``sidecar_path(path)``.
+    ``sidecar_path(path)``. ``note`` hears of source values a DICOM series could not copy
+    as they were (default: the ``denoisekit.io`` logger, as for ``read_volume``).
 
     Nothing is written when the output (or sidecar) would overwrite or land inside the input
     (``volume.source``), or exists and ``check_output`` refuses it; a failed write leaves
@@ -113,7 +115,7 @@ def write_volume(
             from denoisekit.io.dicom_write import write_series
 
             temp = work
-            write_series(volume, temp, description, progress=progress)
+            write_series(volume, temp, description, progress=progress, note=note)
         else:
             from denoisekit.io.itk import write_itk
 

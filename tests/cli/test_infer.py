@@ -63,6 +63,20 @@ def test_dicom_in_gives_a_derived_series_naming_the_model(ct_small):
     assert ds.StudyInstanceUID == original.StudyInstanceUID
 
 
+def test_a_source_value_the_series_cannot_copy_is_a_note_on_stderr_and_in_json(ct_small):
+    import pydicom
+
+    ds = pydicom.dcmread(ct_small)
+    ds.StudyInstanceUID = "not.a.uid"
+    ds.save_as(ct_small)
+    result = _run("infer", ct_small, "--model", "tv", "--json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    [note] = [n for n in record["notes"] if "StudyInstanceUID" in n]
+    assert "is not a valid UID ('not.a.uid')" in note
+    assert f"note: {note}" in result.stderr
+
+
 def test_existing_output_is_refused_then_force_overwrites(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     out = tmp_path / "scan_denoised-tv.nii.gz"
