@@ -1,4 +1,7 @@
-"""``plugins``, ``models``, ``backprops``, ``noises``: what is installed and registered."""
+"""``plugins``, ``models``, ``backprops``, ``noises``: what is installed and registered.
+
+A table when the terminal is wide enough to show every word whole, else one block per
+entry: a name, path or ``key=value`` a user may type is never cut or split."""
 
 from __future__ import annotations
 
@@ -6,6 +9,64 @@ from typing import Any
 
 from denoisekit.cli import app
 from denoisekit.cli.common import JsonOpt, out_console, print_json
+
+
+def _column_widths(columns: list[list[str]], least: list[int], total: int) -> list[int] | None:
+    """Widths (padding excluded) of table columns holding ``columns`` (their cells, header
+    first) in ``total`` characters: each at least its longest word and ``least`` (or its
+    longest line, if shorter), the spare shared out; None when that does not fit."""
+    lines = [[line for cell in cells for line in cell.splitlines()] or [""] for cells in columns]
+    longest = [max(map(len, col)) for col in lines]
+    mins = [max(1, min(low, top), *(len(w) for line in col for w in line.split()))
+            for col, low, top in zip(lines, least, longest)]
+    maxs = [max(mn, top) for mn, top in zip(mins, longest)]
+    spare = total - 3 * len(columns) - 1 - sum(mins)  # a border and two spaces a column, one border more
+    wants = [mx - mn for mn, mx in zip(mins, maxs)]
+    if spare < 0:
+        return None
+    if spare >= sum(wants):
+        return maxs
+    give = [0] * len(wants)  # water-filling: short columns whole, the longest takes the rest
+    for n, i in enumerate(sorted(range(len(wants)), key=wants.__getitem__)):
+        give[i] = min(wants[i], spare // (len(wants) - n))
+        spare -= give[i]
+    return [mn + g for mn, g in zip(mins, give)]
+
+
+def _print(header: list[str], rows: list[list[Any]], blocks: list[tuple[str, list[Any]]],
+           least: list[int] | None = None) -> None:
+    """``rows`` (cells: str or rich Text) as a table if every word fits whole and each column
+    gets ``least`` characters; else ``blocks``: a title line, then its lines indented."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = out_console()
+    columns = [[name] + [str(row[i]) for row in rows] for i, name in enumerate(header)]
+    widths = _column_widths(columns, least or [0] * len(header), console.width)
+    if widths is not None:
+        table = Table(show_lines=True)
+        for name, width in zip(header, widths):
+            table.add_column(name, width=width, overflow="fold")
+        for row in rows:  # plain strings as Text: "[...]" in a name is not markup
+            table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in row))
+        console.print(table)
+        return
+    for n, (title, lines) in enumerate(blocks):
+        if n:
+            console.print()
+        _wrapped(console, Text(title, style="bold"), 0)
+        for line in lines:
+            _wrapped(console, line if isinstance(line, Text) else Text(line), 2)
+
+
+def _wrapped(console: Any, text: Any, indent: int) -> None:
+    """``text`` wrapped at spaces to the console's width less ``indent``, each line indented
+    (rich's Padding would pad every line out with spaces)."""
+    from rich.text import Text
+
+    for line in text.wrap(console, max(1, console.width - indent)):
+        line.rstrip()
+        console.print(Text(" " * indent) + line, soft_wrap=True)
 
 
 @app.command()
@@ -21,12 +82,10 @@ def plugins(as_json: JsonOpt = False) -> None:
             for i in infos
         ])
         return
-    from rich.table import Table
-
-    table = Table("plugin", "version", "distribution", "hooks")
-    for i in infos:
-        table.add_row(i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), ", ".join(i.hooks))
-    out_console().print(table)
+    rows = [[i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), ", ".join(i.hooks)]
+            for i in infos]
+    _print(["plugin", "version", "distribution", "hooks"], rows,
+           [(f"{name} {version}", [f"distribution: {dist}", f"hooks: {hooks}"]) for name, version, dist, hooks in rows])
 
 
 def _entries(registry: dict[str, Any]) -> dict[str, Any]:
@@ -37,32 +96,34 @@ def _entries(registry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _options(options: dict[str, Any]) -> str:
+    """``key=value`` as ``--option`` takes it (a list comma-separated), one space between."""
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in options.items())
 
 
-def _show(registry: dict[str, Any], as_json: bool, flags: list[str]) -> None:
+def _show(registry: dict[str, Any], as_json: bool, flags: list[str], how_to_set: str) -> None:
     entries = _entries(registry)
     if as_json:
         print_json(entries)
         return
-    from rich.markup import escape
-    from rich.table import Table
+    from rich.text import Text
 
-    table = Table(show_lines=True)
-    # Names are what users type: never truncate them.
-    table.add_column("name", no_wrap=True, min_width=max([4, *map(len, entries)]))
-    table.add_column("description and options", overflow="fold", ratio=4)
-    if flags:
-        table.add_column("capabilities", overflow="fold", ratio=1)
-    table.add_column("plugin", overflow="fold", ratio=1)
+    rows, blocks = [], []
     for name, e in entries.items():
-        text = escape(e["description"])  # "denoisekit[bm3d]" is not markup
-        if e.get("options"):
-            text += f"\n[dim]{escape(_options(e['options']))}[/dim]"
-        caps = ", ".join(f.replace("_", " ") for f in flags if e.get(f)) or "-"
-        plugin = "built-in" if str(e["plugin"]).startswith("denoisekit_plugins.") else e["plugin"]
-        table.add_row(name, text, *([caps] if flags else []), plugin)
-    out_console().print(table)
+        options = _options(e.get("options") or {})
+        text = Text(e["description"])  # a Text, not markup: "denoisekit[bm3d]" stays as written
+        if options:
+            text.append("\n" + options, style="dim")
+        caps = ", ".join(f.replace("_", " ") for f in flags if e.get(f))
+        plugin = "built-in" if str(e["plugin"]).startswith("denoisekit_plugins.") else str(e["plugin"])
+        rows.append([name, text, *([caps or "-"] if flags else []), plugin])
+        about = [caps] if caps else []
+        about.append(plugin if plugin == "built-in" else f"plugin {plugin}")
+        blocks.append((f"{name} ({'; '.join(about)})",
+                       [e["description"], *([Text("options: " + options, style="dim")] if options else [])]))
+    header = ["name", "description and options", *(["capabilities"] if flags else []), "plugin"]
+    _print(header, rows, blocks, [0, 30] + [0] * (len(header) - 2))  # below 30, blocks read better
+    if any(e.get("options") for e in entries.values()):
+        _wrapped(out_console(), Text(how_to_set, style="dim"), 0)
 
 
 @app.command()
@@ -70,7 +131,8 @@ def models(as_json: JsonOpt = False) -> None:
     """List denoising models with their capabilities and options."""
     from denoisekit.plugins import get_models
 
-    _show(get_models(), as_json, ["trainable", "manual_gradients", "fixed_size"])
+    _show(get_models(), as_json, ["trainable", "manual_gradients", "fixed_size"],
+          "Set an option with --option key=value (infer, train, gradcheck).")
 
 
 @app.command()
@@ -78,7 +140,8 @@ def backprops(as_json: JsonOpt = False) -> None:
     """List training rules and what they need from a model."""
     from denoisekit.plugins import get_backprops
 
-    _show(get_backprops(), as_json, ["requires_manual_gradients"])
+    _show(get_backprops(), as_json, ["requires_manual_gradients"],
+          "Set an option with --backprop-option key=value (train).")
 
 
 @app.command()
@@ -86,4 +149,5 @@ def noises(as_json: JsonOpt = False) -> None:
     """List noise kinds for 'denoisekit noise' and training."""
     from denoisekit.plugins import get_noises
 
-    _show(get_noises(), as_json, [])
+    _show(get_noises(), as_json, [],
+          "Set an option with --option key=value (noise) or --noise-option key=value (train).")

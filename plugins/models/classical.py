@@ -111,7 +111,8 @@ class TotalVariation(_Classical):
 class BM3D(_Classical):
     name = "bm3d"
     description = ("BM3D (extra: denoisekit[bm3d]); classical baseline. sigma: noise std in HU, 0 = estimated per "
-                   "slice; spectrum: estimated (the noise's power spectrum, read per slice) or white.")
+                   "slice; spectrum: estimated (the noise's power spectrum, read per slice) or white; profile: the "
+                   "bm3d package's parameter set, np (normal), vn (very noisy) or high (finer, slower).")
     options = {"sigma": 0.0, "profile": "np", "spectrum": "estimated"}
 
     def __init__(self, **options: Any) -> None:

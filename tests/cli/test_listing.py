@@ -105,3 +105,60 @@ def test_debug_keeps_the_exception(fake_dist):
     fake_dist("acme-two", "acme_two", PLUGIN)
     result = invoke("--debug", "models")
     assert isinstance(result.exception, PluginError)
+
+
+LONG = """
+from denoisekit.plugin import Model, hookimpl
+
+class Wide(Model):
+    name = "acme-wide-model-name"
+    description = "A model with long option values, as the residual CNNs have"
+    options = {"activations": ["sigmoid", "tanh", "arctan", "relu", "tanh", "sigmoid2"], "profile": "np",
+               "spectrum": "estimated", "kernels": [13, 7, 3, 5, 3, 1]}
+
+@hookimpl
+def register_models(register):
+    register(Wide)
+"""
+
+
+def _words_kept_whole(command: str, width: int, words: list[str]) -> str:
+    result = runner.invoke(get_app(), [command], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= width for line in lines), (command, width, result.stdout)
+    assert "…" not in result.stdout, result.stdout
+    for word in words:
+        assert any(word in line for line in lines), (command, width, word, result.stdout)
+    return result.stdout
+
+
+def test_listings_never_cut_or_split_a_name_option_or_path_at_80_or_60_columns(fake_dist):
+    fake_dist("acme-long-distribution-name", "acme_plugin_with_a_long_module_name", LONG)
+    for width in (80, 60):
+        for command in ("models", "backprops", "noises"):
+            entries = json.loads(invoke(command, "--json").stdout)
+            words = [*entries, *(str(e["plugin"]) for e in entries.values()
+                                 if not str(e["plugin"]).startswith("denoisekit_plugins."))]
+            for e in entries.values():
+                words += [f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+                          for k, v in (e.get("options") or {}).items()]
+            _words_kept_whole(command, width, words)
+        infos = json.loads(invoke("plugins", "--json").stdout)
+        _words_kept_whole("plugins", width, [w for i in infos for w in (i["name"], i["distribution"], *i["hooks"])])
+
+
+def test_listings_are_tables_when_wide_and_blocks_when_not(fake_dist):
+    fake_dist("acme-long-distribution-name", "acme_plugin_with_a_long_module_name", LONG)
+    wide = _words_kept_whole("models", 200, ["activations=sigmoid,tanh,arctan,relu,tanh,sigmoid2"])
+    assert "┃ name" in wide and "description and options" in wide
+    narrow = _words_kept_whole("models", 80, ["activations=sigmoid,tanh,arctan,relu,tanh,sigmoid2"])
+    assert "┃" not in narrow
+    assert "acme-wide-model-name (plugin acme_plugin_with_a_long_module_name)" in narrow
+    assert "  options: activations=" in narrow
+    assert "--option key=value" in narrow  # how to set what is listed
+
+
+def test_bm3d_says_what_its_profile_option_is():
+    entry = json.loads(invoke("models", "--json").stdout)["bm3d"]
+    assert "profile" in entry["options"] and "profile: the bm3d package's parameter set" in entry["description"]
