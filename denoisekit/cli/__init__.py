@@ -6,6 +6,7 @@ pydicom), so ``denoisekit --help`` stays instant.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Annotated, Optional
@@ -29,8 +30,9 @@ def _click_module():
 
 
 _click = _click_module()
-# Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2).
-_PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException)
+# Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2), and so does
+# a closed stdout ('denoisekit train --help | head'): Typer exits 1 without a word.
+_PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException, BrokenPipeError)
 
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is not for users;
@@ -38,11 +40,27 @@ _PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def reflow(help_text: str) -> str:
+    """Join the lines of each paragraph of a docstring, as click does: Typer's rich help keeps
+    a docstring's line breaks, so hand-wrapped paragraphs break mid-sentence in any terminal
+    narrower or wider than the source. A paragraph starting with \\b keeps its lines."""
+    text, cut, rest = inspect.cleandoc(help_text).partition("\f")
+    paragraphs = [p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+                  for p in text.split("\n\n")]
+    return "\n\n".join(paragraphs) + cut + rest
+
+
 class _Group(TyperGroup):
     """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
 
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.help:
+            command.help = reflow(command.help)
+        return command
 
     def invoke(self, ctx):
         try:
@@ -96,16 +114,12 @@ def _root(
 
 
 def _add_commands() -> None:
-    from denoisekit.cli import (  # noqa: F401 - each module adds its commands to ``app``
-        demo,
-        evaluate,
-        export,
-        gradcheck,
-        infer,
-        listing,
-        noise,
-        train,
-    )
+    """Import each command module (it adds its commands to ``app``) in the order ``--help``
+    lists them: the demo to start with, then the pipeline's order, then the listings."""
+    import importlib
+
+    for module in ("demo", "noise", "train", "infer", "evaluate", "export", "gradcheck", "listing"):
+        importlib.import_module(f"denoisekit.cli.{module}")
 
 
 _add_commands()

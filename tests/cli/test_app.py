@@ -103,3 +103,68 @@ def test_a_missing_input_is_the_same_one_line_in_every_command(tmp_path):
         result = runner.invoke(get_app(), [str(a) for a in args])
         assert result.exit_code == 1, (args, result.output)
         assert result.stderr.strip() == f"Error: {missing} does not exist", (args, result.stderr)
+
+
+def _hidden_command(name, callback):
+    app.command(name, hidden=True)(callback)
+    return lambda: app.registered_commands.__setitem__(
+        slice(None), [c for c in app.registered_commands if c.name != name])
+
+
+def test_hand_wrapped_help_paragraphs_are_reflowed_to_the_terminal():
+    def wrapped():
+        """First line.
+
+        A second paragraph wrapped by hand at some
+        width that is not the terminal's.
+
+        \b
+        kept
+        as is
+        """
+
+    remove = _hidden_command("wrapped-for-test", wrapped)
+    try:
+        result = runner.invoke(app, ["wrapped-for-test", "--help"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        assert "A second paragraph wrapped by hand at some width that is not the terminal's." in result.stdout
+        lines = [line.strip() for line in result.stdout.splitlines()]
+        assert "kept" in lines and "as is" in lines
+    finally:
+        remove()
+
+
+def test_every_commands_help_reads_at_80_and_60_columns():
+    """No paragraph of a command's help breaks mid-sentence: a line of prose ends where the
+    next word would not fit, not where the docstring's source line did."""
+    for width in (80, 60):
+        for command in ["noise", "train", "infer", "export", "evaluate", "demo", "gradcheck", "plugins", "models"]:
+            result = runner.invoke(get_app(), [command, "--help"], env={"COLUMNS": str(width)})
+            assert result.exit_code == 0, (command, result.output)
+            lines = result.stdout.splitlines()
+            assert all(len(line) <= width for line in lines), (command, width)
+            prose = lines[: next(i for i, line in enumerate(lines) if line.startswith("╭"))]
+            for line, following in zip(prose, prose[1:]):
+                words = following.split()
+                if line.strip() and words:  # the next line's first word would have fitted here
+                    assert len(line.rstrip()) + 1 + len(words[0]) > width - 1, (command, width, line, following)
+
+
+def test_a_closed_stdout_ends_quietly():
+    """'denoisekit models | head': no 'Error: BrokenPipeError' once head has read enough."""
+    def pipe():
+        raise BrokenPipeError(32, "Broken pipe")
+
+    remove = _hidden_command("pipe-for-test", pipe)
+    try:
+        result = runner.invoke(app, ["pipe-for-test"])
+        assert result.exit_code == 1 and result.stderr == ""
+    finally:
+        remove()
+
+
+def test_help_lists_the_demo_first_then_the_pipeline_in_order():
+    result = runner.invoke(get_app(), ["--help"], env={"COLUMNS": "80"})
+    names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ") and line[2] != " "]
+    order = ["demo", "noise", "train", "infer", "evaluate", "export"]
+    assert [n for n in names if n in order] == order, names
