@@ -12,14 +12,19 @@ import typer
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print results as JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or diagnostics.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
-OutputOpt = Annotated[
-    Optional[Path],
-    typer.Option(
-        "--output",
-        "-o",
-        help="Output path: a directory gives a DICOM series, .nii/.nii.gz gives NIfTI.",
-    ),
-]
+#: The format each form of output path gives (by its suffix, in any case).
+OUTPUT_FORMATS = "a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those formats"
+
+
+def output_option(default: str) -> Any:
+    """``-o/--output`` of a command that writes one volume, saying where it goes by ``default``."""
+    return Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help=f"Output path: {OUTPUT_FORMATS}. Default: {default}.", show_default=False),
+    ]
+
+
+OutputOpt = output_option("next to the input, in its format, named after it")
 PluginOptionOpt = Annotated[
     Optional[list[str]],
     typer.Option(

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, print_json, status
+from denoisekit.cli.common import OUTPUT_FORMATS, ForceOpt, JsonOpt, QuietOpt, err_console, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
 
@@ -19,7 +19,7 @@ def export(
     input: InputArg,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="A directory (derived DICOM series), .nii/.nii.gz, .nrrd or .mha."),
+        typer.Option("--output", "-o", help=f"Output path (no default): {OUTPUT_FORMATS}.", show_default=False),
     ],
     series: SeriesOpt = None,
     force: ForceOpt = False,
@@ -30,8 +30,10 @@ def export(
 ) -> None:
     """Convert a CT volume between DICOM, NIfTI, NRRD and MHA.
 
-    OUTPUT: a directory gives a derived DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those
-    formats."""
+    -o is required: its suffix picks the format (no suffix: a directory holding a derived DICOM series).
+    Geometry and Hounsfield units are kept exact.
+
+    Example: denoisekit export scan/ -o scan.nii.gz"""
     from denoisekit.io import check_output, write_volume
 
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything

@@ -10,17 +10,21 @@ from denoisekit.cli import app
 from denoisekit.cli.common import (
     ForceOpt,
     JsonOpt,
-    OutputOpt,
     PluginOptionOpt,
     QuietOpt,
     err_console,
     flag_options,
+    output_option,
     print_json,
     slice_progress,
     status,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt
 from denoisekit.plugins import complete, get_noises
+
+NoiseOutputOpt = output_option(
+    "<input>_noise-<kind> next to the input, in its format (a DICOM input gives a series directory)"
+)
 
 
 @app.command()
@@ -33,8 +37,8 @@ def noise(
             autocompletion=complete(get_noises), show_default=False,
         ),
     ],
-    output: OutputOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (default 0, so runs are reproducible); the same seed gives the same noise.")] = 0,
+    output: NoiseOutputOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same noise.")] = 0,
     sigma: Annotated[
         Optional[float], typer.Option("--sigma", help="gaussian: noise std in HU (default 25).", show_default=False)
     ] = None,
@@ -63,9 +67,13 @@ def noise(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add simulated noise to a CT volume (DICOM or NIfTI in, either out).
+    """Add simulated noise to a CT volume (DICOM, NIfTI, NRRD or MHA, in and out).
 
-    The parameters go into the derivation tags and a JSON sidecar (out.json) that reproduces the output.
+    The output goes next to the input unless -o says otherwise: scan/ gives scan_noise-lowdose/,
+    a.nii.gz gives a_noise-lowdose.nii.gz. The noise parameters go into a JSON sidecar beside it
+    (a_noise-lowdose.json), from which it can be reproduced, and into a DICOM output's derivation tags.
+
+    Example: denoisekit noise scan/ --kind lowdose --dose 0.25
     """
     import time
 

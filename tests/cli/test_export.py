@@ -70,3 +70,11 @@ def test_usage_errors(tmp_path):
     assert run("export", tmp_path).exit_code == 2  # no -o
     result = run("export", tmp_path, "-o", tmp_path / "x.dcm")
     assert result.exit_code == 1 and "use a directory" in result.stderr
+
+
+def test_help_says_output_is_required_and_how_it_picks_the_format():
+    result = runner.invoke(get_app(), ["export", "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "-o is required: its suffix picks the format" in text
+    assert "Output path (no default): a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha" in text

@@ -124,3 +124,18 @@ def test_the_status_line_is_the_log_s_first_line(body_nifti, tmp_path):
     result = run(body_nifti, "-o", tmp_path / "noisy.nii.gz", "--kind", "gaussian", "--sigma", 30)
     assert result.exit_code == 0, result.output
     assert result.stderr.startswith("wrote "), repr(result.stderr[:40])
+
+
+def _help_text(*args):
+    result = runner.invoke(get_app(), [*args, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return " ".join(result.stdout.replace("│", " ").split())
+
+
+def test_help_says_where_the_output_goes_by_default_and_it_does(body_nifti):
+    assert "Default: <input>_noise-<kind> next to the input, in its format" in _help_text("noise")
+    assert "Output path: a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha" in _help_text("noise")
+    result = run(body_nifti, "--kind", "gaussian", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (body_nifti.parent / "body_noise-gaussian.nii.gz").exists()
+    assert (body_nifti.parent / "body_noise-gaussian.json").exists()  # the sidecar the help names
