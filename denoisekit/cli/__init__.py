@@ -50,16 +50,38 @@ def reflow(help_text: str) -> str:
     return "\n\n".join(paragraphs) + cut + rest
 
 
+def _value_label(param) -> None:
+    """Typer's help labels a flag's value ``<bool>``, as if it took one, and a repeatable
+    option's ``<list[str]>``, as if it took a list at once: a flag gets no label, a
+    repeatable option its item's (its help says it repeats)."""
+    if getattr(param, "is_flag", False) and param.metavar is None:
+        param.metavar = ""
+    elif getattr(param, "multiple", False) and param.metavar is None and hasattr(param, "display_type"):
+        label = param.display_type(None)
+        if label.startswith("<list[") and label.endswith("]>"):
+            param.metavar = f"<{label[6:-2]}>"
+
+
 class _Group(TyperGroup):
     """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
 
     def list_commands(self, ctx) -> list[str]:
         return list(self.commands)  # in the order they were added, not alphabetical
 
+    def format_help(self, ctx, formatter):
+        for param in [*self.params, self.get_help_option(ctx)]:
+            if param is not None:
+                _value_label(param)
+        return super().format_help(ctx, formatter)
+
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
         if command is not None and command.help:
             command.help = reflow(command.help)
+        if command is not None:
+            for param in [*command.params, command.get_help_option(ctx)]:
+                if param is not None:
+                    _value_label(param)
         return command
 
     def invoke(self, ctx):

@@ -1,5 +1,6 @@
 """The app itself: version, help, exit codes and staying light to start."""
 
+import re
 import subprocess
 import sys
 
@@ -168,3 +169,14 @@ def test_help_lists_the_demo_first_then_the_pipeline_in_order():
     names = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("│ ") and line[2] != " "]
     order = ["demo", "noise", "train", "infer", "evaluate", "export"]
     assert [n for n in names if n in order] == order, names
+
+
+def test_help_gives_flags_no_value_and_repeatable_options_their_item():
+    """Typer labels a flag '<bool>' (as if it took a value) and a repeatable option
+    '<list[str]>' (as if it took a list at once)."""
+    for args in (["--help"], ["infer", "--help"], ["train", "--help"], ["noise", "--help"]):
+        result = runner.invoke(get_app(), args, env={"COLUMNS": "120"})
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.stdout and "<list[str]>" not in result.stdout, args
+    infer = runner.invoke(get_app(), ["infer", "--help"], env={"COLUMNS": "120"}).stdout
+    assert re.search(r"--option\s+<str>", infer) and re.search(r"--force\s+Overwrite", infer)
