@@ -43,13 +43,19 @@ def export(
     from rich.progress import Progress
 
     console = err_console(quiet or as_json)
+    notes: list[str] = []  # source values the derived series could not copy as they were
+
+    def note(message: str) -> None:
+        status(console, f"note: {message}")
+        notes.append(message)
+
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
         task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])
         written = write_volume(
             volume, output, force=force, description=description,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(task, completed=done, total=total), note=note,
         )
     if as_json:
-        print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume)})
+        print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume), "notes": notes})
     elif not quiet:
         status(console, f"wrote {written} ({kind}): {describe(volume)}")

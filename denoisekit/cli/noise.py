@@ -95,7 +95,8 @@ def noise(
         task = bar.add_task(f"noise {kind}", total=volume.shape[0])
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
-    written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record)
+    written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record,
+                           note=lambda message: status(console, f"note: {message}"))
     seconds = time.perf_counter() - start
     added = noisy.array - volume.array
     result = {

@@ -78,3 +78,20 @@ def test_help_says_output_is_required_and_how_it_picks_the_format():
     text = " ".join(result.stdout.replace("│", " ").split())
     assert "-o is required: its suffix picks the format" in text
     assert "Output path (no default): a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha" in text
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_source_value_the_series_cannot_copy_is_a_note(real_ct, tmp_path, as_json):
+    import pydicom
+
+    ds = pydicom.dcmread(real_ct("CT_small.dcm"))
+    ds.PatientIdentityRemoved = "YES"  # with no method recorded: not claimed again
+    ds.save_as(tmp_path / "ct.dcm")
+    result = run("export", tmp_path / "ct.dcm", "-o", tmp_path / "series", *(["--json"] if as_json else []))
+    assert result.exit_code == 0, result.output
+    if as_json:
+        [note] = json.loads(result.stdout)["notes"]
+        assert "PatientIdentityRemoved" in note
+    else:
+        assert "note: the source's PatientIdentityRemoved records no de-identification method" in result.stderr
+    assert "PatientIdentityRemoved" not in pydicom.dcmread(next((tmp_path / "series").glob("*.dcm")))
