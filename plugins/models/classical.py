@@ -114,11 +114,17 @@ class BM3D(_Classical):
                    "slice; spectrum: estimated (the noise's power spectrum, read per slice) or white; profile: the "
                    "bm3d package's parameter set, np (normal), vn (very noisy) or high (finer, slower).")
     options = {"sigma": 0.0, "profile": "np", "spectrum": "estimated"}
+    #: The bm3d package's profiles for denoising; its 'refilter' fails (bm3d 4.0.3), 'deb'
+    #: is for deblurring.
+    PROFILES = ("np", "vn", "high")
 
     def __init__(self, **options: Any) -> None:
         import importlib.util
 
         super().__init__(**options)
+        if self.config["profile"] not in self.PROFILES:  # else bm3d fails on the first slice, obscurely
+            raise DenoiseKitError(f"option profile must be one of {', '.join(self.PROFILES)}, "
+                                  f"got {self.config['profile']!r}")
         # From Python, a measured spectrum (e.g. the scanner's, on a water phantom) may be given
         # as an array, as ``noise_spectrum`` returns it.
         spectrum = self.config["spectrum"]

@@ -115,6 +115,12 @@ def test_bm3d_psd_follows_the_package_convention():
     np.testing.assert_allclose(psd[::2, ::2] / psd[::2, ::2].mean(), spectrum / spectrum.mean(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("profile", ["refilter", "lc", "NP"])
+def test_bm3d_unknown_profile_refused_before_any_slice(profile):
+    with pytest.raises(DenoiseKitError, match="option profile must be one of np, vn, high"):
+        BM3D(profile=profile)
+
+
 def test_bm3d_unknown_spectrum_refused():
     with pytest.raises(DenoiseKitError, match="spectrum must be"):
         BM3D(spectrum="pink")
