@@ -290,10 +290,12 @@ def train(
             raise DenoiseKitError(
                 f"cannot resume {run.path}: it was trained with different {', '.join(diff)}"
             )
-        if chief:
-            budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
-            run.write_config({**old, **budget})
         last, old_rows = _last_usable_epoch(run, plan)
+        trained = max((int(r["step"]) for r in old_rows.values()), default=0)
+        if trained > sum(plan):  # resuming would drop trained epochs (and best.npz may be one)
+            raise DenoiseKitError(
+                f"{run.path} has trained {trained} steps ({max(old_rows)} epochs), more than the {sum(plan)} "
+                "asked for: resume it with at least that budget, or start a new run with -o")
         if last == len(plan):  # nothing left to train: say so before simulating any noise
             from denoisekit.weights import read_weights
 
@@ -304,6 +306,9 @@ def train(
             best = max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
             return TrainResult(run.path, model, last, int(rows[-1]["step"]), rows, best["epoch"],
                                time.perf_counter() - t0, last, best, already_complete=True)
+        if chief:
+            budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
+            run.write_config({**old, **budget})
     elif chief:  # other workers write nothing
         run.create(config)
 

@@ -179,6 +179,16 @@ def test_resuming_a_finished_run_trains_nothing_and_returns_its_weights(tmp_path
                                   whole.model.trainable_variables[0].numpy())
 
 
+@pytest.mark.parametrize("budget", [{"epochs": 1}, {"steps": 9}])
+def test_resuming_with_a_smaller_budget_is_refused_and_keeps_every_epoch(tmp_path, budget):
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3, **SMALL)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    with pytest.raises(DenoiseKitError, match=r"has trained 12 steps \(2 epochs\), more than the \d+ asked for"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", seed=3, resume=True,
+              **{**SMALL, "epochs": None, **budget})
+    assert {p.name: p.read_bytes() for p in (tmp_path / "a").rglob("*") if p.is_file()} == before
+
+
 def test_noise_per_volume_is_recorded_resumes_and_needs_one_per_volume(tmp_path):
     volumes = [phantom(), phantom(4)]
     noises = [WhiteNoise(sigma=40.0), WhiteNoise(sigma=200.0)]
