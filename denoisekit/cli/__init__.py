@@ -30,9 +30,22 @@ def _click_module():
 
 
 _click = _click_module()
-# Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2), and so does
-# a closed stdout ('denoisekit train --help | head'): Typer exits 1 without a word.
-_PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException, BrokenPipeError)
+# Exits, aborts and usage errors keep Typer's own handling (usage errors exit 2).
+_PASS_THROUGH = (typer.Exit, typer.Abort, _click.exceptions.ClickException)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader has gone ('denoisekit models | head'): then a BrokenPipeError
+    is no error of ours, and Typer exits 1 without a word. Any other broken pipe (a plugin's
+    subprocess) is an error like any other. POLLERR on the write end says the reader is gone."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLERR)
+        return bool(poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no real stdout (a test runner's buffer), or no poll
+        return False
 
 
 # TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is not for users;
@@ -76,8 +89,9 @@ class _Group(TyperGroup):
 
     def get_command(self, ctx, cmd_name):
         command = super().get_command(ctx, cmd_name)
-        if command is not None and command.help:
-            command.help = reflow(command.help)
+        ours = getattr(getattr(command, "callback", None), "__module__", "") or ""
+        if command is not None and command.help and ours.startswith("denoisekit."):
+            command.help = reflow(command.help)  # a plugin's help is laid out as its author chose
         if command is not None:
             for param in [*command.params, command.get_help_option(ctx)]:
                 if param is not None:
@@ -93,7 +107,7 @@ class _Group(TyperGroup):
             typer.echo("Interrupted.", err=True)
             raise typer.Exit(130)
         except Exception as exc:  # noqa: BLE001 - the CLI's single error boundary
-            if (ctx.obj or {}).get("debug"):
+            if (ctx.obj or {}).get("debug") or (isinstance(exc, BrokenPipeError) and _stdout_closed()):
                 raise
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             if not isinstance(exc, DenoiseKitError):

@@ -124,6 +124,7 @@ def test_hand_wrapped_help_paragraphs_are_reflowed_to_the_terminal():
         as is
         """
 
+    wrapped.__module__ = "denoisekit.cli.for_test"  # a built-in command's
     remove = _hidden_command("wrapped-for-test", wrapped)
     try:
         result = runner.invoke(app, ["wrapped-for-test", "--help"], env={"COLUMNS": "120"})
@@ -131,6 +132,14 @@ def test_hand_wrapped_help_paragraphs_are_reflowed_to_the_terminal():
         assert "A second paragraph wrapped by hand at some width that is not the terminal's." in result.stdout
         lines = [line.strip() for line in result.stdout.splitlines()]
         assert "kept" in lines and "as is" in lines
+    finally:
+        remove()
+
+    wrapped.__module__ = "their_plugin.commands"  # a plugin's help is laid out as its author chose
+    remove = _hidden_command("plugin-for-test", wrapped)
+    try:
+        result = runner.invoke(app, ["plugin-for-test", "--help"], env={"COLUMNS": "120"})
+        assert "A second paragraph wrapped by hand at some width that is not the terminal's." not in result.stdout
     finally:
         remove()
 
@@ -152,14 +161,28 @@ def test_every_commands_help_reads_at_80_and_60_columns():
 
 
 def test_a_closed_stdout_ends_quietly():
-    """'denoisekit models | head': no 'Error: BrokenPipeError' once head has read enough."""
+    """'denoisekit models --help | head': no 'Error: BrokenPipeError' once the reader is gone."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before denoisekit writes a byte
+    try:
+        proc = subprocess.run([sys.executable, "-m", "denoisekit", "models", "--help"], stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr == "", proc.stderr
+
+
+def test_any_other_broken_pipe_is_an_error_like_any_other():
+    """A plugin's subprocess pipe breaking is no closed stdout: one line, exit 1."""
     def pipe():
         raise BrokenPipeError(32, "Broken pipe")
 
     remove = _hidden_command("pipe-for-test", pipe)
     try:
         result = runner.invoke(app, ["pipe-for-test"])
-        assert result.exit_code == 1 and result.stderr == ""
+        assert result.exit_code == 1 and result.stderr.startswith("Error: BrokenPipeError"), result.stderr
     finally:
         remove()
 
