@@ -89,10 +89,11 @@ def _check_uniform(frames: list[Frame]) -> None:
         raise DenoiseKitError("the slices have different PixelSpacing; they do not form one volume")
 
 
-def _check_pixel_bytes(frames: list[Frame]) -> None:
-    """Refuse native pixel data longer or shorter than Rows x Columns x frames x BitsAllocated
-    (plus the pad byte of an odd length): pydicom would drop the excess, or fail obscurely,
-    and the image would be read with a wrong geometry. Encapsulated data is not checked."""
+def _check_pixel_bytes(frames: list[Frame], note: Callable[[str], None]) -> None:
+    """Refuse native pixel data shorter than Rows x Columns x frames x BitsAllocated, or longer
+    by a row or a column or more: the header's image size is wrong, and pydicom would read it
+    with a wrong geometry (dropping the excess) or fail obscurely. A smaller excess (trailing
+    bytes some writers leave) is noted and dropped. Encapsulated data is not checked."""
     from pydicom.uid import UID
 
     seen: set[Path] = set()
@@ -110,6 +111,11 @@ def _check_pixel_bytes(frames: list[Frame]) -> None:
             continue  # the decoder names what is missing
         expected = -(-f.rows * f.columns * n_frames * bits // 8)
         if f.pixel_bytes in (expected, expected + expected % 2):
+            continue
+        line = -(-min(f.rows, f.columns) * bits // 8)  # the least a wrong Rows or Columns adds
+        if expected < f.pixel_bytes < expected + line:
+            note(f"{f.path}: {f.pixel_bytes - expected} bytes after the image's {expected} in PixelData "
+                 "are ignored")
             continue
         why = "the file is truncated or its" if f.pixel_bytes < expected else "its"
         raise DenoiseKitError(
@@ -144,7 +150,7 @@ def read_dicom(
         note(f"series {chosen.uid}: the pixel values are not Hounsfield units ({why}); "
              "denoisekit's noise and models assume HU")
     check_decoders(chosen.transfer_syntaxes)
-    _check_pixel_bytes(frames)
+    _check_pixel_bytes(frames, note)
     first = frames[0]
     stack = order_stack(
         [f.position for f in frames],

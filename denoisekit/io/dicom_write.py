@@ -71,7 +71,9 @@ def _source_uid(tags: dict[str, Any], keyword: str, note: Note) -> str:
     series = str(tags.get("SeriesInstanceUID") or "")
     if not value and not series:
         return generate_uid()
-    uid = generate_uid(entropy_srcs=[keyword, value] if value else [keyword, "of series", series])
+    # the patient too: anonymisers leave the same placeholder (e.g. 'REMOVED') for every patient
+    patient = str(tags.get("PatientID") or "")
+    uid = generate_uid(entropy_srcs=[keyword, value, patient] if value else [keyword, "of series", series])
     what = f"is not a valid UID ({value!r})" if value else "is missing"
     note(f"the source's {keyword} {what}: the derived series has {uid} instead, derived from "
          f"the source's {'value' if value else 'SeriesInstanceUID'} (the same on every run)")
@@ -119,7 +121,9 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
     header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
     _identity_claim(header, note)
-    if "StudyInstanceUID" not in tags:  # a new study: date it now
+    if "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID"):
+        # a new study (no DICOM source): date it now. A DICOM source without a study UID gets
+        # one derived from its series, the same every run, so no "now" that changes per run.
         header.setdefault("StudyDate", now.strftime("%Y%m%d"))
         header.setdefault("StudyTime", now.strftime("%H%M%S"))
     for keyword in _TYPE2_EMPTY:

@@ -226,6 +226,17 @@ def test_pixel_data_of_another_length_than_the_header_says_is_refused(tmp_path, 
     assert f"make {expected};" in message and "image size is wrong" in message
 
 
+def test_a_few_trailing_bytes_after_the_image_are_noted_and_dropped(tmp_path):
+    """Less than a row or a column: no wrong Rows or Columns makes that, some writers do."""
+    path = _ct_small_changed(tmp_path, lambda ds: setattr(ds, "PixelData", ds.PixelData + bytes(10)))
+    notes = []
+    volume = read_volume(path, note=notes.append)
+    from pydicom.data import get_testdata_file
+
+    np.testing.assert_array_equal(volume.array, read_volume(get_testdata_file("CT_small.dcm")).array)
+    assert notes == [f"{path}: 10 bytes after the image's 32768 in PixelData are ignored"]
+
+
 def test_a_file_cut_inside_its_pixel_data_says_so(tmp_path):
     path = _ct_small_changed(tmp_path, lambda ds: None)
     path.write_bytes(path.read_bytes()[:-2000])  # CT_small ends with 138 bytes of trailing padding

@@ -220,6 +220,25 @@ def test_a_study_or_frame_uid_not_valid_is_replaced_the_same_way_every_run(real_
     assert not _dciodvfy_errors(firsts[0])
 
 
+def test_the_same_placeholder_uid_of_two_patients_gives_two_studies(real_ct, tmp_path, caplog):
+    """Anonymisers leave one placeholder for every patient: two patients must not merge."""
+    uids = []
+    for patient in ("P1", "P2"):
+        (tmp_path / patient).mkdir()
+        _, [first], _ = _derive_ct_small(real_ct, tmp_path / patient, caplog, StudyInstanceUID="REMOVED",
+                                         PatientID=patient)
+        uids.append(pydicom.dcmread(first).StudyInstanceUID)
+    assert uids[0] != uids[1]
+
+
+def test_a_study_uid_derived_from_the_series_gets_no_date_of_today(real_ct, tmp_path, caplog):
+    """The same study UID every run must come with the same study date, not each run's now."""
+    _, firsts, _ = _derive_ct_small(real_ct, tmp_path, caplog, StudyInstanceUID=None, StudyDate="",
+                                    StudyTime="")
+    ds = pydicom.dcmread(firsts[0])
+    assert ds.StudyDate == "" and ds.StudyTime == ""
+
+
 def test_valid_source_uids_are_copied_without_a_note(real_ct, tmp_path, caplog):
     source, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog)
     ds = pydicom.dcmread(first)
