@@ -8,6 +8,8 @@ Overall PSNR and RMSE pool every voxel; overall SSIM is the mean of the slices' 
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,8 @@ def parse_window(text: str) -> tuple[float, float]:
         lo, hi = (float(p) for p in parts)
     except ValueError:
         raise DenoiseKitError(f"window must be LO,HI in HU (e.g. -1000,1000), got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise DenoiseKitError(f"window {text!r} must be finite HU values")
     if not hi > lo:
         raise DenoiseKitError(f"window {text!r} is empty: HI must be above LO")
     return lo, hi
@@ -56,8 +60,8 @@ def figure_window(text: str) -> tuple[str, tuple[float, float]]:
         lo, hi = (float(p) for p in text.split(","))
     except ValueError:
         raise DenoiseKitError(f"unknown figure window {text!r}: use one of {names}, or LO,HI in HU") from None
-    if not hi > lo:
-        raise DenoiseKitError(f"figure window {text!r} is empty: HI must be above LO (or use one of {names})")
+    if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+        raise DenoiseKitError(f"figure window {text!r} must have finite HI above LO (or use one of {names})")
     return "", (lo, hi)
 
 
@@ -73,16 +77,38 @@ def check_figure_path(path: str | Path, force: bool) -> None:
     if not (path.exists() or path.is_symlink()):
         return
     refuse_foreign(path, series=False)  # a directory or a device is never replaced
-    if not path.is_symlink():
-        try:
-            with open(path, "rb") as fh:
-                png = fh.read(len(PNG_MAGIC)) == PNG_MAGIC
-        except OSError:
-            png = False
-        if not png:
-            raise DenoiseKitError(f"{path} is not a PNG file: not replaced; choose another figure path")
+    if not path.is_symlink() and not _our_png(path):
+        raise DenoiseKitError(f"{path} is not a figure denoisekit wrote: not replaced; choose another figure path")
     if not force:
         raise DenoiseKitError(f"figure {path} already exists (use --force to overwrite it)")
+
+
+#: The PNG text chunk that marks a figure as denoisekit's, so --force replaces only its own.
+SOFTWARE = b"Software\x00denoisekit"
+
+
+def _our_png(path: Path) -> bool:
+    """Whether ``path`` is a PNG that denoisekit wrote: its Software text chunk (before the
+    image data, where matplotlib puts it) says so. Any other PNG is someone's picture."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(PNG_MAGIC)) != PNG_MAGIC:
+                return False
+            while True:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return False
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND") or length > 1 << 20:
+                    return False
+                data = fh.read(length)
+                fh.seek(4, 1)  # the chunk's CRC
+                if kind == b"tEXt" and data.startswith(SOFTWARE):
+                    return True
+    except OSError:
+        return False
 
 
 def _array(volume: Any) -> np.ndarray:
@@ -224,7 +250,9 @@ def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_in
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_sibling(path)
     try:  # never a half-written PNG, and checked again: the path may have changed meanwhile
-        fig.savefig(temp, dpi=100, format="png")
+        from denoisekit import __version__
+
+        fig.savefig(temp, dpi=100, format="png", metadata={"Software": f"denoisekit {__version__}"})
         check_figure_path(path, force)
         publish(temp, path, force)
     except BaseException:

@@ -77,6 +77,9 @@ def test_parse_window():
     for bad in ("1000", "a,b", "100,-100"):
         with pytest.raises(DenoiseKitError):
             parse_window(bad)
+    for bad in ("-inf,inf", "0,inf", "nan,1"):
+        with pytest.raises(DenoiseKitError, match="must be finite HU values"):
+            parse_window(bad)
 
 
 def test_representative_slice_has_median_error():
@@ -109,8 +112,8 @@ def test_figure_window_names_aliases_and_explicit_windows():
     assert figure_window("-100,100") == ("", (-100.0, 100.0))
     with pytest.raises(DenoiseKitError, match="unknown figure window 'liver'.*lung, soft-tissue, mediastinum, brain, bone"):
         figure_window("liver")
-    for bad in ("80,0", "40,40"):
-        with pytest.raises(DenoiseKitError, match="is empty: HI must be above LO"):
+    for bad in ("80,0", "40,40", "0,inf", "nan,100"):
+        with pytest.raises(DenoiseKitError, match="must have finite HI above LO"):
             figure_window(bad)
 
 
@@ -136,13 +139,22 @@ def test_figure_rows_follow_the_chosen_windows_and_label_them_in_hu():
     assert "±20 HU" in _titles(fig)[2]  # the difference's scale follows the row's window
 
 
-def test_figure_replaces_only_a_png_and_only_with_force(tmp_path):
+def test_figure_replaces_only_its_own_png_and_only_with_force(tmp_path):
     ref, noisy, den = _phantom()
     notes = tmp_path / "notes.png"
     notes.write_text("my notes")
-    with pytest.raises(DenoiseKitError, match="not a PNG file"):
+    with pytest.raises(DenoiseKitError, match="not a figure denoisekit wrote"):
         figure(ref, noisy, den, notes, force=True)
     assert notes.read_text() == "my notes"
+    from matplotlib.figure import Figure
+
+    theirs = tmp_path / "screenshot.png"  # a PNG, but someone else's picture
+    Figure(figsize=(1, 1)).savefig(theirs, format="png")
+    before = theirs.read_bytes()
+    with pytest.raises(DenoiseKitError, match="not a figure denoisekit wrote"):
+        figure(ref, noisy, den, theirs, force=True)
+    assert theirs.read_bytes() == before
+    theirs.unlink()
     (tmp_path / "folder.png").mkdir()
     with pytest.raises(DenoiseKitError, match="is a directory"):
         figure(ref, noisy, den, tmp_path / "folder.png", force=True)

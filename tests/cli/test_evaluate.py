@@ -151,7 +151,7 @@ def test_figure_windows_are_passed_to_the_figure(volumes, tmp_path, monkeypatch)
     ("window", "with_figure", "message"),
     [
         ("liver", True, "unknown figure window 'liver': use one of lung, soft-tissue, mediastinum, brain, bone"),
-        ("80,0", True, "figure window '80,0' is empty"),
+        ("80,0", True, "figure window '80,0' must have finite HI above LO"),
         ("brain", False, "--figure-window sets the figure's display windows: it needs --figure"),
     ],
 )
@@ -169,7 +169,7 @@ def test_force_replaces_a_png_but_never_another_file_and_says_so_before_reading(
     notes.write_text("my notes")
     missing = tmp_path / "missing.nii.gz"  # reading it would fail: the refusal must come first
     result = _run("evaluate", missing, paths["clean"], "--figure", notes, "--force")
-    assert result.exit_code == 1 and "not a PNG file" in result.stderr, result.output
+    assert result.exit_code == 1 and "not a figure denoisekit wrote" in result.stderr, result.output
     assert notes.read_text() == "my notes"
     (tmp_path / "dir.png").mkdir()
     result = _run("evaluate", missing, paths["clean"], "--figure", tmp_path / "dir.png", "--force")
