@@ -95,8 +95,13 @@ def noise(
         task = bar.add_task(f"noise {kind}", total=volume.shape[0])
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
-    written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record,
-                           note=lambda message: status(console, f"note: {message}"))
+    notes: list[str] = []  # source values the derived series could not copy as they were
+
+    def note(message: str) -> None:
+        status(console, f"note: {message}")
+        notes.append(message)
+
+    written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start
     added = noisy.array - volume.array
     result = {
@@ -109,6 +114,7 @@ def noise(
         "slices": volume.shape[0],
         "noise_std_hu": round(float(added.std()), 3),
         "seconds": round(seconds, 3),
+        "notes": notes,
     }
     status(
         console,

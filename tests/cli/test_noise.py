@@ -139,3 +139,13 @@ def test_help_says_where_the_output_goes_by_default_and_it_does(body_nifti):
     assert result.exit_code == 0, result.output
     assert (body_nifti.parent / "body_noise-gaussian.nii.gz").exists()
     assert (body_nifti.parent / "body_noise-gaussian.json").exists()  # the sidecar the help names
+
+
+def test_a_source_value_the_series_cannot_copy_is_a_note_in_json(real_ct, tmp_path):
+    ds = pydicom.dcmread(real_ct("CT_small.dcm"))
+    ds.PatientIdentityRemoved = "YES"  # with no method recorded: not claimed again
+    ds.save_as(tmp_path / "ct.dcm")
+    result = run(tmp_path / "ct.dcm", "-o", tmp_path / "low", "--kind", "gaussian", "--json")
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["notes"]
+    assert "PatientIdentityRemoved" in note and f"note: {note}" in result.stderr
