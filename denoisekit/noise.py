@@ -104,10 +104,19 @@ def describe(record: dict[str, Any]) -> str:
 
 
 def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress: Optional[Callable[[int], None]]) -> np.ndarray:
+    """``noise`` on ``array``, with padding outside the field of view (-3024 HU and the like)
+    seen as air and given back as the scanner wrote it, as training and the models do: seen
+    as it is, -3024 HU is a negative attenuation in every ray through it, and noise on it is
+    noise on no anatomy."""
+    from denoisekit.volume import fill_padding, padding_mask
+
     kwargs = {}
     if progress is not None and "progress" in inspect.signature(noise.apply).parameters:
         kwargs["progress"] = progress
-    noisy = checked(noise, noise.apply(array, params, tuple(spacing), **kwargs), array.shape)
+    padding = padding_mask(array)
+    noisy = checked(noise, noise.apply(fill_padding(array, padding), params, tuple(spacing), **kwargs), array.shape)
+    if padding.any():
+        noisy = np.where(padding, array, noisy).astype(np.float32, copy=False)
     if progress is not None and "progress" not in kwargs:
         progress(array.shape[0])
     return noisy

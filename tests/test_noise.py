@@ -35,6 +35,21 @@ def test_record_reproduces_the_output_exactly_even_through_json(kind, options):
 
 
 @pytest.mark.parametrize("kind,options", KINDS)
+def test_padding_outside_the_field_of_view_is_air_to_the_noise_and_kept(kind, options):
+    """-3024 HU outside the reconstructed circle: noise as if air were there (as training
+    sees it), and the padding back as written."""
+    clean = body()
+    yy, xx = np.mgrid[:64, :64]
+    outside = (yy - 31.5) ** 2 + (xx - 31.5) ** 2 > 31**2
+    padded = Volume(np.where(outside, np.float32(-3024.0), clean.array), spacing=clean.spacing)
+    in_air = Volume(np.where(outside, np.float32(-1024.0), clean.array), spacing=clean.spacing)
+    noisy, _ = add_noise(padded, kind, seed=3, **options)
+    assert (noisy.array[:, outside] == -3024.0).all()
+    expected, _ = add_noise(in_air, kind, seed=3, **options)
+    np.testing.assert_allclose(noisy.array[:, ~outside], expected.array[:, ~outside], atol=1e-3)
+
+
+@pytest.mark.parametrize("kind,options", KINDS)
 def test_seed_decides_the_noise(kind, options):
     clean = body()
     a, _ = add_noise(clean, kind, seed=1, **options)
