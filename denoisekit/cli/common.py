@@ -74,15 +74,19 @@ def slice_progress(console, transient: bool = True):
     )
 
 
-def flag_options(cls: Any, **flags: Any) -> dict[str, Any]:
+def flag_options(cls: Any, pairs: list[str] | None, **flags: Any) -> dict[str, Any]:
     """Dedicated flags (``--sigma``, ``--dose``, ...) as options of plugin ``cls``, typed by
-    the option's default; a flag the plugin has no option for is a clear error."""
+    the option's default; a flag the plugin has no option for, or one that ``pairs`` (the
+    ``key=value`` options) also set, is a clear error: which of two values was meant is a guess."""
     from denoisekit.errors import DenoiseKitError
 
     given = {k: v for k, v in flags.items() if v is not None}
+    paired = {p.partition("=")[0].strip().replace("-", "_") for p in pairs or []}
     for key in given:
         if key not in cls.options:
             raise DenoiseKitError(
                 f"--{key} does not apply to {cls.kind} '{cls.name}' (options: {', '.join(sorted(cls.options))})"
             )
+        if key in paired:
+            raise DenoiseKitError(f"--{key} and an option {key}=... both set {key}: give one")
     return {k: type(cls.options[k])(v) for k, v in given.items()}

@@ -83,7 +83,7 @@ def noise(
     from denoisekit.plugins import get_noise
 
     cls = get_noise(kind)
-    noise_kind = cls.from_strings(option, **flag_options(cls, sigma=sigma, dose=dose, i0=i0, aec=aec))
+    noise_kind = cls.from_strings(option, **flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec))
 
     output = output or default_output(input_path, f"noise-{kind}")
     check_output(output, force=force, sidecar=True)  # refuse what write_volume would, before any work

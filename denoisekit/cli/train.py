@@ -125,7 +125,7 @@ def train(
     model_obj = _build(model_cls, option, old.get("model"))
     backprop_obj = _build(backprop_cls, backprop_option, old.get("backprop"))
     loss_weight = pick("loss_weight", loss_weight) or "none"
-    noise_obj = _build(noise_cls, noise_option, old.get("noise"), flag_options(noise_cls, dose=dose, sigma=sigma))
+    noise_obj = _build(noise_cls, noise_option, old.get("noise"), flag_options(noise_cls, noise_option, dose=dose, sigma=sigma))
 
     if resume is None and epochs is None and steps is None:
         epochs = DEFAULTS["epochs"]

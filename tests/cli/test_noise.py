@@ -98,6 +98,7 @@ def test_default_seed_makes_runs_reproducible_and_output_is_never_overwritten(bo
         (["--kind", "gaussian", "--option", "dose=0.1"], "no option 'dose'"),
         (["--kind", "gaussian", "--aec", "z"], "--aec does not apply"),
         (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'"),
+        (["--kind", "lowdose", "--dose", "0.25", "--option", "dose=0.5"], "--dose and an option dose=... both set"),
     ],
 )
 def test_bad_requests_fail_with_one_line(body_nifti, tmp_path, args, message):

@@ -87,6 +87,7 @@ def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
         (["--noise", "gaussian", "--dose", "0.5"], "--dose does not apply to noise 'gaussian'"),
         (["--model", "residual-mul", "--lr", "1e39", "--sigma", "80"], "the loss became"),
         (["--option", "bogus=1"], "has no option 'bogus'"),
+        (["--sigma", "20", "--noise-option", "sigma=30"], "--sigma and an option sigma=... both set"),
     ],
 )
 def test_user_errors_exit_1_without_leaving_a_run(tmp_path, chest_nifti, args, message):
