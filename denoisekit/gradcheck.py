@@ -49,12 +49,13 @@ def gradcheck(model: Any, size: int | None = None, seed: int = 0, batch: int = 2
     import numpy as np
     import tensorflow as tf
 
+    from denoisekit.plugin import build_model
     from denoisekit_plugins.backprops.autodiff import Autodiff
     from denoisekit_plugins.backprops.manual import Manual
 
     tf.random.set_seed(seed)
     if not model.built:
-        model.build(size or (default_size(model) if model.fixed_size else None))
+        build_model(model, size or (default_size(model) if model.fixed_size else None))
     if model.fixed_size:
         if size is not None and size != model.patch_size:
             raise DenoiseKitError(f"model '{model.name}' is built for {model.patch_size}x{model.patch_size} patches, not {size}")

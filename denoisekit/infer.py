@@ -153,6 +153,7 @@ def denoise_volume(
     if strength == S.AUTO:  # before the loop: with inplace, the input is overwritten as it goes
         probe = S.probe_slices(volume.array)
         div = S.divergence(runner(probe.shape[1:], probe_tile), probe)
+        getattr(model, "take_notes", list)()  # about the probe's crops, not the volume's slices
     used: list[float] = []
     with ExitStack() as stack:
         # The per-slice noise estimates run in threads: SciPy's filters release the GIL.
@@ -184,6 +185,10 @@ def _run(model: Any, batch: np.ndarray) -> np.ndarray:
     result = np.asarray(model.denoise(batch), dtype=np.float32)
     if result.shape != batch.shape:
         raise DenoiseKitError(f"model '{model.name}' returned shape {result.shape} for input {batch.shape}")
+    if not np.isfinite(result).all():  # made by the model, where its input slice was all finite
+        made = ~np.isfinite(result).all(axis=(1, 2)) & np.isfinite(batch).all(axis=(1, 2))
+        if made.any():
+            raise DenoiseKitError(f"model '{model.name}' returned NaN or infinite values; nothing was written")
     return result
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, PluginError
 from denoisekit.hookspecs import hookimpl
 
 __all__ = [
@@ -79,7 +79,7 @@ class Plugin:
             try:
                 options[key] = parse_option_value(value, cls.options[key])
             except ValueError as exc:
-                raise DenoiseKitError(f"option {key}: {exc}") from None
+                raise DenoiseKitError(f"{cls.kind} '{cls.name}' option {key}: {exc}") from None
         return cls(**options)
 
     @classmethod
@@ -102,6 +102,11 @@ class Model(Plugin):
     def denoise(self, slices: Any) -> Any:
         """Denoise a float32 array of slices (n, y, x) in HU; returns the same shape in HU."""
         raise NotImplementedError
+
+    def take_notes(self) -> list[str]:
+        """What the user should hear about the slices denoised since the last call (e.g. some
+        were left as they were), once per volume; ``infer`` prints them and records them."""
+        return []
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -129,6 +134,30 @@ class Layer(Protocol):
     def forward(self, h: Any, x: Any) -> tuple[Any, Any]: ...
 
     def backward(self, g: Any, cache: Any) -> tuple[Any, list]: ...
+
+
+def build_model(model: Any, size: Any) -> None:
+    """``model.build(size)``, marked built (a plugin's build may not say so, and denoise would
+    build again, losing weights set since), with an error inside it naming the model and the
+    module that defines it rather than a bare ValueError from deep in Keras."""
+    try:
+        model.build(size)
+    except DenoiseKitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's own code
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise PluginError(f"model '{model.name}' ({type(model).__module__}) failed in build(): "
+                          f"{type(exc).__name__}: {first}") from exc
+    model.built = True
+
+
+def check_output_shape(model: Any, output: Any, expected: tuple) -> None:
+    """A trainable model's ``call`` must give one channel in its input's shape: broadcasting
+    would otherwise train a wrong shape against the target, or quietly use one channel."""
+    shape = tuple(output.shape)
+    if shape != tuple(expected):
+        raise PluginError(f"model '{model.name}' call() returned shape {shape} for input {tuple(expected)} "
+                          "(it must return (batch, y, x, 1), as its input)")
 
 
 class TrainableModel(Model):
@@ -190,7 +219,7 @@ class TrainableModel(Model):
         import tensorflow as tf
 
         if not self.built:
-            self.build(self.patch_size or slices.shape[-1])
+            build_model(self, self.patch_size or slices.shape[-1])
         from denoisekit.volume import fill_padding, padding_mask
 
         slices = np.asarray(slices, dtype=np.float32)
@@ -198,8 +227,9 @@ class TrainableModel(Model):
         # as the scanner wrote it; noisy air below -1024 HU is denoised like any pixel.
         padding = padding_mask(slices)
         x = tf.constant(self.scale(fill_padding(slices, padding))[..., None])
-        y = self.unscale(np.asarray(self.call(x))[..., 0]).astype(np.float32)
-        return np.where(padding, slices, y)
+        y = np.asarray(self.call(x))
+        check_output_shape(self, y, tuple(x.shape))
+        return np.where(padding, slices, self.unscale(y[..., 0]).astype(np.float32))
 
     def weight_names(self) -> list[str]:
         """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for

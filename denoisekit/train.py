@@ -245,19 +245,22 @@ def train(
     t0 = time.perf_counter()
     tf.random.set_seed(seed)
     keras = _seed_keras(seed)
+    from denoisekit.plugin import build_model
+
     if dist is not None and model.built:  # its variables must be the strategy's: rebuild
         arrays = model.get_weights()
         with scope():
-            model.build(model.patch_size or patch_size)
+            build_model(model, model.patch_size or patch_size)
             model.set_weights(arrays)
     if not model.built:
         with scope():
-            model.build(patch_size)
+            build_model(model, patch_size)
             if not keras and _seed_keras(seed):  # Keras came with the model: build it again, seeded
-                model.build(patch_size)
+                build_model(model, patch_size)
     if model.fixed_size and model.patch_size not in (None, patch_size):
         raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
     model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
+    _check_model(model, patch_size)
     import denoisekit
 
     config = {
@@ -376,6 +379,9 @@ def train(
         rows = [row]
         if chief:
             row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+            if not row["val_psnr"] > -math.inf:  # NaN or -inf: no learning rate makes this, the model does
+                raise DenoiseKitError(f"model '{model.name}' gives NaN or infinite output before any training: "
+                                      "its build() or call() is broken")
             row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
             row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
             run.save_epoch(0, model, opt, step=0, **extra)
@@ -445,6 +451,20 @@ def _last_usable_epoch(run: RunDir, plan: list[int]) -> tuple[int | None, dict[i
     return (usable[-1] if usable else None), old_rows
 
 
+def _check_model(model: Any, patch_size: int) -> None:
+    """Refuse, before the run exists, a model with nothing to train or whose ``call`` does not
+    answer a patch with a patch: either would "train" to the end without a word."""
+    import tensorflow as tf
+
+    from denoisekit.errors import PluginError
+    from denoisekit.plugin import check_output_shape
+
+    if not model.trainable_variables:
+        raise PluginError(f"model '{model.name}' has no trainable variables after build(): nothing to train")
+    probe = tf.zeros((1, patch_size, patch_size, 1), tf.float32)
+    check_output_shape(model, model.call(probe), tuple(probe.shape))
+
+
 def _seed_keras(seed: int) -> bool:
     """Seed Keras too, if something (a plugin's model) has imported it: Keras 3's initialisers
     ignore TensorFlow's seed, so ``--seed`` would not fix such a model's start. Importing Keras
@@ -473,6 +493,11 @@ def _weighted_rule(backprop: Any, model: Any, loss_weight: str):
         if len(grads) != len(model.trainable_variables):  # checked when traced: a Python list
             raise PluginError(f"backprop '{backprop.name}' returned {len(grads)} gradient(s) for the "
                               f"{len(model.trainable_variables)} variables of model '{model.name}'")
+        for i, (g, v) in enumerate(zip(grads, model.trainable_variables)):
+            # a gradient of another shape would be broadcast into the variable by Adam
+            if g is not None and not hasattr(g, "indices") and not g.shape.is_compatible_with(v.shape):
+                raise PluginError(f"backprop '{backprop.name}' returned a gradient of shape {tuple(g.shape)} for "
+                                  f"variable {i} of model '{model.name}', of shape {tuple(v.shape)}")
         return loss, grads
 
     return gradients

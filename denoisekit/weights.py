@@ -78,13 +78,15 @@ def load_model(path: str | Path, expect_model: str | None = None) -> Any:
     name = header.get("model")
     if expect_model is not None and name != expect_model:
         raise DenoiseKitError(f"{path} holds weights for model '{name}', not '{expect_model}'")
+    from denoisekit.plugin import build_model
+
     cls = get_model(name)
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in header.get("options", {}).items()}
     # An option added after the file was written takes the value that reproduces the old
     # behaviour (the model's ``legacy_options``), not today's default.
     options = {**getattr(cls, "legacy_options", {}), **options}
     model = cls(**{k: v for k, v in options.items() if k in cls.options})
-    model.build(header.get("patch_size"))
+    build_model(model, header.get("patch_size"))
     model.set_weights(arrays)
     model.weights_source = str(path)
     return model

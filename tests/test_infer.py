@@ -113,6 +113,22 @@ def test_bad_arguments_are_refused():
         denoise_volume(vol, Affine(), tile=8, overlap=8)
 
 
+class NaNFilter(Affine):
+    name = "nan-filter"
+
+    def denoise(self, slices):
+        out = super().denoise(slices)
+        out[..., 3, 3] = np.nan
+        return out
+
+
+@pytest.mark.parametrize("strength", [1, "auto"])
+def test_a_model_returning_nan_is_named_not_written(strength):
+    """Auto keeps 'none' of a NaN correction as NaN all the same: refused whatever the strength."""
+    with pytest.raises(DenoiseKitError, match="model 'nan-filter' returned NaN or infinite values"):
+        denoise_volume(_volume((2, 20, 20)), NaNFilter(), strength=strength)
+
+
 def _peak(nz, tile=None, inplace=False):
     vol = _volume((nz, 64, 64))
     model = Affine()

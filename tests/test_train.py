@@ -425,6 +425,111 @@ def test_a_rule_returning_too_few_gradients_is_named(tmp_path):
         train([phantom()], TinyModel(), ShortRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
 
 
+def test_the_cli_shows_the_message_of_an_error_raised_where_tensorflow_traced(tmp_path):
+    """TensorFlow re-raises it as 'in user code:' and a traceback: the CLI's line is the message."""
+    from denoisekit.cli import _first_line
+
+    with pytest.raises(PluginError) as caught:
+        train([phantom()], TinyModel(), ShortRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+    assert _first_line(caught.value) == "backprop 'short' returned 0 gradient(s) for the 1 variables of model 'tiny'"
+
+
+class ScalarGradientRule(TapeRule):
+    name = "scalar-grad"
+
+    def gradients(self, model, x, target, step):
+        loss, grads = super().gradients(model, x, target, step)
+        return loss, [tf.reduce_sum(g) for g in grads]  # broadcast by Adam into the whole kernel
+
+
+def test_a_gradient_of_another_shape_than_its_variable_is_named(tmp_path):
+    with pytest.raises(PluginError, match=r"backprop 'scalar-grad' returned a gradient of shape \(\) for variable 0 "
+                                          r"of model 'tiny', of shape \(3, 3, 1, 1\)"):
+        train([phantom()], TinyModel(), ScalarGradientRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1,
+              seed=1, **SMALL)
+
+
+class NoLayers(TinyModel):
+    name = "no-layers"
+
+    def build(self, patch_size=None):
+        self.layers = []
+        self.built = True
+
+
+class TwoChannels(KerasModel):
+    name = "two-channels"
+
+    def call(self, x):
+        y = super().call(x)
+        return tf.concat([y, y], axis=-1)
+
+
+class NaNModel(KerasModel):
+    name = "nan-model"
+
+    def call(self, x):
+        return super().call(x) * np.nan
+
+
+@pytest.mark.parametrize("model, message", [
+    (NoLayers(), "model 'no-layers' has no trainable variables after build"),
+    (TwoChannels(), r"model 'two-channels' call\(\) returned shape \(1, 32, 32, 2\) for input \(1, 32, 32, 1\)"),
+    (NaNModel(), "model 'nan-model' gives NaN or infinite output before any training"),
+], ids=["no variables", "two channels", "NaN"])
+def test_a_model_that_cannot_train_is_refused_before_training(tmp_path, model, message):
+    with pytest.raises(DenoiseKitError, match=message):
+        train([phantom()], model, TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+    assert not (tmp_path / "run" / "epochs" / "epoch-001.npz").exists()
+
+
+class Crops(KerasModel):
+    name = "crops"
+
+    def call(self, x):
+        return super().call(x)[:, 1:-1, 1:-1, :]
+
+
+def test_denoise_names_a_model_whose_call_gives_another_shape():
+    """Not numpy's broadcast error from restoring the padding."""
+    model = Crops()
+    model.build()
+    with pytest.raises(PluginError, match=r"model 'crops' call\(\) returned shape \(2, 62, 62, 1\) for input \(2, 64, 64, 1\)"):
+        model.denoise(phantom().array[:2])
+
+
+class BuildFails(KerasModel):
+    name = "build-fails"
+
+    def build(self, patch_size=None):
+        raise ValueError("channels must be even")
+
+
+def test_an_error_in_build_names_the_model_and_its_module(tmp_path):
+    with pytest.raises(PluginError, match=r"model 'build-fails' \([\w.]*test_train\) failed in build\(\): "
+                                          "ValueError: channels must be even"):
+        train([phantom()], BuildFails(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+
+
+class ForgetsBuilt(KerasModel):
+    name = "forgets-built"
+
+    def build(self, patch_size=None):
+        self.w = tf.Variable(tf.random.normal((3, 3, 1, 1), stddev=0.3))  # and no self.built = True
+
+
+def test_a_model_whose_build_forgets_built_keeps_its_loaded_weights(tmp_path, monkeypatch):
+    import denoisekit.plugins
+
+    monkeypatch.setattr(denoisekit.plugins, "get_model", lambda name: ForgetsBuilt)
+    res = train([phantom()], ForgetsBuilt(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1,
+                **SMALL)
+    x = phantom().array[:2]
+    loaded = [load_model(res.run_dir / "best.npz").denoise(x) for _ in range(2)]
+    np.testing.assert_array_equal(loaded[0], loaded[1])  # not rebuilt with fresh random weights
+    np.testing.assert_allclose(loaded[0], res.model.denoise(x), atol=1e-3)
+
+
 class NaNNoise(WhiteNoise):
     name = "nan-noise"
 
