@@ -75,6 +75,19 @@ def _value_label(param) -> None:
             param.metavar = f"<{label[6:-2]}>"
 
 
+def _first_line(exc: BaseException) -> str:
+    """The line of an error's message that says what went wrong. An error raised in code
+    TensorFlow traced (a plugin's call() or gradients()) comes back as 'in user code:', a
+    traceback, and the original message last."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0] == "in user code:":
+        last, prefix = lines[-1], f"{type(exc).__name__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last
+    return lines[0]
+
+
 class _Group(TyperGroup):
     """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
 
@@ -109,7 +122,7 @@ class _Group(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - the CLI's single error boundary
             if (ctx.obj or {}).get("debug") or (isinstance(exc, BrokenPipeError) and _stdout_closed()):
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            message = _first_line(exc)
             if not isinstance(exc, DenoiseKitError):
                 message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
                 message += " (rerun as 'denoisekit --debug ...' for the traceback)"
