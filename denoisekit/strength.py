@@ -113,13 +113,15 @@ def summary(strengths: list[float]) -> str:
     return f"median {np.median(a):.2f} ({a.min():.2f}-{a.max():.2f})"
 
 
-def low_strength_note(model: str, strengths: list[float]) -> str | None:
-    """Why the output is mostly the input, when auto kept little of the correction."""
+def low_strength_note(model: str, strengths: list[float], trained: bool = True) -> str | None:
+    """Why the output is mostly the input, when auto kept little of the correction (a
+    classical filter has no training data to be unlike)."""
     import numpy as np
 
     if not strengths or float(np.median(strengths)) >= LOW:
         return None
     median = "a median " if len(strengths) > 1 else ""
+    why = "a scan with little noise, or unlike its training data" if trained else "a scan with little noise"
     return (f"note: --strength auto kept {median}{float(np.median(strengths)):.0%} of {model}'s correction: it would "
-            "take away much more than this scan's noise (a scan with little noise, or unlike its training data), "
+            f"take away much more than the noise read from this scan ({why}), "
             "so the output is mostly the input. --strength 1 gives the model's output as it is.")

@@ -125,14 +125,17 @@ def infer(
             )
         kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
 
-        def source_note(message: str) -> None:  # a source value the derived series could not copy
+        def source_note(message: str) -> None:  # the model's, or a source value the series could not copy
             status(console, f"note: {message}")
             notes.append(message)
+
+        for message in getattr(net, "take_notes", list)():
+            source_note(message)
 
         written = write_volume(denoised, out, force=force, description=series_description(net, kept),
                                note=source_note)
         seconds = time.perf_counter() - start
-        low = low_strength_note(net.name, used) if setting == AUTO else None
+        low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None
         notes += [low] if low else []
         records.append(
             {

@@ -39,10 +39,26 @@ class _Classical(Model):
     #: runs its own thread pool, which aborts the process if entered from two threads.
     threaded: bool = False
 
+    #: Options that must be above 0 (checked before any volume is read: a negative strength
+    #: or patch size gives garbage, not an error, from scikit-image).
+    positive: tuple[str, ...] = ()
+
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if float(self.config["sigma"]) < 0:  # refused before any volume is read
             raise DenoiseKitError(f"option sigma must be >= 0 HU (0 = estimate), got {self.config['sigma']}")
+        for key in self.positive:
+            if not float(self.config[key]) > 0:
+                raise DenoiseKitError(f"{self.name} option {key} must be above 0, got {self.config[key]}")
+        self._unread = [0, 0]  # slices with no noise read, slices seen (for take_notes)
+
+    def take_notes(self) -> list[str]:
+        unread, seen = self._unread
+        self._unread = [0, 0]
+        if not unread:
+            return []
+        return [f"{self.name} read no noise in {unread} of {seen} slice{'' if seen == 1 else 's'} (an already "
+                "smoothed or lossy-compressed scan?) and left them as they were; --option sigma=HU sets the level"]
 
     def denoise(self, slices: Any) -> Any:
         import numpy as np
@@ -60,6 +76,8 @@ class _Classical(Model):
         hu = fill_padding(given, padding)
         out = np.empty_like(hu)
         sigmas = _noise_levels(hu, float(self.config["sigma"]))
+        self._unread[0] += sum(1 for s in sigmas if not s > 0)
+        self._unread[1] += len(sigmas)
 
         def one(k: int) -> None:
             x = hu[k].astype(np.float64) / SCALE
@@ -82,6 +100,7 @@ class NLMeans(_Classical):
     name = "nl-means"
     description = "Non-local means (scikit-image); classical baseline. sigma: noise std in HU, 0 = estimated per slice."
     options = {"sigma": 0.0, "h": 0.8, "patch_size": 5, "patch_distance": 6}
+    positive = ("h", "patch_size", "patch_distance")
     threaded = True
 
     def _filter(self, image, sigma):
@@ -101,6 +120,7 @@ class TotalVariation(_Classical):
     name = "tv"
     description = "Total-variation denoising (scikit-image); classical baseline. sigma: noise std in HU, 0 = estimated per slice."
     options = {"sigma": 0.0, "strength": 1.0}
+    positive = ("strength",)
 
     def _filter(self, image, sigma):
         from skimage.restoration import denoise_tv_chambolle

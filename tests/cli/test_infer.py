@@ -77,6 +77,15 @@ def test_a_source_value_the_series_cannot_copy_is_a_note_on_stderr_and_in_json(c
     assert f"note: {note}" in result.stderr
 
 
+def test_a_classical_filter_that_reads_no_noise_says_so(tmp_path):
+    flat = write_volume(Volume(np.full((2, 32, 32), 40.0, np.float32), spacing=(0.7, 0.7, 2.0)), tmp_path / "flat.nii.gz")
+    result = _run("infer", flat, "--model", "tv", "--json")
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert any(n.startswith("tv read no noise in 2 of 2 slices") for n in record["notes"]), record["notes"]
+    assert "note: tv read no noise in 2 of 2 slices" in result.stderr
+
+
 def test_existing_output_is_refused_then_force_overwrites(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     out = tmp_path / "scan_denoised-tv.nii.gz"

@@ -48,6 +48,24 @@ def test_not_trainable_and_options_from_strings():
         TotalVariation.from_strings(["radius=3"])
 
 
+@pytest.mark.parametrize("cls, option", [(TotalVariation, "strength=-1"), (TotalVariation, "strength=0"),
+                                         (NLMeans, "patch_size=0"), (NLMeans, "h=-1"), (NLMeans, "patch_distance=0")])
+def test_options_that_give_garbage_are_refused(cls, option):
+    with pytest.raises(DenoiseKitError, match=f"option {option.split('=')[0]} must be above 0"):
+        cls.from_strings([option])
+
+
+def test_slices_with_no_noise_read_are_left_and_said_once(phantom):
+    clean, noisy = phantom
+    model = NLMeans()
+    flat = np.full((3, 48, 48), 40.0, np.float32)  # no noise to read: left as it is
+    np.testing.assert_array_equal(model.denoise(flat), flat)
+    model.denoise(noisy)
+    [note] = model.take_notes()
+    assert note.startswith("nl-means read no noise in 3 of 5 slices") and "--option sigma=HU" in note
+    assert model.take_notes() == []
+
+
 def test_negative_sigma_refused_before_any_slice():
     with pytest.raises(DenoiseKitError, match="sigma must be >= 0"):
         TotalVariation(sigma=-1.0)
