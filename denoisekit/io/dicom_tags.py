@@ -80,4 +80,13 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
         ])
     if refs and all(r[0] and r[1] for r in refs):
         tags["SourceImages"] = refs
+    # Each slice's InstanceNumber, for a derived series to number its slices as the source
+    # did (a viewer listing by number shows them in the order the reader knows).
+    numbers = [frame.header.get("InstanceNumber") if frame.index is None else None for frame in frames]
+    try:
+        numbers = [int(n) for n in numbers]
+    except (TypeError, ValueError):
+        numbers = []
+    if numbers and len(set(numbers)) == len(numbers) and all(0 < n < 2**31 for n in numbers):
+        tags["InstanceNumbers"] = numbers
     return tags

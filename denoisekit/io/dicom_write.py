@@ -5,6 +5,7 @@ pixels with RescaleSlope/Intercept, explicit VR little endian."""
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -198,13 +199,19 @@ def write_series(
     if positions is not None and len(positions) != volume.shape[0]:
         positions = None
     n = volume.shape[0]
+    numbers = volume.tags.get("InstanceNumbers")  # the source's, slice by slice, where it had them
+    if numbers is not None and len(numbers) != n:
+        numbers = None
+    _note_invalid_values(header, note)
     for k in range(n):
         ds = Dataset()
-        for keyword, value in header.items():
-            setattr(ds, keyword, _sequence(value) if _is_items(value) else value)
+        with warnings.catch_warnings():  # said once, in a note, by _note_invalid_values
+            warnings.simplefilter("ignore", UserWarning)
+            for keyword, value in header.items():
+                setattr(ds, keyword, _sequence(value) if _is_items(value) else value)
         sop_uid = generate_uid()
         ds.SOPInstanceUID = sop_uid
-        ds.InstanceNumber = k + 1
+        ds.InstanceNumber = numbers[k] if numbers else k + 1
         position = volume.slice_origin(k) if positions is None else np.asarray(positions[k], dtype=float)
         ds.ImagePositionPatient = [_ds(v) for v in position]
         ds.ImageOrientationPatient = orientation
@@ -235,6 +242,22 @@ def write_series(
         if progress is not None:
             progress(k + 1, n)
     return header["SeriesInstanceUID"]
+
+
+def _note_invalid_values(header: dict[str, Any], note: Note) -> None:
+    """One note per copied value pydicom finds invalid for its VR (a 40-character StudyID, a
+    PatientAge of '22Y'), instead of a raw warning on every file. They are copied as they
+    were: dropping a patient's or study's attribute would lose more than it mends."""
+    from pydicom.dataset import Dataset
+
+    scratch = Dataset()
+    for keyword, value in header.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            setattr(scratch, keyword, _sequence(value) if _is_items(value) else value)
+        problems = sorted({str(w.message).rstrip(".") for w in caught})
+        if problems:
+            note(f"the source's {keyword} is not valid DICOM ({'; '.join(problems)}): copied as it was")
 
 
 def _is_items(value: Any) -> bool:

@@ -65,7 +65,7 @@ def test_derived_series_tags(derived):
     assert first.DerivationDescription == first.SeriesDescription
     assert first.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
     assert (first.PixelRepresentation, first.BitsAllocated) == (1, 16)
-    assert [d.InstanceNumber for d in datasets] == [1, 2, 3, 4, 5]
+    assert [d.InstanceNumber for d in datasets] == [5, 4, 3, 2, 1]  # the descending source's, slice by slice
     assert [float(d.SpacingBetweenSlices) for d in datasets] == pytest.approx([volume.spacing[2]] * 5)
     refs = [d.SourceImageSequence[0].ReferencedSOPInstanceUID for d in datasets]
     assert refs == [s[1] for s in source.tags["SourceImages"]]
@@ -239,6 +239,18 @@ def test_a_study_uid_derived_from_the_series_gets_no_date_of_today(real_ct, tmp_
     assert ds.StudyDate == "" and ds.StudyTime == ""
 
 
+def test_source_values_invalid_for_their_vr_are_one_note_each_not_a_warning_per_file(real_ct, tmp_path, caplog):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # pydicom's own warnings would fail here
+        source, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog, StudyID="X" * 40, PatientAge="22Y")
+    assert sorted(n.split(" is not valid")[0] for n in notes) == ["the source's PatientAge", "the source's StudyID"]
+    assert all(n.endswith("copied as it was") for n in notes)
+    ds = pydicom.dcmread(first)
+    assert ds.StudyID == "X" * 40 and ds.PatientAge == "22Y"
+
+
 def test_valid_source_uids_are_copied_without_a_note(real_ct, tmp_path, caplog):
     source, [first], notes = _derive_ct_small(real_ct, tmp_path, caplog)
     ds = pydicom.dcmread(first)
@@ -283,3 +295,20 @@ def test_source_images_with_invalid_uids_are_not_referenced(real_ct, tmp_path, c
     assert "SourceImageSequence" not in pydicom.dcmread(first)
     assert len(notes) == 1 and "reference" in notes[0]
     assert not _dciodvfy_errors(first)
+
+
+def test_a_derived_series_numbers_its_slices_as_the_source_did(make_series, tmp_path):
+    """InstanceNumber 1 at the top (last along the normal), as scanners often number: kept
+    slice by slice, so a viewer listing by number shows the reader's order."""
+    series = make_series(descending=True)
+    out = write_volume(read_volume(series.path), tmp_path / "out")
+
+    def number_by_position(files):
+        by = {}
+        for f in files:
+            ds = pydicom.dcmread(f)
+            by[round(float(ds.ImagePositionPatient[2]), 3)] = int(ds.InstanceNumber)
+        return by
+
+    assert number_by_position(sorted(out.iterdir())) == number_by_position(series.files)
+    assert number_by_position(series.files)[round(series.origin[2], 3)] == 5  # the source's were descending
