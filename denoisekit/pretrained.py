@@ -57,7 +57,8 @@ def load_pretrained(model_name: str, directory: Any = None) -> Any:
     directory = Path(directory) if isinstance(directory, str) else directory
     ref = _shipped(model_name, directory, ".npz")
     if ref is None:
-        raise DenoiseKitError(f"model {model_name} has no pretrained weights; pass --weights")
+        raise DenoiseKitError(f"model {model_name} ships no pretrained weights: infer runs it with --weights "
+                              "(a training run or .npz file)")
     with resources.as_file(ref) as path:
         model = load_model(path, expect_model=model_name)
     model.weights_source = "pretrained"

@@ -30,7 +30,7 @@ def test_from_strings_builds_a_typed_config():
 @pytest.mark.parametrize(
     "pairs, message",
     [(["colour=red"], "no option 'colour'"), (["depth"], "not of the form key=value"),
-     (["depth=deep"], "option depth: expected an integer, got 'deep'"), (["rate=fast"], "expected a number"),
+     (["depth=deep"], "model 'thing' option depth: expected an integer, got 'deep'"), (["rate=fast"], "expected a number"),
      (["bias=maybe"], "true/false")],
 )
 def test_bad_options_are_clear_errors(pairs, message):

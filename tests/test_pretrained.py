@@ -18,7 +18,7 @@ def test_loads_shipped_layout_and_marks_source(tmp_path):
 
 
 def test_missing_weights_name_the_fix(tmp_path):
-    with pytest.raises(DenoiseKitError, match="model residual-mul has no pretrained weights; pass --weights"):
+    with pytest.raises(DenoiseKitError, match="model residual-mul ships no pretrained weights: infer runs it with --weights"):
         load_pretrained("residual-mul", directory=tmp_path)
 
 
@@ -65,7 +65,7 @@ class AcmeNet(ResidualMul):
 def register_models(register):
     register(AcmeNet)
 """, package=True)
-    with pytest.raises(DenoiseKitError, match="model acme-net has no pretrained weights"):
+    with pytest.raises(DenoiseKitError, match="model acme-net ships no pretrained weights"):
         load_model_for_inference("acme-net")
     model = fresh_plugins.get_model("acme-net")()
     model.build(16)

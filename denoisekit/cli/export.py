@@ -31,7 +31,8 @@ def export(
     """Convert a CT volume between DICOM, NIfTI, NRRD and MHA.
 
     -o is required: its suffix picks the format (no suffix: a directory holding a derived DICOM series).
-    Geometry and Hounsfield units are kept exact.
+    Geometry is kept exactly, and Hounsfield units too except in a DICOM output, which stores them
+    to 0.5 HU (16-bit integers).
 
     Example: denoisekit export scan/ -o scan.nii.gz"""
     from denoisekit.io import check_output, write_volume
