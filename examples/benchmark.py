@@ -47,7 +47,7 @@ CLASSICAL = ("nl-means", "tv", "bm3d")
 #: their weights' own output (``--strength 1``).
 LEARNED_SETTINGS = {"auto strength": "auto", "strength 1": 1.0}
 #: How the classical methods run: given the true noise (which no user has; the issue's setting
-#: for bm3d), as they are: its level (std of noisy - clean over the slice) and, for bm3d, which
+#: for bm3d), as they are: its level (std of noisy - clean in the field of view) and, for bm3d, which
 #: is built to use it, its power spectrum; and as ``infer`` runs them, with both estimated from
 #: the image (``sigma=0``, bm3d's ``spectrum=estimated``) and ``--strength auto``.
 SETTINGS = {"true noise": 1.0, "estimated noise, auto strength": "auto"}
@@ -128,6 +128,7 @@ def quality(models: list[str], lidc: Path | None = None) -> tuple[list[dict], di
     from denoisekit.infer import denoise_volume, load_model_for_inference
     from denoisekit.noise import add_noise
     from denoisekit.plugins import get_model
+    from denoisekit.volume import padding_mask
 
     rows, per_slice_512, on_reference = [], {}, {}
     loaded = {m: load_model_for_inference(m) for m in models}
@@ -139,7 +140,8 @@ def quality(models: list[str], lidc: Path | None = None) -> tuple[list[dict], di
         }
         for label, kind, options, seed in CONDITIONS:
             noisy, _ = add_noise(clean, kind, seed, **options)
-            sigma = float((noisy.array - clean.array).std())
+            field = ~padding_mask(clean.array)  # the noise stage leaves the padding outside it alone
+            sigma = float((noisy.array - clean.array)[field].std())
 
             def score(method, array, seconds, setting=None):
                 rows.append({
@@ -150,7 +152,7 @@ def quality(models: list[str], lidc: Path | None = None) -> tuple[list[dict], di
 
             score("noisy input", noisy.array, 0.0)
             runs = [(m, setting, strength, loaded[m]) for m in models for setting, strength in LEARNED_SETTINGS.items()]
-            runs += [(m, setting, strength, get_model(m)(**true_noise(m, noisy.array - clean.array))
+            runs += [(m, setting, strength, get_model(m)(**true_noise(m, noisy.array - clean.array, field))
                       if setting == "true noise" else get_model(m)())
                      for m in classical_models() for setting, strength in SETTINGS.items()]
             timed = {next(iter(LEARNED_SETTINGS)), next(iter(SETTINGS))}
@@ -167,18 +169,23 @@ def quality(models: list[str], lidc: Path | None = None) -> tuple[list[dict], di
     return rows, {m: statistics.median(v) for m, v in per_slice_512.items()}, on_reference
 
 
-def true_noise(method: str, noise) -> dict:
-    """A classical filter's options given the true ``noise`` (noisy - clean): its std and,
+def true_noise(method: str, noise, field=None) -> dict:
+    """A classical filter's options given the true ``noise`` (noisy - clean) inside ``field``
+    (the field of view: the noise stage leaves the padding outside it as it was): its std and,
     for bm3d, its power spectrum's shape, as ``noise_level.noise_spectrum`` reads it from an
-    image (the mean power spectrum of ``SPECTRUM_BLOCK``-square blocks), here over every block."""
+    image (the mean power spectrum of ``SPECTRUM_BLOCK``-square blocks), here over every block
+    inside the field."""
     import numpy as np
 
     from denoisekit.noise_level import SPECTRUM_BLOCK as b, detrend, mean_spectrum
 
-    options = {"sigma": float(noise.std())}
+    noise = np.asarray(noise, dtype=np.float64)
+    field = np.ones(noise.shape, bool) if field is None else np.asarray(field, bool)
+    options = {"sigma": float(noise[field].std())}
     if method == "bm3d":
-        blocks = np.concatenate([np.lib.stride_tricks.sliding_window_view(n, (b, b))[::b, ::b].reshape(-1, b, b)
-                                 for n in np.asarray(noise, dtype=np.float64)])
+        view = np.lib.stride_tricks.sliding_window_view
+        blocks = np.concatenate([view(n, (b, b))[::b, ::b].reshape(-1, b, b)[view(f, (b, b))[::b, ::b].reshape(-1, b * b).all(axis=1)]
+                                 for n, f in zip(noise, field)])
         options["spectrum"] = mean_spectrum(detrend(blocks))
     return options
 
@@ -198,7 +205,7 @@ def quality_tables(rows: list[dict], models: list[str], on_reference: dict[str, 
         for label, *_ in CONDITIONS:
             sub = [r for r in rows if r["image"] == name and r["condition"] == label]
             noisy = next(r for r in sub if r["method"] == "noisy input")
-            out.append(f"**{label}** (true noise std {noisy['sigma']:.1f} HU over the slice)\n")
+            out.append(f"**{label}** (true noise std {noisy['sigma']:.1f} HU in the field of view)\n")
             out.append(f"| method | PSNR dB [{lo},{hi}] | gain dB | SSIM [{lo},{hi}] | RMSE HU [{lo},{hi}] | s/slice |")
             out.append("|---|---:|---:|---:|---:|---:|")
             best = max((r for r in sub if r["method"] != "noisy input"), key=lambda r: r["psnr"])
@@ -422,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         "their shipped blind weights (`mixed` noise, no knowledge of the level) twice: as `denoisekit infer` "
         "runs them, keeping the fraction of their correction that `--strength auto` chooses per slice "
         "(docs/models.md), and as they are (`--strength 1`). nl-means, tv and bm3d run twice: given the true "
-        "noise, which no user has, as they are: its level (std of noisy - clean over the slice) and, for bm3d, "
+        "noise, which no user has, as they are: its level (std of noisy - clean in the field of view) and, for bm3d, "
         "its power spectrum (bm3d is built to use it: reconstructed CT noise is not white); and as "
         "`denoisekit infer` runs them, with each slice's level and (bm3d) spectrum estimated from its soft "
         "tissue (docs/models.md), and `--strength auto`. "

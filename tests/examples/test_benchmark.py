@@ -43,3 +43,10 @@ def test_classical_filters_given_the_true_noise_get_its_level_and_bm3d_its_spect
     # smoothed noise: its power sits at low frequencies (index 0 is the zero frequency)
     half = SPECTRUM_BLOCK // 2
     assert spectrum[:2, :2].mean() > 10 * spectrum[half - 1 : half + 2, half - 1 : half + 2].mean()
+    # noise only inside the field of view (the noise stage leaves the padding alone): read there
+    field = np.zeros(noise.shape, bool)
+    field[:, :, :32] = True
+    padded = np.where(field, noise, 0.0)
+    inside = bench.true_noise("bm3d", padded, field)
+    assert inside["sigma"] == pytest.approx(noise[field].std())
+    np.testing.assert_allclose(inside["spectrum"], bench.true_noise("bm3d", noise[:, :, :32])["spectrum"])
