@@ -105,9 +105,8 @@ def describe(record: dict[str, Any]) -> str:
 
 def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress: Optional[Callable[[int], None]]) -> np.ndarray:
     """``noise`` on ``array``, with padding outside the field of view (-3024 HU and the like)
-    seen as air and given back as the scanner wrote it, as training and the models do: seen
-    as it is, -3024 HU is a negative attenuation in every ray through it, and noise on it is
-    noise on no anatomy."""
+    seen as air and given back as the scanner wrote it, as training and the models do: noise
+    on the padding is noise on no anatomy, and a kind need not know the scanner's padding value."""
     from denoisekit.volume import fill_padding, padding_mask
 
     kwargs = {}
