@@ -103,7 +103,9 @@ def noise(
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start
-    added = noisy.array - volume.array
+    from denoisekit.volume import padding_mask
+
+    added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
     result = {
         "input": str(input_path),
         "output": str(written),
@@ -112,7 +114,7 @@ def noise(
         "seed": seed,
         "options": record["options"],
         "slices": volume.shape[0],
-        "noise_std_hu": round(float(added.std()), 3),
+        "noise_std_hu": round(float(added.std()), 3) if added.size else 0.0,
         "seconds": round(seconds, 3),
         "notes": notes,
     }

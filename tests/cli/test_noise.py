@@ -150,3 +150,16 @@ def test_a_source_value_the_series_cannot_copy_is_a_note_in_json(real_ct, tmp_pa
     assert result.exit_code == 0, result.output
     [note] = json.loads(result.stdout)["notes"]
     assert "PatientIdentityRemoved" in note and f"note: {note}" in result.stderr
+
+
+def test_the_noise_level_said_is_the_one_in_the_field_of_view(tmp_path):
+    """The padding outside it (-3024 HU) gets no noise: counting it would read the level low."""
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    hu = np.full((2, 64, 64), 40.0, np.float32)
+    hu[:, :, :32] = -3024.0
+    source = write_volume(Volume(hu, spacing=(0.7, 0.7, 2.0)), tmp_path / "half.nii.gz")
+    result = run(source, "-o", tmp_path / "noisy.nii.gz", "--kind", "gaussian", "--sigma", 30, "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["noise_std_hu"] == pytest.approx(30, rel=0.05)
