@@ -70,7 +70,10 @@ def _value_label(param) -> None:
     if getattr(param, "is_flag", False) and param.metavar is None:
         param.metavar = ""
     elif getattr(param, "multiple", False) and param.metavar is None and hasattr(param, "display_type"):
-        label = param.display_type(None)
+        try:
+            label = param.display_type(None)
+        except Exception:  # noqa: BLE001 - a type (a plugin's choice list) that needs a context: as Typer shows it
+            return
         if label.startswith("<list[") and label.endswith("]>"):
             param.metavar = f"<{label[6:-2]}>"
 
