@@ -103,12 +103,24 @@ def get_plugin_manager() -> pluggy.PluginManager:
         info.hooks = sorted(
             hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("register")
         )
+        if not info.hooks and not info.builtin:
+            _warn_registers_nothing(name, info.distribution, plugin)
     if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):
         pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
         pm.enable_tracing()
     _infos.update(infos)
     _pm = pm
     return pm
+
+
+def _warn_registers_nothing(name: str, dist: str, plugin: Any) -> None:
+    """A plugin whose module implements no hook is a mistake (an unmarked function, another
+    project's marker): it would only be missing from the listings, silently. A warning, not an
+    error: it harms nothing else, so denoisekit keeps working."""
+    unmarked = [h for h in _hook_names() if callable(getattr(plugin, h, None))]
+    why = (f"{', '.join(unmarked)} {'is' if len(unmarked) == 1 else 'are'} not marked @denoisekit.hookimpl"
+           if unmarked else "no function is marked @denoisekit.hookimpl")
+    print(f"warning: plugin {name!r} from {dist} registers nothing: {why}{_way_out(name)}", file=sys.stderr)
 
 
 def _one_line(exc: Exception) -> str:
@@ -142,13 +154,17 @@ def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
     if os.environ.get("DENOISEKIT_TRACE_PLUGINS"):  # pluggy's own tracing sees only pm.hook calls
         print(f"{hook_name} -> {impl.plugin_name}", file=sys.stderr)
     try:
-        impl.function(*[kwargs[a] for a in impl.argnames])
+        returned = impl.function(*[kwargs[a] for a in impl.argnames])
     except PluginError:
         raise
     except Exception as exc:  # a plugin's own bug: say whose, not a bare traceback
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PluginError(f"plugin '{impl.plugin_name}' failed in {hook_name}: {type(exc).__name__}"
                           f"{': ' + detail if detail else ''}{_way_out(impl.plugin_name)}") from exc
+    if returned is not None:  # 'return [Model]': registers nothing, without a word
+        given = "app" if "app" in impl.argnames else "register"
+        raise PluginError(f"plugin '{impl.plugin_name}' returned a value from {hook_name}, which denoisekit "
+                          f"ignores: call the {given} it is given instead{_way_out(impl.plugin_name)}")
 
 
 def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:

@@ -240,6 +240,40 @@ def register_model(register):
         fresh_plugins.plugin_infos()
 
 
+@pytest.mark.parametrize("marker", ["", "@pluggy.HookimplMarker('otherproject')"], ids=["unmarked", "other marker"])
+def test_a_plugin_that_registers_nothing_is_warned_about_and_harms_nothing(fake_dist, fresh_plugins, capsys, marker):
+    fake_dist("acme-bare", "acme_bare", f"""
+import pluggy
+
+{marker}
+def register_models(register):
+    raise AssertionError("never called")
+""")
+    infos = {i.name: i for i in fresh_plugins.plugin_infos()}
+    assert infos["acme_bare"].hooks == []
+    err = capsys.readouterr().err
+    assert "warning: plugin 'acme_bare' from acme-bare registers nothing: register_models is not marked " \
+           "@denoisekit.hookimpl" in err and "DENOISEKIT_BLOCK_PLUGINS=acme_bare" in err
+    assert "residual-mul" in fresh_plugins.get_models()  # denoisekit keeps working
+
+
+def test_a_hook_that_returns_its_models_instead_of_registering_them_is_named(fake_dist, fresh_plugins):
+    fake_dist("acme-return", "acme_return", """
+from denoisekit.plugin import hookimpl, Model
+
+class Thing(Model):
+    name = "thing"
+    description = "a model"
+
+@hookimpl
+def register_models(register):
+    return [Thing]
+""")
+    with pytest.raises(PluginError, match="plugin 'acme_return' returned a value from register_models, which "
+                                          "denoisekit ignores: call the register it is given instead"):
+        fresh_plugins.get_models()
+
+
 def test_an_error_inside_a_hook_names_the_plugin(fake_dist, fresh_plugins):
     fake_dist("acme-raise", "acme_raise", """
 from denoisekit.plugin import hookimpl
