@@ -24,7 +24,7 @@ def output_option(default: str) -> Any:
     ]
 
 
-OutputOpt = output_option("next to the input, in its format, named after it")
+OutputOpt = output_option("next to the input, in its format, named after it (and the --series read)")
 PluginOptionOpt = Annotated[
     Optional[list[str]],
     typer.Option(

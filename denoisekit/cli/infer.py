@@ -25,14 +25,17 @@ from denoisekit.infer import DEFAULT_MODEL
 from denoisekit.plugins import complete, get_models
 
 
-def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool) -> list[Path]:
+def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool,
+                  series: Optional[str] = None) -> list[Path]:
     """Every output path, checked before any work starts: none is an input, none exists
     (unless ``force``), no two inputs write the same place."""
     from denoisekit.io import check_output, default_output, refuse_input
 
     if output is not None and len(inputs) > 1:
         raise DenoiseKitError("-o/--output names one output; with several inputs, outputs go next to each input")
-    outputs = [output or default_output(p, f"denoised-{model_name}") for p in inputs]
+    from denoisekit.cli.io_options import output_tag
+
+    outputs = [output or default_output(p, output_tag(f"denoised-{model_name}", series)) for p in inputs]
     seen: set[Path] = set()
     for inp, out in zip(inputs, outputs):
         if not inp.exists():
@@ -102,7 +105,7 @@ def infer(
 
     setting = parse_strength(strength)  # a bad value fails before any model or volume loads
     net = load_model_for_inference(model, weights, option)
-    outputs = _plan_outputs(inputs, output, net.name, force)
+    outputs = _plan_outputs(inputs, output, net.name, force, series)
     console = err_console(quiet)
     records = []
     for inp, out in zip(inputs, outputs):

@@ -4,6 +4,8 @@ showing progress and notes on stderr. Light: denoisekit.io is imported when call
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -24,6 +26,16 @@ SeriesOpt = Annotated[
     Optional[str],
     typer.Option("--series", help="Series to read from a directory holding several: SeriesInstanceUID or SeriesNumber."),
 ]
+
+
+def output_tag(tag: str, series: str | None) -> str:
+    """A default output's tag, naming the ``--series`` read: outputs of two series of one
+    folder would otherwise share a name, and the second replace the first."""
+    if not series:
+        return tag
+    return f"series-{re.sub(r'[^A-Za-z0-9.-]+', '_', series.strip())}_{tag}"
+
+
 AllowIrregularOpt = Annotated[
     bool,
     typer.Option("--allow-irregular", help="Read a stack with irregular slice spacing or a missing slice (mean spacing)."),

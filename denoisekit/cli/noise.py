@@ -23,7 +23,8 @@ from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg,
 from denoisekit.plugins import complete, get_noises
 
 NoiseOutputOpt = output_option(
-    "<input>_noise-<kind> next to the input, in its format (a DICOM input gives a series directory)"
+    "<input>_noise-<kind> next to the input (<input>_series-<S>_noise-<kind> with --series S), in its "
+    "format (a DICOM input gives a series directory)"
 )
 
 
@@ -85,7 +86,9 @@ def noise(
     cls = get_noise(kind)
     noise_kind = cls.from_strings(option, **flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec))
 
-    output = output or default_output(input_path, f"noise-{kind}")
+    from denoisekit.cli.io_options import output_tag
+
+    output = output or default_output(input_path, output_tag(f"noise-{kind}", series))
     check_output(output, force=force, sidecar=True)  # refuse what write_volume would, before any work
 
     console = err_console(quiet)

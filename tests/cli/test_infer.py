@@ -276,3 +276,19 @@ def test_pretrained_weights_on_coarse_pixels_get_a_note(tmp_path):
     quiet = _run("infer", coarse, "--model", "residual-mul", "--quiet", "--force", "--json")
     assert "coarser" not in quiet.stderr  # scripts see it in the record:
     assert any("coarser" in note for note in json.loads(quiet.stdout)[0]["notes"])
+
+
+def test_each_series_of_a_folder_gets_its_own_default_output(make_series, tmp_path):
+    """Two series of one folder, denoised one after the other: the second must not need
+    --force, nor replace the first's output."""
+    shared = tmp_path / "mixed"
+    make_series(shared, series_number=2, shape=(2, 16, 16))
+    make_series(shared, series_number=5, shape=(3, 16, 16), seed=2)
+    for number, slices in (("2", 2), ("5", 3)):
+        result = _run("infer", shared, "--series", number, "--model", "tv", "--strength", "1", "--json", "--quiet")
+        assert result.exit_code == 0, result.output
+        [record] = json.loads(result.stdout)
+        assert record["output"] == str(tmp_path / f"mixed_series-{number}_denoised-tv") and record["slices"] == slices
+    noisy = runner.invoke(get_app(), ["noise", str(shared), "--series", "5", "--kind", "gaussian", "--quiet"])
+    assert noisy.exit_code == 0, noisy.output
+    assert (tmp_path / "mixed_series-5_noise-gaussian").is_dir()

@@ -134,7 +134,7 @@ def _help_text(*args):
 
 
 def test_help_says_where_the_output_goes_by_default_and_it_does(body_nifti):
-    assert "Default: <input>_noise-<kind> next to the input, in its format" in _help_text("noise")
+    assert "Default: <input>_noise-<kind> next to the input (<input>_series-<S>_noise-<kind> with --series S), in its format" in _help_text("noise")
     assert "Output path: a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha" in _help_text("noise")
     result = run(body_nifti, "--kind", "gaussian", "--quiet")
     assert result.exit_code == 0, result.output
