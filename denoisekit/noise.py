@@ -107,15 +107,12 @@ def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress
     """``noise`` on ``array``, with padding outside the field of view (-3024 HU and the like)
     seen as air and given back as the scanner wrote it, as training and the models do: noise
     on the padding is noise on no anatomy, and a kind need not know the scanner's padding value."""
-    from denoisekit.volume import fill_padding, padding_mask
+    from denoisekit.volume import padding_as_air
 
     kwargs = {}
     if progress is not None and "progress" in inspect.signature(noise.apply).parameters:
         kwargs["progress"] = progress
-    padding = padding_mask(array)
-    noisy = checked(noise, noise.apply(fill_padding(array, padding), params, tuple(spacing), **kwargs), array.shape)
-    if padding.any():
-        noisy = np.where(padding, array, noisy).astype(np.float32, copy=False)
+    noisy = padding_as_air(array, lambda hu: checked(noise, noise.apply(hu, params, tuple(spacing), **kwargs), hu.shape))
     if progress is not None and "progress" not in kwargs:
         progress(array.shape[0])
     return noisy

@@ -220,16 +220,17 @@ class TrainableModel(Model):
 
         if not self.built:
             build_model(self, self.patch_size or slices.shape[-1])
-        from denoisekit.volume import fill_padding, padding_mask
+        from denoisekit.volume import padding_as_air
 
-        slices = np.asarray(slices, dtype=np.float32)
+        def run(hu):
+            x = tf.constant(self.scale(hu)[..., None])
+            y = np.asarray(self.call(x))
+            check_output_shape(self, y, tuple(x.shape))
+            return self.unscale(y[..., 0]).astype(np.float32)
+
         # Padding outside the field of view goes in as air (as in training) and comes back
         # as the scanner wrote it; noisy air below -1024 HU is denoised like any pixel.
-        padding = padding_mask(slices)
-        x = tf.constant(self.scale(fill_padding(slices, padding))[..., None])
-        y = np.asarray(self.call(x))
-        check_output_shape(self, y, tuple(x.shape))
-        return np.where(padding, slices, self.unscale(y[..., 0]).astype(np.float32))
+        return padding_as_air(np.asarray(slices, dtype=np.float32), run)
 
     def weight_names(self) -> list[str]:
         """Stable names for ``trainable_variables`` in weight files: ``layer.index`` for

@@ -27,6 +27,15 @@ def fill_padding(hu: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return np.where(mask, np.float32(AIR), hu).astype(np.float32, copy=False) if mask.any() else hu
 
 
+def padding_as_air(hu: np.ndarray, work: Any) -> np.ndarray:
+    """``work(hu)`` with padding seen as air and given back as the scanner wrote it: what a
+    model or noise kind does is done to the image, never to the padding, and none of them
+    needs to know a scanner's padding value. ``work`` returns an array of ``hu``'s shape."""
+    mask = padding_mask(hu)
+    out = work(fill_padding(hu, mask))
+    return np.where(mask, hu, out).astype(np.float32, copy=False) if mask.any() else out
+
+
 @dataclass(frozen=True)
 class Volume:
     """A CT volume.

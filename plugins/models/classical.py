@@ -62,9 +62,8 @@ class _Classical(Model):
 
     def denoise(self, slices: Any) -> Any:
         import numpy as np
-        from concurrent.futures import ThreadPoolExecutor
 
-        from denoisekit.volume import fill_padding, padding_mask
+        from denoisekit.volume import padding_as_air
 
         given = np.asarray(slices, dtype=np.float32)
         if given.ndim != 3:
@@ -72,8 +71,12 @@ class _Classical(Model):
         # Padding outside the field of view (-3024 HU and the like) is filtered as air and
         # comes back as the scanner wrote it, as the learned models do: filtered as image, its
         # step to the body's edge bled into both.
-        padding = padding_mask(given)
-        hu = fill_padding(given, padding)
+        return padding_as_air(given, self._filter_slices)
+
+    def _filter_slices(self, hu: Any) -> Any:
+        import numpy as np
+        from concurrent.futures import ThreadPoolExecutor
+
         out = np.empty_like(hu)
         sigmas = _noise_levels(hu, float(self.config["sigma"]))
         self._unread[0] += sum(1 for s in sigmas if not s > 0)
@@ -90,7 +93,7 @@ class _Classical(Model):
         else:
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(one, range(len(hu))))  # list(): re-raises a slice's error here
-        return np.where(padding, given, out)
+        return out
 
     def _filter(self, image: Any, sigma: float) -> Any:
         raise NotImplementedError
