@@ -4,6 +4,7 @@ pixels with RescaleSlope/Intercept, explicit VR little endian."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Callable
@@ -202,13 +203,9 @@ def write_series(
     numbers = volume.tags.get("InstanceNumbers")  # the source's, slice by slice, where it had them
     if numbers is not None and len(numbers) != n:
         numbers = None
-    _note_invalid_values(header, note)
+    shared = _shared_dataset(header, note)
     for k in range(n):
-        ds = Dataset()
-        with warnings.catch_warnings():  # said once, in a note, by _note_invalid_values
-            warnings.simplefilter("ignore", UserWarning)
-            for keyword, value in header.items():
-                setattr(ds, keyword, _sequence(value) if _is_items(value) else value)
+        ds = copy.deepcopy(shared)  # each file its own elements and sequences, not validated again
         sop_uid = generate_uid()
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = numbers[k] if numbers else k + 1
@@ -244,20 +241,22 @@ def write_series(
     return header["SeriesInstanceUID"]
 
 
-def _note_invalid_values(header: dict[str, Any], note: Note) -> None:
-    """One note per copied value pydicom finds invalid for its VR (a 40-character StudyID, a
-    PatientAge of '22Y'), instead of a raw warning on every file. They are copied as they
-    were: dropping a patient's or study's attribute would lose more than it mends."""
+def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
+    """The attributes every slice shares, set once, with one note per copied value pydicom
+    finds invalid for its VR as it is set (a 40-character StudyID, a PatientAge of '22Y'),
+    instead of a raw warning on every file. They are copied as they were: dropping a
+    patient's or study's attribute would lose more than it mends."""
     from pydicom.dataset import Dataset
 
-    scratch = Dataset()
+    shared = Dataset()
     for keyword, value in header.items():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            setattr(scratch, keyword, _sequence(value) if _is_items(value) else value)
+            setattr(shared, keyword, _sequence(value) if _is_items(value) else value)
         problems = sorted({str(w.message).rstrip(".") for w in caught})
         if problems:
             note(f"the source's {keyword} is not valid DICOM ({'; '.join(problems)}): copied as it was")
+    return shared
 
 
 def _is_items(value: Any) -> bool:
@@ -266,7 +265,7 @@ def _is_items(value: Any) -> bool:
 
 
 def _sequence(items: list[dict[str, Any]]) -> Any:
-    """A new pydicom Sequence (one per file) from ``dicom_tags.plain``'s items."""
+    """A pydicom Sequence from ``dicom_tags.plain``'s items."""
     from pydicom.dataset import Dataset
     from pydicom.sequence import Sequence
 
