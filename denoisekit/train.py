@@ -286,6 +286,7 @@ def train(
     if dist is not None:
         config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
+    last, old_rows = None, {}  # the epoch a resume starts from, and the run's metrics by epoch
     if resume:
         old = read_run_config(run.path)
         diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
@@ -306,7 +307,7 @@ def train(
             with scope():
                 model.set_weights(arrays)
             rows = [old_rows[e] for e in range(last + 1) if e in old_rows]
-            best = max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
+            best = _best_row(rows)
             return TrainResult(run.path, model, last, int(rows[-1]["step"]), rows, best["epoch"],
                                time.perf_counter() - t0, last, best, already_complete=True)
         if chief:
@@ -362,7 +363,6 @@ def train(
     extra = {"backprop": backprop.name, "noise": _noise_name(noise), "seed": int(seed)}
     rows: list[dict[str, Any]] = []
     start, resumed_from = 0, None
-    last, old_rows = _last_usable_epoch(run, plan) if resume else (None, {})
     if last is not None:
         start = resumed_from = last
         from denoisekit.weights import read_weights
@@ -390,7 +390,7 @@ def train(
             run.write_curves(rows)
 
     step = int(rows[-1]["step"])
-    best_row = max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
+    best_row = _best_row(rows)
     best_epoch, best_psnr = best_row["epoch"], best_row.get("val_psnr", -math.inf)
     if progress is not None:
         progress.start(int(sum(plan)), step)
@@ -437,6 +437,11 @@ def train(
         run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
         time.perf_counter() - t0, resumed_from, best,
     )
+
+
+def _best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The metrics row of the best epoch: highest validation PSNR, the earliest of a tie."""
+    return max(rows, key=lambda r: (r.get("val_psnr", -math.inf), -r["epoch"]))
 
 
 def _last_usable_epoch(run: RunDir, plan: list[int]) -> tuple[int | None, dict[int, dict]]:
