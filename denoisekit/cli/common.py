@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -49,6 +50,17 @@ def status(console: Any, text: str) -> None:
     """One status line, printed as it is: no rich markup (paths may hold brackets), no
     highlighting, no wrapping at the console's width (scripts grep these lines)."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def note_to(console: Any, notes: list[str] | None = None) -> Callable[[str], None]:
+    """A ``note`` callback for the stages and the io layer: a ``note: ...`` status line on
+    ``console``, kept in ``notes`` too when given (for ``--json``'s record)."""
+    def note(message: str) -> None:
+        status(console, f"note: {message}")
+        if notes is not None:
+            notes.append(message)
+
+    return note
 
 
 def out_console():

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import OUTPUT_FORMATS, ForceOpt, JsonOpt, QuietOpt, err_console, print_json, status
+from denoisekit.cli.common import (
+    OUTPUT_FORMATS, ForceOpt, JsonOpt, QuietOpt, err_console, note_to, print_json, status,
+)
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
 
@@ -45,10 +47,7 @@ def export(
 
     console = err_console(quiet or as_json)
     notes: list[str] = []  # source values the derived series could not copy as they were
-
-    def note(message: str) -> None:
-        status(console, f"note: {message}")
-        notes.append(message)
+    note = note_to(console, notes)
 
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
         task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])

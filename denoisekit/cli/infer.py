@@ -15,6 +15,7 @@ from denoisekit.cli.common import (
     PluginOptionOpt,
     QuietOpt,
     err_console,
+    note_to,
     print_json,
     slice_progress,
     status,
@@ -127,11 +128,7 @@ def infer(
                 strengths=used,
             )
         kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
-
-        def source_note(message: str) -> None:  # the model's, or a source value the series could not copy
-            status(console, f"note: {message}")
-            notes.append(message)
-
+        source_note = note_to(console, notes)  # the model's, or a source value the series could not copy
         for message in getattr(net, "take_notes", list)():
             source_note(message)
 

@@ -56,7 +56,7 @@ def read_input(
 ) -> "Volume":
     """Read ``path`` with the shared options; notes (skipped files, accepted
     irregularities) and a progress bar go to stderr unless ``quiet``."""
-    from denoisekit.cli.common import err_console, status
+    from denoisekit.cli.common import err_console, note_to
     from denoisekit.io import read_volume
 
     console = err_console(quiet)
@@ -70,7 +70,7 @@ def read_input(
             series,
             allow_irregular=allow_irregular,
             allow_tilt=allow_tilt,
-            note=lambda message: status(console, f"note: {message}"),
+            note=note_to(console),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     return volume

@@ -14,6 +14,7 @@ from denoisekit.cli.common import (
     QuietOpt,
     err_console,
     flag_options,
+    note_to,
     output_option,
     print_json,
     slice_progress,
@@ -99,10 +100,7 @@ def noise(
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
     notes: list[str] = []  # source values the derived series could not copy as they were
-
-    def note(message: str) -> None:
-        status(console, f"note: {message}")
-        notes.append(message)
+    note = note_to(console, notes)
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start
