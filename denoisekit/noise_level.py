@@ -35,20 +35,50 @@ def estimate_noise_hu(image: Any) -> float:
     barely smooth. A window's standard deviation sees all of it; edges only add windows
     with larger values, which the most common value (the half-sample mode) ignores."""
     import numpy as np
+
+    level = soft_tissue_noise_hu(image)
+    return haar_noise_hu(np.asarray(image, dtype=np.float64)) if level is None else level
+
+
+def soft_tissue_noise_hu(image: Any, tissue: Any = None) -> float | None:
+    """The soft-tissue half of ``estimate_noise_hu``: None where fewer than ``MIN_WINDOWS``
+    windows lie wholly in soft tissue. ``tissue`` (default ``image``) chooses the windows,
+    so a noise field alone can be read where a clean slice has tissue, as the slice's own
+    noise would be."""
+    import numpy as np
     from scipy import ndimage
 
     a = np.asarray(image, dtype=np.float64)
+    t = a if tissue is None else np.asarray(tissue, dtype=np.float64)
     k = NOISE_WINDOW
-    if min(a.shape) >= 3 * k:
-        mean = ndimage.uniform_filter(a, k, mode="reflect")
-        var = ndimage.uniform_filter(a * a, k, mode="reflect") - mean * mean
-        lo, hi = SOFT_TISSUE_HU
-        # whole windows in tissue: a window's centre k // 2 pixels from the tissue's border
-        inside = ndimage.binary_erosion((mean > lo) & (mean < hi), iterations=k // 2, border_value=0)
-        if inside.sum() >= MIN_WINDOWS:
-            sd = np.sqrt(np.maximum(var[inside], 0.0) * (k * k) / (k * k - 1))
-            return _half_sample_mode(sd)
-    return haar_noise_hu(a)
+    if min(a.shape) < 3 * k:
+        return None
+    mean = ndimage.uniform_filter(a, k, mode="reflect")
+    var = ndimage.uniform_filter(a * a, k, mode="reflect") - mean * mean
+    t_mean = mean if tissue is None else ndimage.uniform_filter(t, k, mode="reflect")
+    lo, hi = SOFT_TISSUE_HU
+    # whole windows in tissue: a window's centre k // 2 pixels from the tissue's border
+    inside = ndimage.binary_erosion((t_mean > lo) & (t_mean < hi), iterations=k // 2, border_value=0)
+    if inside.sum() < MIN_WINDOWS:
+        return None
+    sd = np.sqrt(np.maximum(var[inside], 0.0) * (k * k) / (k * k - 1))
+    return _half_sample_mode(sd)
+
+
+#: Slices ``volume_noise_hu`` reads, evenly spaced: a level, not a per-slice profile.
+VOLUME_SLICES = 16
+
+
+def volume_noise_hu(array: Any) -> float | None:
+    """A volume's noise level as a reader would measure it in soft tissue: the median of
+    ``soft_tissue_noise_hu`` over up to ``VOLUME_SLICES`` evenly spaced slices that have
+    enough soft tissue; None if none has."""
+    import numpy as np
+
+    nz = len(array)
+    picks = np.unique(np.linspace(0, nz - 1, min(VOLUME_SLICES, nz)).round().astype(int)) if nz else []
+    levels = [level for k in picks if (level := soft_tissue_noise_hu(array[k])) is not None]
+    return float(np.median(levels)) if levels else None
 
 
 def _half_sample_mode(values: Any) -> float:

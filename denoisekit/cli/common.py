@@ -95,10 +95,11 @@ def flag_options(cls: Any, pairs: list[str] | None, **flags: Any) -> dict[str, A
     given = {k: v for k, v in flags.items() if v is not None}
     paired = {p.partition("=")[0].strip().replace("-", "_") for p in pairs or []}
     for key in given:
+        flag = "--" + key.replace("_", "-")
         if key not in cls.options:
             raise DenoiseKitError(
-                f"--{key} does not apply to {cls.kind} '{cls.name}' (options: {', '.join(sorted(cls.options))})"
+                f"{flag} does not apply to {cls.kind} '{cls.name}' (options: {', '.join(sorted(cls.options))})"
             )
         if key in paired:
-            raise DenoiseKitError(f"--{key} and an option {key}=... both set {key}: give one")
+            raise DenoiseKitError(f"{flag} and an option {key}=... both set {key}: give one")
     return {k: type(cls.options[k])(v) for k, v in given.items()}

@@ -45,8 +45,22 @@ def noise(
         Optional[float], typer.Option("--sigma", help="gaussian: noise std in HU (default 25).", show_default=False)
     ] = None,
     dose: Annotated[
-        Optional[float], typer.Option("--dose", help="lowdose: fraction of the full dose, e.g. 0.25.", show_default=False)
+        Optional[float],
+        typer.Option(
+            "--dose",
+            help="lowdose: the dose as a fraction of --i0's (default 0.25), as training and the benchmark simulate "
+            "on clean images; with --scan-relative, a fraction of the scan's own dose.",
+            show_default=False,
+        ),
     ] = None,
+    scan_relative: Annotated[
+        bool,
+        typer.Option(
+            "--scan-relative",
+            help="lowdose: --dose is a fraction of the scan's own dose: each slice's own noise, read in its soft "
+            "tissue, grows as 1/sqrt(dose) (0.25 doubles it). Needs soft tissue and a dose below 1.",
+        ),
+    ] = False,
     i0: Annotated[
         Optional[float],
         typer.Option("--i0", help="lowdose: full-dose photons per detector bin and view.", show_default=False),
@@ -75,7 +89,14 @@ def noise(
     a.nii.gz gives a_noise-lowdose.nii.gz. The noise parameters go into a JSON sidecar beside it
     (a_noise-lowdose.json), from which it can be reproduced, and into a DICOM output's derivation tags.
 
-    Example: denoisekit noise scan/ --kind lowdose --dose 0.25
+    --dose is a fraction of a reference flux (--i0, a chest protocol's), the same for every scan: right for
+    clean references (training, the benchmark). A real scan already has noise of its own; --scan-relative
+    makes --dose a fraction of that scan's own dose instead.
+
+    \b
+    Examples:
+      denoisekit noise scan/ --kind lowdose --dose 0.25
+      denoisekit noise scan/ --kind lowdose --dose 0.25 --scan-relative
     """
     import time
 
@@ -85,7 +106,8 @@ def noise(
     from denoisekit.plugins import get_noise
 
     cls = get_noise(kind)
-    noise_kind = cls.from_strings(option, **flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec))
+    flags = flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec, scan_relative=scan_relative or None)
+    noise_kind = cls.from_strings(option, **flags)
 
     from denoisekit.cli.io_options import output_tag
 
@@ -96,7 +118,7 @@ def noise(
     start = time.perf_counter()
     volume = read_input(input_path, series, allow_irregular, allow_tilt, quiet=quiet)
     with slice_progress(console) as bar:
-        task = bar.add_task(f"noise {kind}", total=volume.shape[0])
+        task = bar.add_task(f"noise {kind}", total=volume.shape[0] * getattr(noise_kind, "passes", 1))
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
     notes: list[str] = []  # source values the derived series could not copy as they were
@@ -104,9 +126,11 @@ def noise(
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start
+    from denoisekit.noise_level import volume_noise_hu
     from denoisekit.volume import padding_mask
 
     added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
+    before, after = volume_noise_hu(volume.array), volume_noise_hu(noisy.array)
     result = {
         "input": str(input_path),
         "output": str(written),
@@ -116,12 +140,15 @@ def noise(
         "options": record["options"],
         "slices": volume.shape[0],
         "noise_std_hu": round(float(added.std()), 3) if added.size else 0.0,
+        # as a reader would measure it in soft tissue, before and after: a scan has its own
+        "soft_tissue_noise_hu": [None if v is None else round(v, 3) for v in (before, after)],
         "seconds": round(seconds, 3),
         "notes": notes,
     }
+    tissue = "" if None in (before, after) else f"; soft tissue {before:.1f} -> {after:.1f} HU"
     status(
         console,
-        f"wrote {written} ({kind}, seed {seed}, noise std {result['noise_std_hu']:.1f} HU, "
+        f"wrote {written} ({kind}, seed {seed}, noise std {result['noise_std_hu']:.1f} HU added{tissue}, "
         f"{volume.shape[0]} slice{'' if volume.shape[0] == 1 else 's'}, {seconds:.1f} s)",
     )
     if json_out:

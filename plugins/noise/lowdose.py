@@ -14,6 +14,13 @@ of them has. The ``aec`` option models the two standard kinds: along z, each sli
 follows its attenuation so that noise stays near the level of a reference patient; by
 angle, each view's flux follows the square root of its attenuation, which lowers the noise
 of wide bodies at the same dose (Gies et al., Med Phys 1999).
+
+A scan already carries its own noise. ``dose`` is a fraction of the flux ``i0`` (a chest
+protocol's), what training and the benchmark need on clean references. ``scan_relative``
+makes it a fraction of the scan's own dose instead: each slice's own noise is read in its soft
+tissue and noise is added until it has grown as ``1 / sqrt(dose)``, as a real scan of that
+patient at that fraction of its dose would (the added noise is that of the flux
+``dose / (1 - dose)`` of the slice's own; Zeng et al., Med Phys 2015).
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ MU_WATER = 0.02
 BATCH = 8
 #: Detected counts are clipped to at least this before the log (photon starvation).
 MIN_COUNTS = 1.0
+#: Flux cap for a relative dose: a nearly noise-free slice would ask for more photons than
+#: NumPy's Poisson sampler takes (its noise is then about 1e-4 HU).
+MAX_FLUX = 1e15
 #: ``aec`` choices: which tube-current modulations are on.
 AEC_MODES = ("off", "z", "angle", "z+angle")
 #: Tube limits for z modulation: a slice's flux stays within these factors of ``i0``.
@@ -70,6 +80,7 @@ class LowDose(NoiseKind):
         "aec": "off",
         "aec_reference_mm": 225.0,
         "aec_strength": 1.0,
+        "scan_relative": False,
     }
 
     def __init__(self, **options: Any) -> None:
@@ -94,6 +105,20 @@ class LowDose(NoiseKind):
             raise DenoiseKitError(f"lowdose: aec_reference_mm must be positive, got {c['aec_reference_mm']}")
         if float(c["aec_strength"]) < 0:
             raise DenoiseKitError(f"lowdose: aec_strength must be >= 0, got {c['aec_strength']}")
+        if c["scan_relative"] and not float(c["dose"]) < 1:
+            raise DenoiseKitError(
+                f"lowdose: a relative dose must be below 1 (adding noise only lowers a scan's dose), got {c['dose']}"
+            )
+        if c["scan_relative"] and c["aec"] in ("z", "z+angle"):
+            raise DenoiseKitError(
+                f"lowdose: aec {c['aec']} with scan_relative: the scan's own noise already sets each slice's flux"
+            )
+
+    @property
+    def passes(self) -> int:
+        """Passes over the slices ``apply`` reports to ``progress``: a relative dose first
+        measures the noise the flux ``i0`` gives each slice."""
+        return 2 if self.config["scan_relative"] else 1
 
     def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         params = super().sample(rng, shape)
@@ -108,48 +133,127 @@ class LowDose(NoiseKind):
         progress: Optional[Callable[[int], None]] = None,
     ) -> Any:
         """Noisy HU for clean HU (z, y, x); ``progress(n)`` is called after each batch
-        with the number of slices just finished."""
+        with the number of slices just finished, in each of ``passes`` passes."""
         import numpy as np
 
-        from denoisekit_plugins.noise.projector import get_projector
-
         hu = np.asarray(hu, dtype=np.float32)
-        z, ny, nx = hu.shape
-        n = max(ny, nx)
-        proj = get_projector(n, int(params["views"]))
-        pixel = math.sqrt(float(spacing[0]) * float(spacing[1]))  # mm
-        mu_water = float(params["mu_water"])
-        flux = float(params["i0"]) * float(params["dose"])
-        aec = str(params.get("aec", "off"))  # records from before the option: off
-        sigma_e = float(params["electronic_noise"])
+        sim = _Simulator(hu, params, spacing)
         rng = np.random.default_rng(params["seed"])
-        oy, ox = (n - ny) // 2, (n - nx) // 2
+        flux = float(params["i0"]) * float(params["dose"])
+        fluxes = [flux] * hu.shape[0]
+        if params.get("scan_relative", False):  # records from before the option: absolute
+            fluxes = _relative_fluxes(sim, hu, params, progress)
         out = hu.copy()
-        for start in range(0, z, BATCH):
-            stop = min(start + BATCH, z)
-            mu = np.zeros((stop - start, n, n), dtype=np.float32)  # air outside the slice
-            mu[:, oy:oy + ny, ox:ox + nx] = np.clip(1.0 + hu[start:stop] / 1000.0, 0.0, None)
-            mu *= mu_water * pixel  # attenuation per pixel: line integrals come out unitless
-            line = np.clip(proj.forward(mu), 0.0, None).astype(np.float64)
-            delta = np.empty(line.shape, dtype=np.float32)
-            for i in range(line.shape[0]):  # slice by slice: draws do not depend on BATCH
-                views_flux = flux * _modulation(line[i], aec, mu_water, params)
-                expected = views_flux * np.exp(-line[i])
-                counts = rng.poisson(expected).astype(np.float64)
-                if sigma_e > 0:
-                    counts += rng.normal(0.0, sigma_e, size=counts.shape)
-                counts = np.maximum(counts, MIN_COUNTS)
-                # -log of a noisy count overestimates the line integral by var/(2 counts^2)
-                # (second-order Taylor); scanners correct that bias, and so do we, so the
-                # added noise has zero mean instead of a low-frequency cupping at low dose.
-                bias = (counts + sigma_e**2) / (2.0 * counts**2)
-                delta[i] = -np.log(counts / views_flux) - bias - line[i]
-            noise = proj.fbp(delta, str(params["filter"]))  # FBP is linear: FBP(noisy) - FBP(clean)
-            noise *= 1000.0 / (mu_water * pixel)  # attenuation per pixel -> HU
-            out[start:stop] += noise[:, oy:oy + ny, ox:ox + nx]
+        for start in range(0, hu.shape[0], BATCH):
+            stop = min(start + BATCH, hu.shape[0])
+            out[start:stop] += sim.noise(start, stop, fluxes[start:stop], rng)
             if progress is not None:
                 progress(stop - start)
         return out
+
+
+class _Simulator:
+    """Noise fields of a volume's slices at given fluxes: the projection, modulation and
+    reconstruction shared by the absolute and relative doses."""
+
+    def __init__(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...]) -> None:
+        from denoisekit_plugins.noise.projector import get_projector
+
+        self.hu = hu
+        self.params = params
+        _, ny, nx = hu.shape
+        self.n = max(ny, nx)
+        self.proj = get_projector(self.n, int(params["views"]))
+        self.pixel = math.sqrt(float(spacing[0]) * float(spacing[1]))  # mm
+        self.mu_water = float(params["mu_water"])
+        self.aec = str(params.get("aec", "off"))  # records from before the option: off
+        self.sigma_e = float(params["electronic_noise"])
+
+    def noise(self, start: int, stop: int, fluxes: list[float], rng: Any) -> Any:
+        """The noise (HU) of slices ``start:stop``, slice i at flux ``fluxes[i - start]``."""
+        import numpy as np
+
+        _, ny, nx = self.hu.shape
+        n, mu_water, sigma_e = self.n, self.mu_water, self.sigma_e
+        oy, ox = (n - ny) // 2, (n - nx) // 2
+        mu = np.zeros((stop - start, n, n), dtype=np.float32)  # air outside the slice
+        mu[:, oy:oy + ny, ox:ox + nx] = np.clip(1.0 + self.hu[start:stop] / 1000.0, 0.0, None)
+        mu *= mu_water * self.pixel  # attenuation per pixel: line integrals come out unitless
+        line = np.clip(self.proj.forward(mu), 0.0, None).astype(np.float64)
+        delta = np.empty(line.shape, dtype=np.float32)
+        for i in range(line.shape[0]):  # slice by slice: draws do not depend on BATCH
+            views_flux = fluxes[i] * _modulation(line[i], self.aec, mu_water, self.params)
+            expected = views_flux * np.exp(-line[i])
+            counts = rng.poisson(expected).astype(np.float64)
+            if sigma_e > 0:
+                counts += rng.normal(0.0, sigma_e, size=counts.shape)
+            counts = np.maximum(counts, MIN_COUNTS)
+            # -log of a noisy count overestimates the line integral by var/(2 counts^2)
+            # (second-order Taylor); scanners correct that bias, and so do we, so the
+            # added noise has zero mean instead of a low-frequency cupping at low dose.
+            bias = (counts + sigma_e**2) / (2.0 * counts**2)
+            delta[i] = -np.log(counts / views_flux) - bias - line[i]
+        noise = self.proj.fbp(delta, str(self.params["filter"]))  # FBP is linear: FBP(noisy) - FBP(clean)
+        noise *= 1000.0 / (mu_water * self.pixel)  # attenuation per pixel -> HU
+        return noise[:, oy:oy + ny, ox:ox + nx]
+
+
+def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress: Any) -> list[float]:
+    """Per slice, the flux whose noise, added to the slice's own, makes it look scanned at
+    ``dose`` of its own dose.
+
+    A slice's own noise s (soft tissue, ``soft_tissue_noise_hu``) and the noise r that the
+    flux i0 gives it (read in the same windows of a trial field) make its own flux
+    ``i0 (r / s)^2`` (noise variance goes as 1 / flux); noise of variance
+    ``s^2 (1 / dose - 1)`` is that of the flux ``dose / (1 - dose)`` times it. A slice with
+    too little soft tissue to read takes the flux of the nearest one that has enough (tube
+    current changes smoothly along z)."""
+    import numpy as np
+
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.noise_level import soft_tissue_noise_hu
+
+    own = [soft_tissue_noise_hu(s) for s in hu]
+    own = [s if s is not None and s > 0 else None for s in own]  # 0: a noise-free phantom's flat tissue
+    readable = [k for k, s in enumerate(own) if s is not None]
+    if not readable:
+        raise DenoiseKitError(
+            "lowdose: no slice has soft tissue (-300..300 HU) with noise to read the scan's own noise "
+            "from, which a relative dose needs; give the dose as a fraction of i0 instead (scan_relative off)"
+        )
+    i0, dose = float(params["i0"]), float(params["dose"])
+    trial = np.random.default_rng([int(params["seed"]), 1])  # not the output's draws
+    fluxes: list[float | None] = []
+    for start in range(0, hu.shape[0], BATCH):
+        stop = min(start + BATCH, hu.shape[0])
+        field = sim.noise(start, stop, [i0] * (stop - start), trial)
+        for k in range(start, stop):
+            s = own[k]
+            r = None if s is None else _added_level(hu[k], s, field[k - start])
+            fluxes.append(None if r is None else min(i0 * (r / s) ** 2 * dose / (1.0 - dose), MAX_FLUX))
+        if progress is not None:
+            progress(stop - start)
+    known = [k for k, f in enumerate(fluxes) if f is not None]
+    return [f if f is not None else fluxes[min(known, key=lambda j: abs(j - k))] for k, f in enumerate(fluxes)]
+
+
+def _added_level(image: Any, own: float, field: Any) -> float | None:
+    """How much noise ``field`` adds to ``image`` (whose own level reads ``own``), as the
+    soft-tissue estimate reads it: that estimate also sees some anatomy, and reading the
+    field alone would scale the dose by a different yardstick than the image's own noise.
+    The field is scaled to about twice ``own`` first, well above the estimate's scatter."""
+    import math
+
+    from denoisekit.noise_level import soft_tissue_noise_hu
+
+    alone = soft_tissue_noise_hu(field, tissue=image)  # the same windows as ``own``'s
+    if not alone:
+        return None
+    c = 2.0 * own / alone
+    total = soft_tissue_noise_hu(image + c * field)
+    if total is None or total <= own:
+        return None
+    return math.sqrt(total * total - own * own) / c
 
 
 def _modulation(line: Any, aec: str, mu_water: float, params: dict[str, Any]) -> Any:

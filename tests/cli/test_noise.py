@@ -163,3 +163,22 @@ def test_the_noise_level_said_is_the_one_in_the_field_of_view(tmp_path):
     result = run(source, "-o", tmp_path / "noisy.nii.gz", "--kind", "gaussian", "--sigma", 30, "--json", "--quiet")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["noise_std_hu"] == pytest.approx(30, rel=0.05)
+
+
+def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_said(body_nifti, tmp_path):
+    scan = tmp_path / "scan.nii.gz"
+    assert run(body_nifti, "-o", scan, "--kind", "lowdose", "--dose", 0.5, "--quiet").exit_code == 0
+    out = tmp_path / "quarter.nii.gz"
+    result = run(scan, "-o", out, "--kind", "lowdose", "--dose", 0.25, "--scan-relative", "--json")
+    assert result.exit_code == 0, result.output
+    before, after = json.loads(result.stdout)["soft_tissue_noise_hu"]
+    assert after / before == pytest.approx(2.0, rel=0.2)
+    assert f"soft tissue {before:.1f} -> {after:.1f} HU" in result.stderr
+    assert json.loads((tmp_path / "quarter.json").read_text())["options"]["scan_relative"] is True
+
+
+def test_scan_relative_is_refused_where_it_means_nothing(body_nifti, tmp_path):
+    result = run(body_nifti, "-o", tmp_path / "g.nii.gz", "--kind", "gaussian", "--scan-relative")
+    assert result.exit_code == 1 and "--scan-relative does not apply to noise 'gaussian'" in result.output
+    result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--dose", 2, "--scan-relative")
+    assert result.exit_code == 1 and "below 1" in result.output

@@ -113,9 +113,62 @@ def test_records_from_before_aec_apply_without_it():
     assert not np.array_equal(kind.apply(hu, {**params, "aec": "z"}, SPACING), kind.apply(hu, params, SPACING))
 
 
+def tissue_level(slices, clean):
+    """Each slice's soft-tissue noise level, read in the windows where ``clean`` has tissue."""
+    from denoisekit.noise_level import soft_tissue_noise_hu
+
+    return np.array([soft_tissue_noise_hu(s, tissue=c) for s, c in zip(slices, clean)])
+
+
+def test_scan_relative_dose_scales_the_scans_own_noise():
+    clean = ellipse(50, 35, slices=3, bone=False)
+    for own_dose in (1.0, 0.25):  # two scans of one patient, the second at a quarter of the dose
+        scan = clean + noise_of(clean, 5, dose=own_dose)
+        quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
+        # a quarter of the scan's own dose doubles its noise, whatever that noise was
+        assert np.median(tissue_level(quarter, clean) / tissue_level(scan, clean)) == pytest.approx(2.0, rel=0.15)
+    # and lands where simulating a quarter of the reference dose on the clean image does
+    scan = clean + noise_of(clean, 5, dose=1.0)
+    quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
+    absolute = clean + noise_of(clean, 7, dose=0.25)
+    assert np.median(tissue_level(quarter, clean)) == pytest.approx(np.median(tissue_level(absolute, clean)), rel=0.15)
+
+
+def test_scan_relative_slices_without_soft_tissue_take_a_neighbours_flux():
+    clean = ellipse(50, 35, slices=3, bone=False)
+    clean[1][clean[1] > -1000] = -600.0  # lung-like: no soft tissue to read the noise in
+    scan = clean + noise_of(clean, 5, dose=0.25)  # its flux: well below the reference's
+    added = noise_of(scan, 6, dose=0.25, scan_relative=True)
+    same_flux = noise_of(scan, 6, dose=0.25)  # one flux for every slice
+    inside = clean[0] > -1000
+    ratio = added[1][inside].std() / added[0][inside].std()
+    assert ratio == pytest.approx(same_flux[1][inside].std() / same_flux[0][inside].std(), rel=0.2)
+
+
+@pytest.mark.parametrize(
+    "volume, message",
+    [
+        (ellipse(50, 35, bone=False), "scan's own noise"),  # a clean phantom: no noise of its own to scale
+        (np.full((2, N, N), -1000.0, np.float32), "scan's own noise"),  # no soft tissue to read it in
+    ],
+)
+def test_scan_relative_needs_a_scan_with_noise_in_soft_tissue(volume, message):
+    with pytest.raises(DenoiseKitError, match=message):
+        noise_of(volume, dose=0.25, scan_relative=True)
+
+
+def test_records_from_before_scan_relative_are_absolute():
+    hu = ellipse(40, 30)
+    kind = LowDose(views=VIEWS)
+    params = kind.sample(np.random.default_rng(0), hu.shape)
+    old = {k: v for k, v in params.items() if k != "scan_relative"}
+    assert np.array_equal(kind.apply(hu, old, SPACING), kind.apply(hu, params, SPACING))
+
+
 @pytest.mark.parametrize(
     "option",
-    [{"dose": 0.0}, {"i0": -1.0}, {"views": 1}, {"filter": "box"}, {"aec": "auto"}, {"aec_reference_mm": 0.0}, {"aec_strength": -1.0}],
+    [{"dose": 0.0}, {"i0": -1.0}, {"views": 1}, {"filter": "box"}, {"aec": "auto"}, {"aec_reference_mm": 0.0}, {"aec_strength": -1.0},
+     {"dose": 1.0, "scan_relative": True}, {"dose": 0.25, "scan_relative": True, "aec": "z"}],
 )
 def test_bad_options_are_refused(option):
     with pytest.raises(DenoiseKitError):
