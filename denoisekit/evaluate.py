@@ -4,6 +4,8 @@ was computed in), plus a figure to look at in the display windows a reader needs
 
 Every metric clips both volumes to the window first; see ``denoisekit.metrics``.
 Overall PSNR and RMSE pool every voxel; overall SSIM is the mean of the slices' SSIM.
+A mask (a label volume, or ``body_mask`` of the reference) limits all three to its voxels:
+overall SSIM is then the mean of the SSIM map over them.
 """
 
 from __future__ import annotations
@@ -134,18 +136,62 @@ def check_same_grid(test: Any, reference: Any, names: tuple[str, str] = ("denois
             raise DenoiseKitError(f"{names[0]} and {names[1]} differ in {attr}: {fmt(va)} vs {fmt(vb)}")
 
 
-def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float]) -> dict[str, Any]:
-    """Overall and per-slice PSNR, SSIM and RMSE of ``test`` against ``reference``."""
+def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float],
+           mask: np.ndarray | None = None) -> dict[str, Any]:
+    """Overall and per-slice PSNR, SSIM and RMSE of ``test`` against ``reference``; with a
+    ``mask``, of its voxels only (a slice it leaves empty scores None)."""
+    if mask is None:
+        per_slice = [
+            {"psnr": psnr(r, t, window), "ssim": ssim(r, t, window), "rmse": rmse(r, t, window)}
+            for r, t in zip(reference, test)
+        ]
+        overall = {
+            "psnr": psnr(reference, test, window),
+            "ssim": float(np.mean([s["ssim"] for s in per_slice])),
+            "rmse": rmse(reference, test, window),
+        }
+        return {"overall": overall, "per_slice": per_slice}
     per_slice = [
-        {"psnr": psnr(r, t, window), "ssim": ssim(r, t, window), "rmse": rmse(r, t, window)}
-        for r, t in zip(reference, test)
+        {"psnr": psnr(r, t, window, m), "ssim": ssim(r, t, window, m), "rmse": rmse(r, t, window, m)}
+        if m.any() else dict.fromkeys(METRICS)
+        for r, t, m in zip(reference, test, mask)
     ]
-    overall = {
-        "psnr": psnr(reference, test, window),
-        "ssim": float(np.mean([s["ssim"] for s in per_slice])),
-        "rmse": rmse(reference, test, window),
-    }
+    overall = {m: f(reference, test, window, mask) for m, f in (("psnr", psnr), ("ssim", ssim), ("rmse", rmse))}
     return {"overall": overall, "per_slice": per_slice}
+
+
+#: HU above which a voxel may be the patient (fat is about -100; lung, inside, is filled in).
+BODY_HU = -500.0
+
+
+def body_mask(reference: Any) -> np.ndarray:
+    """The patient in each slice of ``reference``: voxels above ``BODY_HU``, opened to drop
+    thin lines (table edges, noise) and holes filled (lungs, bowel gas), the largest piece.
+    What ``evaluate --mask body`` scores, so the air around the body does not count."""
+    from scipy import ndimage
+
+    ref = _array(reference)
+    mask = np.zeros(ref.shape, dtype=bool)
+    for k, image in enumerate(ref):
+        inside = ndimage.binary_opening(image > BODY_HU, iterations=2)
+        inside = ndimage.binary_fill_holes(inside)
+        labels, n = ndimage.label(inside)
+        if n:
+            sizes = np.bincount(labels.ravel())[1:]
+            mask[k] = labels == 1 + int(np.argmax(sizes))
+    return mask
+
+
+def _as_mask(mask: Any, reference: Any) -> np.ndarray:
+    """A boolean mask from a label Volume or array on the reference's grid (nonzero: in)."""
+    check_same_grid(mask, reference, ("mask", "reference"))
+    m = _array(mask)
+    if not np.isfinite(m).all():
+        raise DenoiseKitError("the mask has NaN or infinite voxels")
+    m = m != 0
+    if not m.any():
+        raise DenoiseKitError("the mask marks no voxel (every voxel is 0)")
+    return m
 
 
 def _gain(denoised: dict[str, float], noisy: dict[str, float]) -> dict[str, float]:
@@ -158,29 +204,57 @@ def _gain(denoised: dict[str, float], noisy: dict[str, float]) -> dict[str, floa
 
 
 def evaluate(
-    denoised: Any, reference: Any, noisy: Any = None, window: tuple[float, float] = DEFAULT_WINDOW
+    denoised: Any, reference: Any, noisy: Any = None, window: tuple[float, float] = DEFAULT_WINDOW,
+    mask: Any = None,
 ) -> dict[str, Any]:
     """Scores of ``denoised`` (and ``noisy``, with the gain over it) against ``reference``.
 
-    Takes Volumes or arrays. Returns ``{"window", "overall", "per_slice"}``; with a noisy
-    volume, ``overall`` and each slice also hold ``noisy`` scores and the ``gain``.
+    Takes Volumes or arrays. ``mask``: a label volume or array on the reference's grid
+    (nonzero voxels are scored), or ``"body"`` (``body_mask`` of the reference). Returns
+    ``{"window", "mask", "overall", "per_slice"}``; with a noisy volume, ``overall`` and
+    each slice also hold ``noisy`` scores and the ``gain``. A slice's ``location_mm`` is
+    its position along the slice normal (DICOM's SliceLocation) for Volumes, else None.
     """
     lo, hi = window
     if not hi > lo:
         raise DenoiseKitError(f"window ({lo:g}, {hi:g}) is empty")
     check_same_grid(denoised, reference)
     ref, den = _array(reference), _array(denoised)
-    result = scores(ref, den, window)
+    if isinstance(mask, str):
+        if mask != "body":
+            raise DenoiseKitError(f"unknown mask {mask!r}: 'body', or a label volume")
+        m = body_mask(ref)
+        if not m.any():
+            raise DenoiseKitError(f"no body in the reference: no voxel above {BODY_HU:g} HU")
+    else:
+        m = None if mask is None else _as_mask(mask, reference)
+    result = scores(ref, den, window, m)
     if noisy is not None:
         check_same_grid(noisy, reference, ("noisy", "reference"))
-        base = scores(ref, _array(noisy), window)
+        base = scores(ref, _array(noisy), window, m)
         result["overall"]["noisy"] = base["overall"]
         result["overall"]["gain"] = _gain(result["overall"], base["overall"])
         for s, b in zip(result["per_slice"], base["per_slice"]):
             s["noisy"] = b
-            s["gain"] = _gain(s, b)
-    result["per_slice"] = [{"slice": k, **s} for k, s in enumerate(result["per_slice"])]
-    return {"window": [float(lo), float(hi)], **result}
+            s["gain"] = None if s["psnr"] is None else _gain(s, b)
+    locations = _locations(reference, len(ref))
+    result["per_slice"] = [
+        {"slice": k, "location_mm": locations[k], **({} if m is None else {"voxels": int(m[k].sum())}), **s}
+        for k, s in enumerate(result["per_slice"])
+    ]
+    masked = None if m is None else {
+        "what": mask if isinstance(mask, str) else "label volume", "voxels": int(m.sum()),
+        "fraction": float(m.mean()),
+    }
+    return {"window": [float(lo), float(hi)], "mask": masked, **result}
+
+
+def _locations(volume: Any, n: int) -> list[float | None]:
+    """Each slice's position along the slice normal in mm, as DICOM's SliceLocation."""
+    if not hasattr(volume, "slice_origin"):
+        return [None] * n
+    normal = np.asarray(volume.direction, dtype=float).reshape(3, 3)[:, 2]
+    return [round(float(np.dot(volume.slice_origin(k), normal)), 3) for k in range(n)]
 
 
 def representative_slice(reference: Any, denoised: Any) -> int:

@@ -186,3 +186,59 @@ def test_failed_figure_leaves_the_old_one_and_no_temp(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         figure(ref, None, den, path, force=True)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+
+
+def _chest(shape=(2, 48, 48)):
+    """A body with lungs (holes below the body threshold) on a thin table line, in air."""
+    y, x = np.mgrid[: shape[1], : shape[2]]
+    ref = np.full(shape, -1000.0, dtype=np.float32)
+    body = ((y - 22) / 16.0) ** 2 + ((x - 24) / 20.0) ** 2 < 1
+    lungs = (((y - 22) / 8.0) ** 2 + ((np.abs(x - 24) - 9) / 5.0) ** 2) < 1
+    ref[:, body] = 40.0
+    ref[:, lungs] = -850.0
+    ref[:, 44, 4:44] = 200.0  # the table: one pixel thick
+    return ref, body, lungs
+
+
+def test_body_mask_fills_the_lungs_and_leaves_out_air_and_table():
+    from denoisekit.evaluate import body_mask
+
+    ref, body, lungs = _chest()
+    mask = body_mask(ref)
+    assert mask[:, lungs].all()
+    assert not mask[:, 44, 4:44].any()
+    assert (mask[0] == body).mean() > 0.99  # the opening may nibble the ellipse's rim
+
+
+def test_mask_body_leaves_the_air_out_of_every_score():
+    ref, body, _ = _chest()
+    rng = np.random.default_rng(1)
+    den = ref + rng.normal(0, 10, ref.shape).astype(np.float32)
+    den[:, ~body] += 300.0  # wrong only in the air and on the table
+    whole = evaluate(den, ref, window=WINDOW)
+    inside = evaluate(den, ref, window=WINDOW, mask="body")
+    assert inside["overall"]["psnr"] == pytest.approx(_psnr(ref[:, body], den[:, body], *WINDOW), abs=0.2)
+    assert inside["overall"]["psnr"] > whole["overall"]["psnr"] + 10
+    assert inside["mask"]["what"] == "body" and inside["mask"]["fraction"] == pytest.approx(body.mean(), abs=0.02)
+    assert all(abs(s["voxels"] - body.sum()) < 0.01 * body.sum() for s in inside["per_slice"])
+
+
+def test_a_label_mask_must_share_the_grid_and_mark_something():
+    ref, noisy, den = _phantom()
+    labels = np.zeros(ref.shape, np.float32)
+    labels[1] = 1.0  # only the middle slice
+    result = evaluate(den, ref, noisy, WINDOW, mask=labels)
+    assert [s["psnr"] is None for s in result["per_slice"]] == [True, False, True]
+    assert result["overall"]["psnr"] == pytest.approx(_psnr(ref[1], den[1], *WINDOW), rel=1e-6)
+    with pytest.raises(DenoiseKitError, match="mask and reference differ in shape"):
+        evaluate(den, ref, mask=labels[:2])
+    with pytest.raises(DenoiseKitError, match="marks no voxel"):
+        evaluate(den, ref, mask=np.zeros(ref.shape, np.float32))
+
+
+def test_slices_carry_their_location_along_the_normal():
+    ref, noisy, den = _phantom()
+    vol = lambda a: Volume(a, spacing=(1.0, 1.0, 2.5), origin=(0.0, 0.0, -40.0))  # noqa: E731
+    result = evaluate(vol(den), vol(ref), window=WINDOW)
+    assert [s["location_mm"] for s in result["per_slice"]] == [-40.0, -37.5, -35.0]
+    assert [s["location_mm"] for s in evaluate(den, ref, window=WINDOW)["per_slice"]] == [None] * 3

@@ -63,3 +63,28 @@ def test_ssim_of_a_stack_is_the_mean_over_slices_and_one_when_equal():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError):
         psnr(np.zeros((3, 3)), np.zeros((3, 4)))
+
+
+def test_a_mask_scores_only_its_voxels():
+    ref = np.array([[0.0, 10.0], [20.0, 30.0]])
+    test = np.array([[3.0, 6.0], [520.0, 30.0]])  # a 500 HU error outside the mask
+    mask = np.array([[True, True], [False, True]])
+    assert rmse(ref, test, mask=mask) == pytest.approx(math.sqrt(25 / 3))
+    assert psnr(ref, test, mask=mask) == pytest.approx(10 * math.log10(2000.0**2 / (25 / 3)))
+    with pytest.raises(ValueError, match="no voxel"):
+        psnr(ref, test, mask=np.zeros((2, 2), bool))
+
+
+def test_masked_ssim_is_the_mean_of_the_ssim_map_over_the_mask():
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(0, 100, (2, 16, 16))
+    test = ref + rng.normal(0, 30, ref.shape)
+    mask = np.zeros(ref.shape, bool)
+    mask[0, 2:9, 3:12] = True
+    mask[1, 5:7, :] = True
+    maps = [structural_similarity(r, t, data_range=2000.0, full=True)[1] for r, t in zip(ref, test)]
+    expected = np.concatenate([m[k] for m, k in zip(maps, mask)]).mean()
+    assert ssim(ref, test, mask=mask) == pytest.approx(expected, rel=1e-9)
+    assert ssim(ref, test, mask=mask) != pytest.approx(ssim(ref, test), rel=1e-3)

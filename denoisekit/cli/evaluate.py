@@ -41,19 +41,29 @@ def _table(title: str, rows: list[tuple[str, dict]], window: list[float]):
     return table
 
 
-def _slice_table(per_slice: list[dict], window: list[float]):
+def _where(window: list[float], mask: dict | None) -> str:
+    """The window, and the mask when there is one: numbers mean nothing without them."""
+    w = f"window [{window[0]:g},{window[1]:g}] HU"
+    return w if mask is None else f"{w}, in mask {mask['what']} ({100 * mask['fraction']:.0f}% of voxels)"
+
+
+def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
     from rich.table import Table
 
     # Narrow columns: the window goes in the title, still next to every number.
-    table = Table(title=f"per slice, all in window [{window[0]:g},{window[1]:g}] HU", title_justify="left")
-    headers = ["slice", "PSNR dB", "SSIM", "RMSE HU"]
+    table = Table(title=f"per slice, all in {_where(window, mask)}", title_justify="left")
+    headers = ["slice", "at mm", "PSNR dB", "SSIM", "RMSE HU"]
     with_gain = bool(per_slice) and "gain" in per_slice[0]
     if with_gain:
         headers += ["PSNR gain dB", "SSIM gain"]
     for h in headers:
         table.add_column(h, justify="right")
     for s in per_slice:
-        row = [str(s["slice"]), f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['rmse']:.2f}"]
+        at = "" if s["location_mm"] is None else f"{s['location_mm']:.1f}"
+        if s["psnr"] is None:  # the mask leaves this slice empty
+            table.add_row(str(s["slice"]), at, *["-"] * (len(headers) - 2))
+            continue
+        row = [str(s["slice"]), at, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['rmse']:.2f}"]
         if with_gain:
             row += [f"{s['gain']['psnr']:+.2f}", f"{s['gain']['ssim']:+.4f}"]
         table.add_row(*row)
@@ -89,6 +99,16 @@ def evaluate(
             "brain, bone, or LO,HI in HU. Default: lung and soft-tissue.",
         ),
     ] = None,
+    mask: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mask",
+            help="Score only these voxels: 'body' (the patient, found in the reference: the air around it, "
+            "which every denoiser gets right, flatters every number), or a label volume on the reference's "
+            "grid (nonzero voxels are scored; a file named body: ./body).",
+            show_default=False,
+        ),
+    ] = None,
     per_slice: Annotated[
         bool,
         typer.Option("--per-slice/--no-per-slice", help="Also give each slice's scores (in the table and in --json)."),
@@ -118,7 +138,11 @@ def evaluate(
     den, ref = read(denoised), read(reference)
     check_same_grid(den, ref)
     noise = read(noisy) if noisy is not None else None
-    result = run(den, ref, noise, lo_hi)
+    # "body" is the keyword; a file of that name is reached as ./body (or any other path to it)
+    labels = None if mask is None else mask if mask == "body" else read(Path(mask))
+    result = run(den, ref, noise, lo_hi, mask=labels)
+    if result["mask"] is not None and mask != "body":
+        result["mask"]["what"] = mask
     if figure is not None:
         draw(ref, noise, den, figure, label=f"denoised: {denoised.name}", windows=windows, force=force)
     if not per_slice:
@@ -139,8 +163,9 @@ def evaluate(
     from rich.markup import escape
 
     console = out_console()
-    console.print(_table(escape(f"{denoised} vs {reference}"), _rows(result["overall"]), result["window"]))
+    title = f"{denoised} vs {reference}" + ("" if result["mask"] is None else f", {_where(result['window'], result['mask'])}")
+    console.print(_table(escape(title), _rows(result["overall"]), result["window"]))
     if per_slice:
-        console.print(_slice_table(result["per_slice"], result["window"]))
+        console.print(_slice_table(result["per_slice"], result["window"], result["mask"]))
     if figure is not None:
         status(console, f"figure: {figure}")

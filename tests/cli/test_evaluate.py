@@ -186,3 +186,27 @@ def test_force_replaces_a_png_but_never_another_file_and_says_so_before_reading(
     assert again.exit_code == 0, again.output
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and fig.read_bytes() != first
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left behind
+
+
+def test_mask_body_scores_the_patient_and_says_so_with_every_table(volumes):
+    paths, clean, noisy, denoised = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--mask", "body", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    inside = clean > -500  # the disc and its bone: no lungs, no table
+    c, d = (np.clip(a.astype(np.float64), -1000, 1000)[inside] for a in (clean, denoised))
+    assert data["mask"]["what"] == "body" and data["mask"]["voxels"] == int(inside.sum())
+    assert data["overall"]["rmse"] == pytest.approx(np.sqrt(np.mean((c - d) ** 2)), rel=1e-5)
+    table = runner.invoke(get_app(), ["evaluate", str(paths["denoised"]), str(paths["clean"]), "--mask", "body",
+                                      "--per-slice"], env={"COLUMNS": "200"})
+    words = " ".join(table.stdout.split())  # a title wraps to its table's width
+    assert words.count("in mask body") == 2  # the overall table's title and the per-slice one's
+
+
+def test_a_label_volume_mask_on_another_grid_is_refused(volumes, tmp_path):
+    paths, clean, *_ = volumes
+    labels = write_volume(Volume((clean > 0).astype(np.float32), spacing=(0.7, 0.7, 2.5)), tmp_path / "l.nii.gz")
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", labels)
+    assert result.exit_code == 1 and "mask and reference differ in spacing" in result.output
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", tmp_path / "none.nii.gz")
+    assert result.exit_code == 1 and "does not exist" in result.output
