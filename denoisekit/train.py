@@ -261,55 +261,18 @@ def train(
         raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
     model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
     _check_model(model, patch_size)
-    import denoisekit
-
-    config = {
-        "model": _plugin_config(model),
-        "backprop": _plugin_config(backprop),
-        "noise": [_plugin_config(n) for n in noise] if isinstance(noise, (list, tuple)) else _plugin_config(noise),
-        "seed": int(seed),
-        "batch_size": int(batch_size),
-        "patch_size": int(patch_size),
-        "lr": float(lr),
-        "lr_decay": lr_decay,
-        "grad_norm": grad_norm,
-        "loss_weight": loss_weight,
-        "epochs": len(plan),
-        "steps": int(sum(plan)),
-        "steps_per_epoch": int(steps_per_epoch),
-        "val_fraction": float(val_fraction),
-        "realisations": int(realisations),
-        "val_tiles": int(val_tiles),
-        "data": list(sources) if sources is not None else None,
-        "denoisekit": denoisekit.__version__,
-    }
+    config = _config(model, backprop, noise, plan, seed=seed, batch_size=batch_size, patch_size=patch_size, lr=lr,
+                     lr_decay=lr_decay, grad_norm=grad_norm, loss_weight=loss_weight,
+                     steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, realisations=realisations,
+                     val_tiles=val_tiles, sources=sources)
     if dist is not None:
         config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
     last, old_rows = None, {}  # the epoch a resume starts from, and the run's metrics by epoch
     if resume:
-        old = read_run_config(run.path)
-        diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
-        if diff:
-            raise DenoiseKitError(
-                f"cannot resume {run.path}: it was trained with different {', '.join(diff)}"
-            )
-        last, old_rows = _last_usable_epoch(run, plan)
-        trained = max((int(r["step"]) for r in old_rows.values()), default=0)
-        if trained > sum(plan):  # resuming would drop trained epochs (and best.npz may be one)
-            raise DenoiseKitError(
-                f"{run.path} has trained {trained} steps ({max(old_rows)} epochs), more than the {sum(plan)} "
-                "asked for: resume it with at least that budget, or start a new run with -o")
+        old, last, old_rows = _resume_point(run, config, plan)
         if last == len(plan):  # nothing left to train: say so before simulating any noise
-            from denoisekit.weights import read_weights
-
-            _, arrays = read_weights(run.epoch_weights(last))
-            with scope():
-                model.set_weights(arrays)
-            rows = [old_rows[e] for e in range(last + 1) if e in old_rows]
-            best = _best_row(rows)
-            return TrainResult(run.path, model, last, int(rows[-1]["step"]), rows, best["epoch"],
-                               time.perf_counter() - t0, last, best, already_complete=True)
+            return _complete(run, model, last, old_rows, t0, scope)
         if chief:
             budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
             run.write_config({**old, **budget})
@@ -437,6 +400,91 @@ def train(
         run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
         time.perf_counter() - t0, resumed_from, best,
     )
+
+
+def finished_run(run_dir: str | Path, model: Any, backprop: Any, noise: Any, **settings: Any) -> TrainResult | None:
+    """What ``train(volumes, model, backprop, noise, run_dir=run_dir, resume=True, **settings)``
+    returns for a run that has trained its whole budget, found without the volumes, so that a
+    caller need not read (or find) them first; None when there is training left. Refuses
+    what ``train`` refuses of a resume: a run trained otherwise, or further."""
+    import inspect
+
+    bound = inspect.signature(train).bind((), model, backprop, noise, run_dir=run_dir, resume=True, **settings)
+    bound.apply_defaults()  # train's own defaults: one place says what a run was trained with
+    a = bound.arguments
+    t0 = time.perf_counter()
+    if isinstance(noise, (list, tuple)) and all(n is noise[0] for n in noise):
+        noise = noise[0]  # as train records it
+    plan = epoch_plan(a["epochs"], a["steps"], a["steps_per_epoch"])
+    keys = ("seed", "batch_size", "patch_size", "lr", "lr_decay", "grad_norm", "loss_weight", "steps_per_epoch",
+            "val_fraction", "realisations", "val_tiles")
+    run = RunDir(run_dir)
+    _, last, old_rows = _resume_point(run, _config(model, backprop, noise, plan, **{k: a[k] for k in keys}), plan)
+    if last != len(plan):
+        return None
+    if not model.built:
+        from denoisekit.plugin import build_model
+
+        build_model(model, a["patch_size"])
+    return _complete(run, model, last, old_rows, t0)
+
+
+def _config(model: Any, backprop: Any, noise: Any, plan: list[int], *, seed: int, batch_size: int, patch_size: int,
+            lr: float, lr_decay: str, grad_norm: str, loss_weight: str, steps_per_epoch: int, val_fraction: float,
+            realisations: int, val_tiles: int, sources: Sequence[str] | None = None) -> dict[str, Any]:
+    """A run's config.json: what it is trained with (a resume must match it) and on what."""
+    import denoisekit
+
+    return {
+        "model": _plugin_config(model),
+        "backprop": _plugin_config(backprop),
+        "noise": [_plugin_config(n) for n in noise] if isinstance(noise, (list, tuple)) else _plugin_config(noise),
+        "seed": int(seed),
+        "batch_size": int(batch_size),
+        "patch_size": int(patch_size),
+        "lr": float(lr),
+        "lr_decay": lr_decay,
+        "grad_norm": grad_norm,
+        "loss_weight": loss_weight,
+        "epochs": len(plan),
+        "steps": int(sum(plan)),
+        "steps_per_epoch": int(steps_per_epoch),
+        "val_fraction": float(val_fraction),
+        "realisations": int(realisations),
+        "val_tiles": int(val_tiles),
+        "data": list(sources) if sources is not None else None,
+        "denoisekit": denoisekit.__version__,
+    }
+
+
+def _resume_point(run: RunDir, config: dict[str, Any], plan: list[int]) -> tuple[dict, int | None, dict[int, dict]]:
+    """The config of the run being resumed, the epoch to start from and its metrics rows by
+    epoch; refuses a run trained with other settings, or for more steps than ``plan``."""
+    old = read_run_config(run.path)
+    diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
+    if diff:
+        raise DenoiseKitError(f"cannot resume {run.path}: it was trained with different {', '.join(diff)}")
+    last, old_rows = _last_usable_epoch(run, plan)
+    trained = max((int(r["step"]) for r in old_rows.values()), default=0)
+    if trained > sum(plan):  # resuming would drop trained epochs (and best.npz may be one)
+        raise DenoiseKitError(
+            f"{run.path} has trained {trained} steps ({max(old_rows)} epochs), more than the {sum(plan)} "
+            "asked for: resume it with at least that budget, or start a new run with -o")
+    return old, last, old_rows
+
+
+def _complete(run: RunDir, model: Any, last: int, old_rows: dict[int, dict], t0: float,
+              scope: Any = contextlib.nullcontext) -> TrainResult:
+    """A finished run as resuming it finds it: its last weights in ``model``, nothing trained."""
+    from denoisekit.weights import read_weights
+
+    _, arrays = read_weights(run.epoch_weights(last))
+    with scope():
+        model.set_weights(arrays)
+    rows = [old_rows[e] for e in range(last + 1) if e in old_rows]
+    best = _best_row(rows)
+    return TrainResult(run.path, model, last, int(rows[-1]["step"]), rows, best["epoch"],
+                       time.perf_counter() - t0, last, best, already_complete=True)
 
 
 def _best_row(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow")
 
 from denoisekit.errors import DenoiseKitError, PluginError
 from denoisekit.plugin import Backprop, NoiseKind, TrainableModel
-from denoisekit.train import TrainingDiverged, epoch_plan, train
+from denoisekit.train import TrainingDiverged, epoch_plan, finished_run, train
 from denoisekit.volume import Volume
 from denoisekit.weights import load_model, read_weights
 
@@ -177,6 +177,19 @@ def test_resuming_a_finished_run_trains_nothing_and_returns_its_weights(tmp_path
     assert [r["epoch"] for r in again.rows] == [0, 1, 2]
     np.testing.assert_array_equal(again.model.trainable_variables[0].numpy(),
                                   whole.model.trainable_variables[0].numpy())
+
+
+def test_a_finished_run_is_found_without_its_volumes(tmp_path):
+    whole = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a",
+                  epochs=2, seed=3, **SMALL)
+    assert finished_run(tmp_path / "a", TinyModel(), TapeRule(), WhiteNoise(), epochs=3, seed=3, **SMALL) is None
+    done = finished_run(tmp_path / "a", TinyModel(), TapeRule(), WhiteNoise(), epochs=2, seed=3, **SMALL)
+    assert done.already_complete and done.resumed_from == 2
+    assert (done.epochs, done.steps, done.best_epoch) == (whole.epochs, whole.steps, whole.best_epoch)
+    np.testing.assert_array_equal(done.model.trainable_variables[0].numpy(),
+                                  whole.model.trainable_variables[0].numpy())
+    with pytest.raises(DenoiseKitError, match="different seed"):  # what train refuses, it refuses
+        finished_run(tmp_path / "a", TinyModel(), TapeRule(), WhiteNoise(), epochs=2, seed=4, **SMALL)
 
 
 @pytest.mark.parametrize("budget", [{"epochs": 1}, {"steps": 9}])

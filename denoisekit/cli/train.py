@@ -144,14 +144,10 @@ def train(
     run_dir = resume or output or default_run_dir(model_name, backprop_name)
     if resume is None and (dist is None or dist.is_chief):
         RunDir(run_dir).check_new()  # before reading any data
-    sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt, quiet, dist)
+    from denoisekit.train import finished_run
     from denoisekit.train import train as run_training
 
-    console = err_console(quiet)
-    bar = None if quiet else _RichProgress(console)
-    result = run_training(
-        volumes, model_obj, backprop_obj, noise_obj,
-        run_dir=run_dir,
+    settings = dict(
         epochs=epochs,
         steps=steps,
         steps_per_epoch=pick("steps_per_epoch", steps_per_epoch),
@@ -164,16 +160,27 @@ def train(
         seed=pick("seed", seed),
         realisations=pick("realisations", realisations),
         val_fraction=old.get("val_fraction", DEFAULTS["val_fraction"]),
-        resume=resume is not None,
-        sources=sources,
-        progress=bar,
-        distribution=dist,
-        volume_shard=volume_shard,
     )
+    # A finished run answers at once: its data is not read (nor need it still be there).
+    result = finished_run(run_dir, model_obj, backprop_obj, noise_obj, **settings) if resume is not None else None
+    console = err_console(quiet)
+    if result is None:
+        sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt,
+                                                    quiet, dist)
+        result = run_training(
+            volumes, model_obj, backprop_obj, noise_obj,
+            run_dir=run_dir,
+            **settings,
+            resume=resume is not None,
+            sources=sources,
+            progress=None if quiet else _RichProgress(console),
+            distribution=dist,
+            volume_shard=volume_shard,
+        )
     summary = {**result.summary(), "backprop": backprop_obj.name, "noise": noise_obj.name}
     if result.already_complete:
-        status(err_console(quiet), f"{run_dir} already trained all {result.epochs} epochs ({result.steps} steps): "
-                                   "nothing to do; give --epochs or --steps beyond that to train on")
+        status(console, f"{run_dir} already trained all {result.epochs} epochs ({result.steps} steps): "
+                        "nothing to do; give --epochs or --steps beyond that to train on")
     if json_out:
         print_json(summary)
     elif not quiet:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from denoisekit.errors import DenoiseKitError
-from denoisekit.io.paths import default_output, itk_suffix, output_kind, sidecar_path
+from denoisekit.io.paths import default_output, itk_suffix, output_kind, sidecar_owners, sidecar_path
 from denoisekit.volume import Volume
 
 __all__ = ["read_volume", "write_volume", "check_output", "refuse_input", "default_output", "output_kind",
@@ -68,11 +68,14 @@ def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False
     """Refuse an output ``write_volume`` would refuse, so a command can check before any work:
     an unwritable suffix, an existing output (or JSON sidecar, with ``sidecar``) without
     ``force``, or one ``force`` may not replace (not what denoisekit writes there:
-    ``atomic.refuse_foreign``). Returns ``output_kind(path)``."""
+    ``atomic.refuse_foreign``; a sidecar another existing output may own: ``sidecar_owners``).
+    Returns ``output_kind(path)``."""
     from denoisekit.io.atomic import refuse_existing
 
     path = Path(path)
     kind = output_kind(path)
+    if sidecar:  # first: --force would not help, so "use --force" must not be the answer
+        _refuse_shared_sidecar(path)
     refuse_existing([path], force, series=kind == "dicom")
     if sidecar:
         refuse_existing([sidecar_path(path)], force)
@@ -135,6 +138,16 @@ def write_volume(
         raise
     remove(work)  # what is left once a single file is published: an empty directory
     return path
+
+
+def _refuse_shared_sidecar(path: Path) -> None:
+    """A sidecar that may be another output's is never replaced, even with ``--force``:
+    ``-o x.nii.gz`` must not take the parameters of an earlier ``-o x`` (both write ``x.json``)."""
+    owners = sidecar_owners(path)
+    if owners:
+        others = " and ".join(str(o) for o in owners)
+        raise DenoiseKitError(f"{path} would replace {sidecar_path(path)}, which may be the sidecar of {others}: "
+                              "choose another --output")
 
 
 def refuse_input(source: str | Path, output: Path, side: Path | None = None) -> None:

@@ -57,6 +57,42 @@ def sidecar_path(output: str | Path) -> Path:
     return base.with_name(base.name + ".json")
 
 
+def sidecar_owners(output: str | Path) -> list[Path]:
+    """Other existing outputs whose sidecar is ``output``'s (``x/``, ``x.nii.gz``, ``x.nrrd``...
+    all map to ``x.json``): a sidecar there may be theirs, so not ``output``'s to replace. The
+    sidecar records no output: sharing its path is what counts."""
+    import os
+
+    output = Path(output)
+    side = sidecar_path(output)
+    if not side.exists():
+        return []
+    base = strip_suffix(output).name.casefold()  # a case-insensitive disk maps X.nrrd to x.json too
+    owners = []
+    with os.scandir(side.parent) as entries:
+        for entry in entries:
+            other = Path(entry.path)
+            if entry.name == output.name or strip_suffix(other).name.casefold() != base or not _is_output(entry):
+                continue
+            theirs = sidecar_path(other)
+            if theirs.exists() and os.path.samefile(theirs, side) and not _same(other, output):
+                owners.append(other)
+    return sorted(owners)
+
+
+def _is_output(entry) -> bool:
+    """Whether a directory entry is what denoisekit writes: a directory (a DICOM series) or a
+    file of a writable format."""
+    suffix = itk_suffix(entry.name)
+    return entry.is_dir() if suffix is None else suffix in ITK_SUFFIXES and entry.is_file()
+
+
+def _same(a: Path, b: Path) -> bool:
+    import os
+
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
 def default_output(input_path: str | Path, tag: str) -> Path:
     """An output next to the input, named after it and ``tag``, in the input's format.
 

@@ -19,3 +19,21 @@ def test_force_onto_a_foreign_folder_is_refused_before_any_work(make_series, tmp
     result = runner.invoke(get_app(), [command[0], str(series.path), *command[1:], "-o", str(foreign), "--force"])
     assert result.exit_code == 1 and "holds other files (notes.txt, sub/)" in result.stderr, result.output
     assert (foreign / "notes.txt").read_text() == "mine" and (foreign / "sub").is_dir()
+
+
+def test_force_never_replaces_the_sidecar_of_another_output(tmp_path):
+    import numpy as np
+
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    scan = write_volume(Volume(np.full((2, 16, 16), 40.0, np.float32)), tmp_path / "scan.nii.gz")
+    noise = ["noise", str(scan), "--kind", "gaussian", "--quiet"]
+    first = runner.invoke(get_app(), [*noise, "-o", str(tmp_path / "x")])
+    assert first.exit_code == 0, first.output
+    sidecar = (tmp_path / "x.json").read_text()
+    second = runner.invoke(get_app(), [*noise, "--seed", "1", "-o", str(tmp_path / "x.nii.gz"), "--force"])
+    assert second.exit_code == 1
+    assert second.stderr.strip() == (f"Error: {tmp_path / 'x.nii.gz'} would replace {tmp_path / 'x.json'}, which may "
+                                     f"be the sidecar of {tmp_path / 'x'}: choose another --output")
+    assert (tmp_path / "x.json").read_text() == sidecar and not (tmp_path / "x.nii.gz").exists()

@@ -115,6 +115,19 @@ def test_several_inputs_each_get_their_output(tmp_path):
         assert np.sqrt(np.mean((denoised - clean) ** 2)) < np.sqrt(np.mean((noisy - clean) ** 2))
 
 
+def test_a_failure_midway_still_reports_the_outputs_written_before_it(tmp_path):
+    a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
+    b = tmp_path / "b.nii.gz"
+    b.write_bytes(b"not a volume")
+    result = _run("infer", a, b, "--model", "tv", "--json")
+    assert result.exit_code == 1
+    [record] = json.loads(result.stdout)  # what a script needs: a's output exists
+    assert record["input"] == str(a) and (tmp_path / "a_denoised-tv.nii.gz").is_file()
+    assert record["output"] == str(tmp_path / "a_denoised-tv.nii.gz")
+    assert f"wrote {record['output']}" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("Error:") and "b.nii.gz" in result.stderr
+
+
 def test_one_output_for_several_inputs_is_refused(tmp_path):
     a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
     b, _ = _phantom_nifti(tmp_path / "b.nii.gz")

@@ -61,7 +61,8 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
 
-    # resuming a finished run says so, and trains (and simulates) nothing
+    # resuming a finished run says so at once: it reads, simulates and trains nothing
+    chest_nifti.write_bytes(b"no longer a volume")
     done = _train("--resume", run)
     assert done.exit_code == 0, done.output
     assert "already trained all 3 epochs (9 steps): nothing to do" in done.stderr

@@ -6,6 +6,7 @@ import pytest
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io import default_output, output_kind, sidecar_path
+from denoisekit.io.paths import sidecar_owners
 
 
 @pytest.mark.parametrize("name, kind", [("a.nii", "nifti"), ("a.NII.GZ", "nifti"), ("a.nrrd", "nrrd"),
@@ -24,6 +25,17 @@ def test_sidecar_path():
     assert sidecar_path("d/out.nii.gz") == Path("d/out.json")
     assert sidecar_path("d/out_dir") == Path("d/out_dir.json")
     assert sidecar_path("d/out.mha") == Path("d/out.json")
+
+
+def test_sidecar_owners_are_the_other_outputs_sharing_the_sidecar(tmp_path):
+    (tmp_path / "x").mkdir()
+    assert sidecar_owners(tmp_path / "x.nii.gz") == []  # no sidecar yet: nothing to lose
+    (tmp_path / "x.json").write_text("{}")
+    for name in ("x.nrrd", "x.txt", ".partial-0a1b-x.mha", "xy.nii"):
+        (tmp_path / name).write_bytes(b"")
+    assert sidecar_owners(tmp_path / "x.nii.gz") == [tmp_path / "x", tmp_path / "x.nrrd"]
+    assert sidecar_owners(tmp_path / "x") == [tmp_path / "x.nrrd"]
+    assert sidecar_owners(tmp_path / "xy.nii") == []
 
 
 def test_default_output(tmp_path):

@@ -185,3 +185,16 @@ def test_force_replaces_a_sidecar_only_if_it_is_json(tmp_path):
     with pytest.raises(DenoiseKitError, match="out.json is not a JSON file"):
         write_volume(_volume(), tmp_path / "out.nii.gz", force=True, sidecar={"a": 1})
     assert (tmp_path / "out.json").read_text() == "not json" and not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("first, second", [("x", "x.nii.gz"), ("x.nrrd", "x")])
+def test_force_never_replaces_the_sidecar_of_another_output(tmp_path, first, second):
+    write_volume(_volume(), tmp_path / first, sidecar={"seed": 1})  # x/, x.nii.gz and x.nrrd all write x.json
+    for force in (False, True):  # "use --force" would not help: it is not the answer
+        with pytest.raises(DenoiseKitError, match=rf"x\.json, which may be the sidecar of {tmp_path / first}: "
+                                                  "choose another --output"):
+            write_volume(_volume(), tmp_path / second, force=force, sidecar={"seed": 2})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 1}
+    assert sorted(os.listdir(tmp_path)) == sorted([first, "x.json"])
+    write_volume(_volume(), tmp_path / first, force=True, sidecar={"seed": 3})  # its own output may replace it
+    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 3}
