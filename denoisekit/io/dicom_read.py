@@ -15,7 +15,7 @@ import numpy as np
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_scan import (
-    Frame, Series, candidate_files, has_dicom_preamble, not_hu, rescale_type, scan, select_series,
+    Frame, Series, candidate_files, is_dicom, not_hu, rescale_type, scan, select_series,
 )
 from denoisekit.io.dicom_tags import source_tags
 from denoisekit.io.geometry import order_stack
@@ -38,9 +38,10 @@ def find_series(path: Path, series: str | None, note: Note) -> Series:
         if not files:
             raise DenoiseKitError(f"{path} is empty: no files to read")
         return select_series(scan(files, note), series, path)
-    if not has_dicom_preamble(path):
+    if not is_dicom(path):
         raise DenoiseKitError(
-            f"{path} is not a DICOM file (no 'DICM' preamble) nor a .nii/.nii.gz/.nrrd/.mha/.mhd file"
+            f"{path} is not a DICOM file (no 'DICM' preamble nor a dataset at its start) "
+            "nor a .nii/.nii.gz/.nrrd/.mha/.mhd file"
         )
     found = scan([path], note)
     if not found:
@@ -207,16 +208,20 @@ def _decode(file_path: Path, items: list[tuple[int, Frame]]):
 
     header = items[0][1].header
     # Decoding from the path reads only the pixel data; a deflated file must be inflated whole.
+    # The transfer syntax is the header's: a file without file meta has it from read_header.
     source = file_path
-    if header.file_meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
-        source = pydicom.dcmread(file_path)
+    syntax = header.file_meta.get("TransferSyntaxUID")
+    options = {"transfer_syntax_uid": syntax}
+    if syntax == DeflatedExplicitVRLittleEndian:
+        source, options = pydicom.dcmread(file_path), {}
     try:
         if items[0][1].index is None:
             (k, frame), = items
-            yield k, frame, pixel_array(source)
+            yield k, frame, pixel_array(source, **options)
             return
         items = sorted(items, key=lambda item: item[1].index)
-        for (k, frame), pixels in zip(items, iter_pixels(source, indices=[f.index for _, f in items])):
+        frames = iter_pixels(source, indices=[f.index for _, f in items], **options)
+        for (k, frame), pixels in zip(items, frames):
             yield k, frame, pixels
     except DenoiseKitError:
         raise

@@ -16,6 +16,9 @@ from denoisekit.errors import DenoiseKitError
 # states, key objects, segmentations, registrations, plans, DICOMDIRs) are skipped.
 NON_IMAGE_MODALITIES = {"SR", "RTSTRUCT", "RTPLAN", "RTRECORD", "PR", "KO", "SEG", "REG", "DOC", "RTDOSE"}
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+#: The groups a dataset without the File Format's preamble may start with: the file meta, or
+#: (ACR-NEMA, PACS exports) the identifying group that opens every image's dataset.
+DATASET_START_GROUPS = (0x0002, 0x0008)
 PIXEL_DATA_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # Pixel Data, Float and Double Float Pixel Data
 UNDEFINED_LENGTH = 0xFFFFFFFF  # encapsulated pixel data: fragments up to a delimiter
 
@@ -56,25 +59,69 @@ class Series:
         return f"{self.uid} (number {self.number or '-'}, '{self.description}', {len(self.frames)} slices)"
 
 
-def has_dicom_preamble(path: Path) -> bool:
-    """True when ``path`` has the 128-byte preamble and 'DICM' prefix of a DICOM file."""
+def is_dicom(path: Path) -> bool:
+    """True for a DICOM file: the 128-byte preamble and 'DICM', or a dataset from byte 0 as
+    ACR-NEMA and some PACS exports write it (GDCM and ``dcmread(force=True)`` read those)."""
+    import os
+
     try:
         with open(path, "rb") as fh:
-            head = fh.read(132)
+            if fh.read(132)[128:] == b"DICM":
+                return True
+            fh.seek(0)
+            return _starts_with_dataset(fh, os.fstat(fh.fileno()).st_size)
     except OSError:
         return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def _starts_with_dataset(fh: Any, size: int) -> bool:
+    """Whether ``fh`` opens with a DICOM element of group 0002 (file meta) or 0008 followed
+    by a later tag, in an encoding pydicom guesses without file meta: little endian implicit
+    or explicit VR, or big endian explicit VR. Requiring two elements in order is what keeps
+    a text, PNG, NIfTI or gzip file (or chance bytes 08 00) out."""
+    import struct
+
+    from pydicom.valuerep import EXPLICIT_VR_LENGTH_32, STANDARD_VR
+
+    head = fh.read(12)
+    if len(head) < 12:
+        return False
+    for endian in "<>":
+        group, element = struct.unpack(endian + "HH", head[:4])
+        if group not in DATASET_START_GROUPS:
+            continue
+        vr = head[4:6].decode("latin-1")
+        if vr in STANDARD_VR:
+            long = vr in EXPLICIT_VR_LENGTH_32
+            length = struct.unpack(endian + ("I" if long else "H"), head[8:12] if long else head[6:8])[0]
+            start = 12 if long else 8
+        elif endian == "<":  # implicit VR is little endian only
+            length, start = struct.unpack("<I", head[4:8])[0], 8
+        else:
+            continue
+        if length == UNDEFINED_LENGTH:  # a sequence: its first item tag must follow
+            fh.seek(start)
+            return fh.read(4) == struct.pack(endian + "HH", 0xFFFE, 0xE000)
+        if start + length + 4 > size:
+            return False
+        fh.seek(start + length)
+        following = struct.unpack(endian + "HH", fh.read(4))
+        return following > (group, element)
+    return False
 
 
 def read_header(path: Path) -> tuple[Any, int | None]:
-    """Parse a file that claims to be DICOM up to its pixel data; a corrupt one is an error
+    """Parse a file ``is_dicom`` accepts up to its pixel data; a corrupt one is an error
     naming it. Also return ``Frame.pixel_bytes``: the pixel data element's length is known
-    from its header, so the check that it fits Rows x Columns needs no pixel read."""
+    from its header, so the check that it fits Rows x Columns needs no pixel read. A dataset
+    without file meta gets the transfer syntax pydicom read it by, for the pixel pass."""
     import os
     import warnings
 
     from pydicom.filereader import read_partial
-    from pydicom.uid import DeflatedExplicitVRLittleEndian
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+    )
 
     found: list[tuple[int, int]] = []  # (length, offset of the value in the file)
     try:
@@ -87,7 +134,7 @@ def read_header(path: Path) -> tuple[Any, int | None]:
                 found.append((length, fh.tell()))
                 return True
 
-            ds = read_partial(fh, stop_when=at_pixels)
+            ds = read_partial(fh, stop_when=at_pixels, force=True)  # no preamble: is_dicom said
             size = os.fstat(fh.fileno()).st_size
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for broken files
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {exc}") from exc
@@ -96,6 +143,13 @@ def read_header(path: Path) -> tuple[Any, int | None]:
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: {truncated[0].message}")
     if "SOPClassUID" not in ds and "MediaStorageSOPClassUID" not in getattr(ds, "file_meta", {}):
         raise DenoiseKitError(f"{path} looks like DICOM but cannot be read: no SOP Class in its header")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        if found and found[0][0] == UNDEFINED_LENGTH:
+            raise DenoiseKitError(f"{path} holds compressed pixel data but no file meta naming its transfer syntax")
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
     pixel_bytes = None
     if found and found[0][0] != UNDEFINED_LENGTH:
         length, offset = found[0]
@@ -241,7 +295,7 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
     skipped_files: list[str] = []
     skipped_objects: dict[str, int] = {}
     for path in files:
-        if not has_dicom_preamble(path):
+        if not is_dicom(path):
             skipped_files.append(path.name)
             continue
         ds, pixel_bytes = read_header(path)

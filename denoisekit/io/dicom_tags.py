@@ -89,4 +89,33 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
         numbers = []
     if numbers and len(set(numbers)) == len(numbers) and all(0 < n < 2**31 for n in numbers):
         tags["InstanceNumbers"] = numbers
+    padding = padding_hu(ds, frames)
+    if padding is not None:
+        tags["PixelPaddingHU"] = padding
     return tags
+
+
+def padding_hu(ds: Any, frames: list) -> list[float] | None:
+    """The source's PixelPaddingValue, then its PixelPaddingRangeLimit if any, in the volume's
+    units (HU): they are stored values, and a derived series stores with its own rescale.
+    None without one, or when the slices' rescales differ (no one value would say it)."""
+    rescales = {(frame.slope, frame.intercept) for frame in frames}
+    if "PixelPaddingValue" not in ds or len(rescales) != 1:
+        return None
+    (slope, intercept), = rescales
+    signed = ds.get("PixelRepresentation") == 1
+    ends = []
+    for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+        try:
+            value = int(ds.get(keyword))
+        except (TypeError, ValueError):  # absent, or not one number
+            if keyword == "PixelPaddingValue":
+                return None
+            continue
+        # a 16-bit US or SS whose VR a writer got wrong for the pixels' signedness
+        if signed and value >= 2**15:
+            value -= 2**16
+        elif not signed and value < 0:
+            value += 2**16
+        ends.append(value * slope + intercept)
+    return ends

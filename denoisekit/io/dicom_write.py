@@ -50,6 +50,34 @@ def storage_scale(array: np.ndarray) -> tuple[float, float]:
     return slope, lo + 32768.0 * slope
 
 
+def padding_stored(padding: list[float] | None, slope: float, intercept: float) -> list[int] | None:
+    """The source's padding (``PixelPaddingHU``: value, then range limit) as stored values
+    of a series written with ``slope`` and ``intercept``, as its pixels are stored (from
+    float32 HU), so the padding pixels hold exactly PixelPaddingValue. A range limit equal
+    to the value is left out; None when there is no padding or no int16 value holds it."""
+    if not padding:
+        return None
+    stored = [int(np.rint((float(np.float32(hu)) - intercept) / slope)) for hu in padding]
+    if all(v < -32768 for v in stored) or all(v > 32767 for v in stored):
+        return None  # no pixel can hold it: nothing to mark
+    stored = [min(max(v, -32768), 32767) for v in stored]
+    return stored[:1] if len(stored) > 1 and stored[1] == stored[0] else stored
+
+
+def _kept_padding(volume: Volume, note: Note) -> list[float] | None:
+    """The source's padding HU, where the voxels still hold it as padding: stages keep values
+    below ``PADDING_BELOW`` as they were and change the rest, so a padding value above it
+    (-1024, say) would then mark denoised air instead."""
+    from denoisekit.volume import PADDING_BELOW
+
+    padding = volume.tags.get("PixelPaddingHU")
+    if not padding or not volume.history or max(padding) < PADDING_BELOW:
+        return padding
+    note(f"the source's pixel padding ({' to '.join(f'{v:g}' for v in padding)} HU) is not below "
+         f"{PADDING_BELOW:g} HU, which denoisekit's stages keep as it was: the derived series declares none")
+    return None
+
+
 def _series_number(source: Any) -> int:
     """The source's number + 1000, as derived series are often numbered, kept within the
     signed 32-bit range of DICOM's IS; 1001 for a source without one."""
@@ -204,6 +232,10 @@ def write_series(
     if numbers is not None and len(numbers) != n:
         numbers = None
     shared = _shared_dataset(header, note)
+    padding = padding_stored(_kept_padding(volume, note), slope, intercept)
+    if padding:  # signed as the pixels (PixelRepresentation 1); pydicom cannot tell US or SS itself
+        for tag, value in zip((0x00280120, 0x00280121), padding):  # PixelPaddingValue, -RangeLimit
+            shared.add_new(tag, "SS", value)
     for k in range(n):
         ds = copy.deepcopy(shared)  # each file its own elements and sequences, not validated again
         sop_uid = generate_uid()

@@ -132,6 +132,63 @@ def test_recursive_search_and_non_dicom_files_skipped_with_a_note(make_series, t
     assert any("2 file(s) that are not DICOM" in n for n in notes)
 
 
+def _without_preamble(source, path, encoding):
+    """``source`` written from byte 0, without preamble and 'DICM' (ACR-NEMA style, some PACS
+    exports): dataset only (implicit or explicit VR, big endian), or the file meta group first."""
+    import copy
+
+    ds = copy.deepcopy(pydicom.dcmread(source))
+    ds.preamble = None
+    if encoding == "file meta first":
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+        pydicom.dcmwrite(path, ds, enforce_file_format=False)
+    else:
+        big = encoding == "big endian"
+        if big:  # pydicom writes the pixel bytes as they are
+            ds.PixelData = ds.pixel_array.astype(ds.pixel_array.dtype.newbyteorder(">")).tobytes()
+        del ds.file_meta
+        pydicom.dcmwrite(path, ds, enforce_file_format=False, implicit_vr=encoding == "implicit VR",
+                         little_endian=not big)
+    assert path.read_bytes()[128:132] != b"DICM"
+    return path
+
+
+@pytest.mark.parametrize("encoding", ["implicit VR", "explicit VR", "big endian", "file meta first"])
+def test_a_dataset_without_the_preamble_is_read(real_ct, tmp_path, encoding):
+    original = read_volume(real_ct("CT_small.dcm"))
+    (tmp_path / "export").mkdir()
+    bare = _without_preamble(real_ct("CT_small.dcm"), tmp_path / "export" / "IM0001", encoding)
+    for path in (bare, bare.parent):  # the file alone, and found in a directory
+        volume = read_volume(path)
+        np.testing.assert_array_equal(volume.array, original.array)
+        assert (volume.spacing, volume.origin, volume.direction) == (original.spacing, original.origin,
+                                                                     original.direction)
+        assert volume.tags["SOPClassUID"] == original.tags["SOPClassUID"]
+
+
+def test_files_that_only_resemble_a_dataset_stay_not_dicom(real_ct, tmp_path):
+    import SimpleITK as sitk
+
+    (tmp_path / "export").mkdir()
+    _without_preamble(real_ct("CT_small.dcm"), tmp_path / "export" / "IM0001", "implicit VR")
+    junk = {
+        "notes.txt": b"hello, not DICOM\n",
+        "image.png": b"\x89PNG\r\n\x1a\n" + bytes(64),
+        "chance.bin": b"\x08\x00\x05\x00" + bytes(64),  # a group 0008 tag, then nothing in order
+        "short.bin": b"\x08\x00",
+    }
+    for name, data in junk.items():
+        (tmp_path / "export" / name).write_bytes(data)
+    sitk.WriteImage(sitk.Image(4, 4, sitk.sitkInt16), str(tmp_path / "export" / "scan.nii"))
+    sitk.WriteImage(sitk.Image(4, 4, sitk.sitkInt16), str(tmp_path / "export" / "scan.nii.gz"))
+    notes = []
+    assert read_volume(tmp_path / "export", note=notes.append).shape == (1, 128, 128)
+    assert any("6 file(s) that are not DICOM" in n for n in notes), notes
+    for name in junk:
+        with pytest.raises(DenoiseKitError, match="not a DICOM file"):
+            read_volume(tmp_path / "export" / name)
+
+
 def test_non_image_objects_are_skipped(make_series):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid

@@ -312,3 +312,79 @@ def test_a_derived_series_numbers_its_slices_as_the_source_did(make_series, tmp_
 
     assert number_by_position(sorted(out.iterdir())) == number_by_position(series.files)
     assert number_by_position(series.files)[round(series.origin[2], 3)] == 5  # the source's were descending
+
+
+def _padded_ct_small(real_ct, directory, slope=1, padding=None, limit=None):
+    """CT_small.dcm with RescaleSlope ``slope`` and a corner of stored -2000 (its own
+    PixelPaddingValue), rows alternating with ``limit`` when given; declared by
+    PixelPaddingValue ``padding`` (and PixelPaddingRangeLimit ``limit``), or not at all."""
+    ds = pydicom.dcmread(real_ct("CT_small.dcm"))
+    pixels = ds.pixel_array.copy()
+    pixels[:20, :20] = -2000
+    if limit is not None:
+        pixels[:20:2, :20] = limit
+    ds.PixelData = pixels.astype("<i2").tobytes()
+    ds.RescaleSlope = slope
+    del ds.PixelPaddingValue
+    if padding is not None:
+        ds.add_new(0x00280120, "SS", padding)
+        if limit is not None:
+            ds.add_new(0x00280121, "SS", limit)
+    directory.mkdir()
+    ds.save_as(directory / "CT_small.dcm")
+    return _only_file(directory)
+
+
+def _only_file(directory):
+    (path,) = directory.iterdir()
+    return path
+
+
+def _check_padding(volume, out, hu, corner):
+    """The derived series ``out`` of ``volume`` declares padding ``hu`` (value, range limit),
+    stored exactly as the pixels of ``corner`` that hold it."""
+    np.testing.assert_array_equal(np.unique(volume.array[0][corner]), sorted(hu))
+    write_volume(volume.derive(volume.array + 0.3, "denoised"), out)  # padding comes back as it was
+    written = pydicom.dcmread(_only_file(out))
+    ends = [written.PixelPaddingValue] + ([written.PixelPaddingRangeLimit] if len(hu) > 1 else [])
+    assert written["PixelPaddingValue"].VR == "SS" and written.PixelRepresentation == 1
+    assert set(np.unique(written.pixel_array[corner])) == set(ends)  # exactly the declared values
+    as_hu = [v * float(written.RescaleSlope) + float(written.RescaleIntercept) for v in ends]
+    assert as_hu == pytest.approx(hu, abs=float(written.RescaleSlope) / 2)
+    if shutil.which("dciodvfy"):
+        assert not _dciodvfy_errors(_only_file(out))
+    return written
+
+
+def test_a_derived_series_keeps_the_pixel_padding_of_a_real_ct(real_ct, tmp_path):
+    source = pydicom.dcmread(real_ct("693_UNCR.dcm"))
+    assert source.PixelPaddingValue == -2000 and source.RescaleIntercept == -1024  # -3024 HU around the FOV
+    written = _check_padding(read_volume(real_ct("693_UNCR.dcm")), tmp_path / "out", [-3024], np.s_[:40, :40])
+    assert written.PixelPaddingValue == -3024 and float(written.RescaleIntercept) == 0
+    assert "PixelPaddingRangeLimit" not in written
+
+
+def test_a_padding_range_is_stored_anew_for_the_derived_rescale(real_ct, tmp_path):
+    path = _padded_ct_small(real_ct, tmp_path / "src", slope=20, padding=-2000, limit=-1990)
+    written = _check_padding(read_volume(path), tmp_path / "out", [-41024, -40824], np.s_[:20, :20])
+    assert float(written.RescaleSlope) != 1  # 20 x 2191 is beyond int16: stored with another rescale
+
+
+def test_a_source_without_pixel_padding_gives_none(real_ct, tmp_path):
+    path = _padded_ct_small(real_ct, tmp_path / "src")  # -3024 HU in a corner, not declared padding
+    write_volume(read_volume(path), tmp_path / "out")
+    written = pydicom.dcmread(_only_file(tmp_path / "out"))
+    assert "PixelPaddingValue" not in written and "PixelPaddingRangeLimit" not in written
+
+
+def test_a_padding_value_the_stages_change_is_declared_only_if_nothing_changed(real_ct, tmp_path, caplog):
+    path = _padded_ct_small(real_ct, tmp_path / "src", padding=0)  # stored 0 is -1024 HU: air, which stages change
+    volume = read_volume(path)
+    write_volume(volume, tmp_path / "converted")
+    assert pydicom.dcmread(_only_file(tmp_path / "converted")).PixelPaddingValue == -1024
+    with caplog.at_level("WARNING", logger="denoisekit.io"):
+        write_volume(volume.derive(volume.array + 0.3, "denoised"), tmp_path / "denoised")
+    assert "PixelPaddingValue" not in pydicom.dcmread(_only_file(tmp_path / "denoised"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "the source's pixel padding (-1024 HU) is not below -1500 HU, which denoisekit's stages keep as it was: "
+        "the derived series declares none"]
