@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Callable
 
@@ -38,11 +38,14 @@ class PluginInfo:
     distribution: str
     builtin: bool
     hooks: list[str] = field(default_factory=list)
+    #: why the plugin is left out (it failed to load or to register), with the way out
+    error: str | None = None
 
 
 _pm: pluggy.PluginManager | None = None
 _infos: dict[str, PluginInfo] = {}
 _registries: dict[str, dict[str, Any]] = {}
+_causes: dict[str, BaseException] = {}  # what broke each broken plugin, for --debug's traceback
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -61,8 +64,23 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def get_plugin_manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, loading plugins on first call."""
+def get_plugin_manager(broken: dict[str, str] | None = None) -> pluggy.PluginManager:
+    """The process-wide plugin manager, loading plugins on first call. A plugin that failed to
+    load is an error every time (running with it silently missing would be worse), or with
+    ``broken`` put there (by plugin) for a listing to show, and left out."""
+    pm = _load()
+    errors = {i.name: i.error for i in _infos.values() if i.error}
+    if broken is not None:
+        broken.update(errors)
+    elif errors:
+        name, error = next(iter(errors.items()))
+        raise PluginError(error) from _causes.get(name)
+    return pm
+
+
+def _load() -> pluggy.PluginManager:
+    """Load every plugin once. One that fails to load is left out and kept in ``_infos`` with
+    its error, so the listings can still show what is installed and name the culprit."""
     global _pm
     if _pm is not None:
         return _pm
@@ -83,23 +101,34 @@ def get_plugin_manager() -> pluggy.PluginManager:
             continue
         if pm.has_plugin(name) or name in infos:
             continue  # the same distribution seen twice on sys.path
+        version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+        info = infos[name] = PluginInfo(name, version, dist, builtin)
         try:
             module = ep.load()
         except Exception as exc:  # name the broken plugin instead of a bare traceback
-            raise PluginError(f"plugin {name!r} from {dist} failed to load: {exc}{_way_out(name)}") from exc
+            info.error = f"plugin {name!r} from {dist} failed to load: {_one_line(exc)}{_way_out(name)}"
+            _causes[name] = exc
+            continue
         try:
             pm.register(module, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. a hook with arguments its spec lacks
-            raise PluginError(f"plugin {name!r} from {dist}: {_one_line(exc)}{_way_out(name)}") from exc
-        version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
-        infos[name] = PluginInfo(name, version, dist, builtin)
-    try:
-        pm.check_pending()  # a misspelled hook (register_model) would otherwise do nothing, silently
-    except pluggy.PluginValidationError as exc:
-        name = pm.get_name(exc.plugin) or "?"
-        raise PluginError(f"plugin {name!r}: {_one_line(exc)} (hooks: {', '.join(_hook_names())}){_way_out(name)}") from exc
+            _unregister(pm, name)  # pluggy keeps the hooks it registered before the bad one
+            info.error = f"plugin {name!r} from {dist}: {_one_line(exc)}{_way_out(name)}"
+            _causes[name] = exc
+    while True:  # a misspelled hook (register_model) would otherwise do nothing, silently
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            name = pm.get_name(exc.plugin) or "?"
+            if name not in infos or not _unregister(pm, name):
+                raise PluginError(f"plugin {name!r}: {_one_line(exc)}{_way_out(name)}") from exc
+            infos[name].error = f"plugin {name!r}: {_one_line(exc)} (hooks: {', '.join(_hook_names())}){_way_out(name)}"
+            _causes[name] = exc
     for name, info in infos.items():
         plugin = pm.get_plugin(name)
+        if info.error or plugin is None:
+            continue
         info.hooks = sorted(
             hc.name for hc in pm.get_hookcallers(plugin) or [] if hc.name.startswith("register")
         )
@@ -111,6 +140,15 @@ def get_plugin_manager() -> pluggy.PluginManager:
     _infos.update(infos)
     _pm = pm
     return pm
+
+
+def _unregister(pm: pluggy.PluginManager, name: str) -> bool:
+    """Take a plugin that failed validation out again (whether it went in or not)."""
+    try:
+        pm.unregister(name=name)
+    except (ValueError, AssertionError):
+        return False
+    return True
 
 
 def _warn_registers_nothing(name: str, dist: str, plugin: Any) -> None:
@@ -141,12 +179,22 @@ def reset() -> None:
     global _pm
     _pm = None
     _infos.clear()
+    _causes.clear()
     _registries.clear()
 
 
-def plugin_infos() -> list[PluginInfo]:
-    get_plugin_manager()
-    return sorted(_infos.values(), key=lambda i: (not i.builtin, i.name))
+def plugin_infos(broken: bool = False) -> list[PluginInfo]:
+    """The plugins, built-ins first. With ``broken``, one that fails to load or to register
+    (its hooks are run to find out) is listed with its ``error`` instead of raising it."""
+    if not broken:
+        get_plugin_manager()
+        return sorted(_infos.values(), key=lambda i: (not i.builtin, i.name))
+    _load()
+    infos = {name: replace(info) for name, info in _infos.items()}  # copies: errors found here are not kept
+    for kind in _KINDS:
+        for name, error in survey(kind)[1].items():
+            infos[name].error = infos[name].error or error
+    return sorted(infos.values(), key=lambda i: (not i.builtin, i.name))
 
 
 def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
@@ -167,15 +215,18 @@ def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
                           f"ignores: call the {given} it is given instead{_way_out(impl.plugin_name)}")
 
 
-def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
-    pm = get_plugin_manager()
+def _build(pm: pluggy.PluginManager, hook_name: str, base: type, kind: str,
+           broken: dict[str, str] | None = None) -> dict[str, Any]:
+    """The registry of ``kind``; a plugin's error is raised, or with ``broken`` kept there
+    (by plugin) and the plugin's entries left out."""
     registry: dict[str, Any] = {}
     owners: dict[str, str] = {}
     caller = getattr(pm.hook, hook_name)
     # One implementation at a time, so a clash can name both plugins involved.
     for impl in reversed(caller.get_hookimpls()):
+        added: list[str] = []
 
-        def register(cls: Any, _owner: str = impl.plugin_name) -> None:
+        def register(cls: Any, _owner: str = impl.plugin_name, _added: list[str] = added) -> None:
             _validate(cls, base, kind, _owner)
             if cls.name in registry:
                 raise PluginError(
@@ -184,9 +235,17 @@ def _build(hook_name: str, base: type, kind: str) -> dict[str, Any]:
                 )
             registry[cls.name] = cls
             owners[cls.name] = _owner
+            _added.append(cls.name)
             cls.plugin = _owner
 
-        call_impl(impl, hook_name, {"register": register})
+        try:
+            call_impl(impl, hook_name, {"register": register})
+        except PluginError as exc:
+            if broken is None:
+                raise
+            broken[impl.plugin_name] = str(exc)
+            for name in added:
+                del registry[name], owners[name]
     return registry
 
 
@@ -194,26 +253,39 @@ def _validate(cls: Any, base: type, kind: str, owner: str) -> None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise PluginError(
             f"plugin '{owner}' registered {cls!r} as a {kind}; it must be a subclass of "
-            f"denoisekit.plugin.{base.__name__}"
+            f"denoisekit.plugin.{base.__name__}{_way_out(owner)}"
         )
     name = getattr(cls, "name", "")
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise PluginError(
             f"plugin '{owner}' registered a {kind} named {name!r}; names are kebab-case "
-            "(lowercase letters, digits and single hyphens)"
+            f"(lowercase letters, digits and single hyphens){_way_out(owner)}"
         )
     desc = getattr(cls, "description", "")
     if not isinstance(desc, str) or not desc.strip() or "\n" in desc.strip():
-        raise PluginError(f"{kind} '{name}' from plugin '{owner}' needs a one-line description")
+        raise PluginError(f"{kind} '{name}' from plugin '{owner}' needs a one-line description{_way_out(owner)}")
+
+
+_KINDS = {"model": "register_models", "backprop": "register_backprops", "noise": "register_noise"}
+
+
+def _base(kind: str) -> type:
+    from denoisekit import plugin
+
+    return {"model": plugin.Model, "backprop": plugin.Backprop, "noise": plugin.NoiseKind}[kind]
 
 
 def _registry(hook_name: str, kind: str) -> dict[str, Any]:
-    from denoisekit import plugin
-
-    base = {"model": plugin.Model, "backprop": plugin.Backprop, "noise": plugin.NoiseKind}[kind]
     if hook_name not in _registries:
-        _registries[hook_name] = _build(hook_name, base, kind)
+        _registries[hook_name] = _build(get_plugin_manager(), hook_name, _base(kind), kind)
     return _registries[hook_name]
+
+
+def survey(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a listing shows when plugins are broken: the ``kind`` registry of every plugin that
+    loads and registers cleanly, and the error of each plugin that does not (by plugin)."""
+    broken: dict[str, str] = {}
+    return _build(get_plugin_manager(broken), _KINDS[kind], _base(kind), kind, broken), broken
 
 
 def get_models() -> dict[str, Any]:
@@ -245,6 +317,12 @@ def get_backprop(name: str) -> Any:
 
 def get_noise(name: str) -> Any:
     return _lookup(get_noises(), name, "noise kind", "noises")
+
+
+def provider(cls: Any) -> dict[str, str] | None:
+    """The plugin that registered ``cls`` and its distribution, for weight files to record."""
+    info = _infos.get(getattr(cls, "plugin", None) or "")
+    return None if info is None else {"name": info.name, "distribution": info.distribution, "version": info.version}
 
 
 def check_trainable(model_cls: Any, backprop_cls: Any) -> None:

@@ -17,11 +17,15 @@ FORMAT = 1
 
 
 def save_weights(path: str | Path, model: Any, **extra: Any) -> Path:
-    """Write ``model``'s weights and what rebuilds it (name, options, patch size), atomically."""
+    """Write ``model``'s weights and what rebuilds it (name, options, patch size, and the
+    plugin that provides the model, to name when it is missing), atomically."""
+    from denoisekit.plugins import provider
+
     path = Path(path)
     header = {
         "format": FORMAT,
         "model": model.name,
+        "plugin": provider(type(model)),
         "options": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()},
         "patch_size": model.patch_size,
         **extra,
@@ -79,8 +83,14 @@ def load_model(path: str | Path, expect_model: str | None = None) -> Any:
     if expect_model is not None and name != expect_model:
         raise DenoiseKitError(f"{path} holds weights for model '{name}', not '{expect_model}'")
     from denoisekit.plugin import build_model
+    from denoisekit.plugins import get_models
 
-    cls = get_model(name)
+    try:
+        cls = get_model(name)
+    except DenoiseKitError:
+        if name in get_models():  # another reason than a missing plugin
+            raise
+        raise DenoiseKitError(_missing_model(path, name, header.get("plugin"))) from None
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in header.get("options", {}).items()}
     # An option added after the file was written takes the value that reproduces the old
     # behaviour (the model's ``legacy_options``), not today's default.
@@ -90,3 +100,15 @@ def load_model(path: str | Path, expect_model: str | None = None) -> Any:
     model.set_weights(arrays)
     model.weights_source = str(path)
     return model
+
+
+def _missing_model(path: Path, name: str, plugin: dict[str, Any] | None) -> str:
+    """What to install when no loaded plugin provides the model weights were trained with."""
+    from denoisekit.plugins import get_models
+
+    made = f"'{name}'"
+    if plugin:  # files written before the plugin was recorded do not say
+        made += f" from plugin {plugin.get('name')} ({plugin.get('distribution')} {plugin.get('version')})"
+    fix = f"install or unblock {plugin.get('distribution')}" if plugin else "install the plugin that provides it"
+    return (f"{path} holds weights for model {made}, which no loaded plugin provides: {fix} "
+            f"(models available: {', '.join(sorted(get_models())) or 'none'}; see 'denoisekit models')")

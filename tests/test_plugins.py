@@ -321,3 +321,64 @@ def register_commands(app):
         add_plugin_commands(app)
     assert [c.callback for c in app.registered_commands] == [train] and not app.registered_groups  # nothing left
     assert "register_commands -> acme_cmd" in capsys.readouterr().err  # traced like every hook
+
+
+NOT_A_CLASS = """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_models(register):
+    register(lambda slices: slices)
+"""
+
+
+@pytest.mark.parametrize("source", [
+    NOT_A_CLASS,
+    MODEL_PLUGIN.format(name="Bad_Name"),
+    MODEL_PLUGIN.format(name="blur").replace('"A test filter"', '""'),
+    MODEL_PLUGIN.format(name="residual-mul"),
+], ids=["not a class", "bad name", "no description", "name taken"])
+def test_every_registration_error_names_the_way_out(fake_dist, fresh_plugins, source):
+    fake_dist("acme-one", "acme_one", source)
+    with pytest.raises(PluginError, match="DENOISEKIT_BLOCK_PLUGINS=acme_one runs denoisekit without it$"):
+        fresh_plugins.get_models()
+
+
+BROKEN = {
+    "import": ("raise ImportError('needs libfoo')\n", "failed to load: needs libfoo"),
+    "signature": ("from denoisekit.plugin import Backprop, hookimpl\n\nclass R(Backprop):\n    name = 'acme-r'\n"
+                  "    description = 'r'\n\n@hookimpl\ndef register_backprops(register):\n    register(R)\n\n"
+                  "@hookimpl\ndef register_models(register, colour):\n    pass\n", "colour"),
+    "misspelled": ("from denoisekit.plugin import hookimpl\n\n@hookimpl\ndef register_model(register):\n    pass\n",
+                   "register_model"),
+    "raises": ("from denoisekit.plugin import hookimpl\n\n@hookimpl\ndef register_models(register):\n"
+               "    raise RuntimeError('boom')\n", "failed in register_models: RuntimeError: boom"),
+    "half registered": (MODEL_PLUGIN.format(name="acme-half") + "    register(object)\n", "subclass of"),
+}
+
+
+@pytest.mark.parametrize("how", list(BROKEN))
+def test_listings_survey_what_loads_and_name_each_broken_plugin(fake_dist, fresh_plugins, how):
+    source, why = BROKEN[how]
+    fake_dist("acme-broken", "acme_broken", source)
+    fake_dist("acme-fine", "acme_fine", MODEL_PLUGIN.format(name="acme-blur"))
+    models, broken = fresh_plugins.survey("model")
+    assert "acme-blur" in models and "residual-mul" in models and "acme-half" not in models
+    assert list(broken) == ["acme_broken"] and why in broken["acme_broken"]
+    assert broken["acme_broken"].endswith("DENOISEKIT_BLOCK_PLUGINS=acme_broken runs denoisekit without it")
+    rules = fresh_plugins.survey("backprop")[0]  # pluggy had registered this hook before the bad one
+    assert "autodiff" in rules and "acme-r" not in rules  # a bad signature leaves out all the plugin's hooks
+    infos = {i.name: i for i in fresh_plugins.plugin_infos(broken=True)}
+    assert why in infos["acme_broken"].error and infos["acme_fine"].error is None
+    assert infos["acme_broken"].distribution == "acme-broken"
+    with pytest.raises(PluginError, match="acme_broken"):  # everything else still stops at it
+        fresh_plugins.get_models()
+    if how in ("import", "signature", "misspelled"):
+        with pytest.raises(PluginError, match="acme_broken"):
+            fresh_plugins.plugin_infos()
+
+
+def test_provider_names_the_plugin_and_its_distribution(fake_dist, fresh_plugins):
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"), version="2.3")
+    assert fresh_plugins.provider(fresh_plugins.get_model("acme-blur")) == {
+        "name": "acme_denoise", "distribution": "acme-denoise", "version": "2.3"}

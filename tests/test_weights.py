@@ -86,3 +86,47 @@ def test_files_from_before_an_option_existed_keep_their_behaviour(tmp_path):
     assert again.config["offset"] == 0.0
     x = np.random.default_rng(0).normal(0, 100, (1, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(again.denoise(x), old.denoise(x), rtol=1e-6)
+
+
+def test_weights_record_the_plugin_that_provides_their_model(tmp_path, model):
+    import denoisekit
+
+    header, _ = read_weights(save_weights(tmp_path / "w.npz", model))
+    assert header["plugin"] == {"name": "denoisekit_plugins.models", "distribution": "denoisekit",
+                                "version": denoisekit.__version__}
+
+
+ACME_NET = """
+from denoisekit.plugin import hookimpl
+from denoisekit_plugins.models.residual import ResidualMul
+
+class AcmeNet(ResidualMul):
+    name = "acme-net"
+    description = "A residual net from a third party"
+
+@hookimpl
+def register_models(register):
+    register(AcmeNet)
+"""
+
+
+def test_weights_whose_plugin_is_missing_say_which_to_install(tmp_path, fake_dist, fresh_plugins, monkeypatch):
+    fake_dist("acme-nets", "acme_nets", ACME_NET, version="0.3")
+    net = get_model("acme-net")(kernels=(3, 1), channels=(2,), activations=("tanh", "sigmoid2"))
+    net.build()
+    save_weights(tmp_path / "run" / "best.npz", net)
+    monkeypatch.setenv("DENOISEKIT_BLOCK_PLUGINS", "acme-nets")
+    fresh_plugins.reset()
+    with pytest.raises(DenoiseKitError) as err:
+        load_model(tmp_path / "run")
+    assert str(err.value).startswith(
+        f"{tmp_path / 'run' / 'best.npz'} holds weights for model 'acme-net' from plugin acme_nets (acme-nets 0.3), "
+        "which no loaded plugin provides: install or unblock acme-nets (models available: bm3d, ")
+    assert str(err.value).endswith("; see 'denoisekit models')") and "\n" not in str(err.value)
+
+    header, arrays = read_weights(tmp_path / "run" / "best.npz")  # a file from before plugins were recorded
+    del header["plugin"]
+    np.savez(tmp_path / "old.npz", **arrays, **{HEADER: np.array(json.dumps(header))})
+    with pytest.raises(DenoiseKitError, match=r"old.npz holds weights for model 'acme-net', which no loaded plugin "
+                                              r"provides: install the plugin that provides it \(models available: "):
+        load_model(tmp_path / "old.npz")

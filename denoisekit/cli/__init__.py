@@ -91,10 +91,41 @@ def _first_line(exc: BaseException) -> str:
     return lines[0]
 
 
+#: Commands that show a broken plugin rather than stop at it: how a user finds which to block.
+_LISTINGS = ("plugins", "models", "backprops", "noises")
+
+
 class _Group(TyperGroup):
-    """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks."""
+    """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks.
+
+    Plugins load only when something needs them: ``--version`` and a built-in command's
+    ``--help`` never do, so a broken plugin cannot stop them (nor slow them down). A built-in
+    command loads them before it runs, a listing shows a broken one, the main ``--help`` lists
+    plugins' commands or says why it cannot."""
+
+    _plugins_added = False
+    _plugins_failed = False  # for the help: warn once
+
+    def _add_plugins(self) -> None:
+        """Load plugins, adding their commands (a broken plugin raises its PluginError)."""
+        from denoisekit.plugins import get_plugin_manager
+
+        if self._plugins_added:
+            return
+        get_plugin_manager()  # raises for a broken plugin even when the commands came in earlier
+        _add_plugin_commands()
+        built = typer.main.get_command(app)  # the plugins' commands, as Typer makes them
+        for name, command in getattr(built, "commands", {}).items():
+            self.commands.setdefault(name, command)
+        self._plugins_added = True
 
     def list_commands(self, ctx) -> list[str]:
+        if not self._plugins_added and not self._plugins_failed:
+            try:
+                self._add_plugins()
+            except DenoiseKitError as exc:  # help must still work: it is how users find their way out
+                self._plugins_failed = True
+                typer.echo(f"warning: {exc} (plugins' commands are not listed)", err=True)
         return list(self.commands)  # in the order they were added, not alphabetical
 
     def format_help(self, ctx, formatter):
@@ -104,8 +135,13 @@ class _Group(TyperGroup):
         return super().format_help(ctx, formatter)
 
     def get_command(self, ctx, cmd_name):
+        if cmd_name not in self.commands:
+            self._add_plugins()  # a plugin's command, perhaps; a broken plugin says so, not 'No such command'
         command = super().get_command(ctx, cmd_name)
-        ours = getattr(getattr(command, "callback", None), "__module__", "") or ""
+        callback = getattr(command, "callback", None)
+        if callback is not None and cmd_name not in _LISTINGS and not hasattr(callback, "_loads_plugins"):
+            command.callback = self._loading_plugins_first(callback)
+        ours = getattr(callback, "__module__", "") or ""
         if command is not None and command.help and ours.startswith("denoisekit."):
             command.help = reflow(command.help)  # a plugin's help is laid out as its author chose
         if command is not None:
@@ -113,6 +149,19 @@ class _Group(TyperGroup):
                 if param is not None:
                     _value_label(param)
         return command
+
+    def _loading_plugins_first(self, callback):
+        """``callback`` once plugins have loaded: after the command's own ``--help`` and usage
+        checks (which need none), before it runs (a plugin silently missing would be worse)."""
+        import functools
+
+        @functools.wraps(callback)
+        def run(*args, **kwargs):
+            self._add_plugins()
+            return callback(*args, **kwargs)
+
+        run._loads_plugins = True
+        return run
 
     def invoke(self, ctx):
         try:
@@ -175,57 +224,79 @@ def _add_commands() -> None:
 
 
 _add_commands()
+_BUILTINS = (len(app.registered_commands), len(app.registered_groups))
 _plugin_commands_added = False
 
 
 def _add_plugin_commands() -> None:
+    """Add plugins' commands to ``app`` once; none of them if a plugin is broken."""
     global _plugin_commands_added
     if _plugin_commands_added:
         return
+    commands, groups = len(app.registered_commands), len(app.registered_groups)
+    try:
+        add_plugin_commands(app)
+    except Exception:
+        del app.registered_commands[commands:]
+        del app.registered_groups[groups:]
+        raise
     _plugin_commands_added = True
-    add_plugin_commands(app)
 
 
-def add_plugin_commands(target: typer.Typer) -> None:
+def add_plugin_commands(target: typer.Typer, broken: dict[str, str] | None = None) -> None:
     """Add the commands of every plugin's ``register_commands`` to ``target``, one plugin at
     a time, so that a command taking another's name is refused, naming both: Typer would let
-    the later replace the earlier, a built-in 'train' included."""
+    the later replace the earlier, a built-in 'train' included. With ``broken``, a broken
+    plugin's error goes there (by plugin) and its commands are left out, instead of raising."""
     from typer.main import get_command_name
 
     from denoisekit.errors import PluginError
-    from denoisekit.plugins import call_impl, get_plugin_manager
+    from denoisekit.plugins import _way_out, call_impl, get_plugin_manager
 
     def names(commands: list, groups: list) -> list[str]:  # as Typer will name them
         return ([c.name or get_command_name(c.callback.__name__) for c in commands]
                 + [g.name or g.typer_instance.info.name or "" for g in groups])
 
     owners = {name: "denoisekit (built in)" for name in names(target.registered_commands, target.registered_groups)}
-    for impl in reversed(get_plugin_manager().hook.register_commands.get_hookimpls()):
+    for impl in reversed(get_plugin_manager(broken).hook.register_commands.get_hookimpls()):
         commands, groups = len(target.registered_commands), len(target.registered_groups)
-        call_impl(impl, "register_commands", {"app": target})
-        for name in names(target.registered_commands[commands:], target.registered_groups[groups:]):
-            if name in owners:
-                del target.registered_commands[commands:]
-                del target.registered_groups[groups:]
-                raise PluginError(f"command '{name}' is registered twice: by {owners[name]} and by plugin "
-                                  f"'{impl.plugin_name}'; DENOISEKIT_BLOCK_PLUGINS={impl.plugin_name} runs "
-                                  "denoisekit without it")
-            owners[name] = f"plugin '{impl.plugin_name}'"
+        added = {}
+        try:
+            call_impl(impl, "register_commands", {"app": target})
+            for name in names(target.registered_commands[commands:], target.registered_groups[groups:]):
+                if name in owners or name in added:
+                    raise PluginError(f"command '{name}' is registered twice: by {owners.get(name) or added[name]} "
+                                      f"and by plugin '{impl.plugin_name}'{_way_out(impl.plugin_name)}")
+                added[name] = f"plugin '{impl.plugin_name}'"
+        except PluginError as exc:
+            del target.registered_commands[commands:]
+            del target.registered_groups[groups:]
+            if broken is None:
+                raise
+            broken[impl.plugin_name] = str(exc)
+        else:
+            owners.update(added)
+
+
+def command_errors() -> dict[str, str]:
+    """Each plugin whose ``register_commands`` fails, with its error (for ``denoisekit plugins``),
+    found on a copy of the app holding only the built-in commands."""
+    scratch = typer.Typer()
+    scratch.registered_commands = app.registered_commands[: _BUILTINS[0]]
+    scratch.registered_groups = app.registered_groups[: _BUILTINS[1]]
+    broken: dict[str, str] = {}
+    add_plugin_commands(scratch, broken)
+    return broken
 
 
 def get_app() -> typer.Typer:
-    """The app with commands from plugins' ``register_commands`` added (once)."""
+    """The app with commands from plugins' ``register_commands`` added (once); a broken
+    plugin raises its PluginError. ``main`` runs ``app`` instead, which loads plugins only
+    when a command needs them."""
     _add_plugin_commands()
     return app
 
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli = get_app()
-    except DenoiseKitError as exc:
-        if "--debug" in sys.argv:
-            raise
-        typer.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    cli(prog_name="denoisekit")
+    app(prog_name="denoisekit")

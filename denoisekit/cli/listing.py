@@ -5,7 +5,9 @@ entry: a name, path or ``key=value`` a user may type is never cut or split."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
+
+import typer
 
 from denoisekit.cli import app
 from denoisekit.cli.common import JsonOpt, out_console, print_json
@@ -69,23 +71,43 @@ def _wrapped(console: Any, text: Any, indent: int) -> None:
         console.print(Text(" " * indent) + line, soft_wrap=True)
 
 
-@app.command()
-def plugins(as_json: JsonOpt = False) -> None:
-    """List loaded plugins: name, version and the hooks each implements."""
-    from denoisekit.plugins import plugin_infos
+def _fail_on(ctx: Any, errors: list[str], strict: Callable[[], Any]) -> None:
+    """After a listing: each broken plugin's error (naming the way out) on stderr, and exit 1.
+    What loads is listed first, so the user sees what is installed and which plugin to block;
+    the exit code still says the environment is broken, as every other command would. With
+    ``--debug``, ``strict`` (what raises the first error) gives its traceback instead."""
+    if not errors:
+        return
+    if (ctx.find_root().obj or {}).get("debug"):
+        strict()
+    for error in errors:
+        typer.echo(f"Error: {error}", err=True)
+    raise typer.Exit(1)
 
-    infos = plugin_infos()
+
+@app.command()
+def plugins(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List plugins: name, version and the hooks each implements, or why it is broken."""
+    from denoisekit import plugins as loaded
+    from denoisekit.cli import command_errors, get_app
+
+    infos = loaded.plugin_infos(broken=True)
+    for name, error in command_errors().items():
+        info = next(i for i in infos if i.name == name)
+        info.error = info.error or error
     if as_json:
         print_json([
             {"name": i.name, "version": i.version, "distribution": i.distribution,
-             "builtin": i.builtin, "hooks": i.hooks}
+             "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
             for i in infos
         ])
-        return
-    rows = [[i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""), ", ".join(i.hooks)]
-            for i in infos]
-    _print(["plugin", "version", "distribution", "hooks"], rows,
-           [(f"{name} {version}", [f"distribution: {dist}", f"hooks: {hooks}"]) for name, version, dist, hooks in rows])
+    else:
+        rows = [[i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""),
+                 "broken: see the error below" if i.error else ", ".join(i.hooks)] for i in infos]
+        _print(["plugin", "version", "distribution", "hooks"], rows,
+               [(f"{name} {version}", [f"distribution: {dist}", f"hooks: {hooks}"]) for name, version, dist, hooks in rows])
+    _fail_on(ctx, [i.error for i in infos if i.error],
+             lambda: (loaded.get_models(), loaded.get_backprops(), loaded.get_noises(), get_app()))
 
 
 def _entries(registry: dict[str, Any]) -> dict[str, Any]:
@@ -100,8 +122,16 @@ def _options(options: dict[str, Any]) -> str:
     return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in options.items())
 
 
-def _show(registry: dict[str, Any], as_json: bool, flags: list[str], how_to_set: str) -> None:
-    entries = _entries(registry)
+def _show(ctx: Any, kind: str, as_json: bool, flags: list[str], how_to_set: str) -> None:
+    """List the ``kind`` registry; a broken plugin leaves out its entries and fails the listing."""
+    from denoisekit import plugins as loaded
+
+    registry, broken = loaded.survey(kind)
+    _print_entries(_entries(registry), as_json, flags, how_to_set)
+    _fail_on(ctx, list(broken.values()), lambda: getattr(loaded, f"get_{kind}s")())
+
+
+def _print_entries(entries: dict[str, Any], as_json: bool, flags: list[str], how_to_set: str) -> None:
     if as_json:
         print_json(entries)
         return
@@ -127,27 +157,21 @@ def _show(registry: dict[str, Any], as_json: bool, flags: list[str], how_to_set:
 
 
 @app.command()
-def models(as_json: JsonOpt = False) -> None:
+def models(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List denoising models with their capabilities and options."""
-    from denoisekit.plugins import get_models
-
-    _show(get_models(), as_json, ["trainable", "manual_gradients", "fixed_size"],
+    _show(ctx, "model", as_json, ["trainable", "manual_gradients", "fixed_size"],
           "Set an option with --option key=value (infer, train, gradcheck).")
 
 
 @app.command()
-def backprops(as_json: JsonOpt = False) -> None:
+def backprops(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List training rules and what they need from a model."""
-    from denoisekit.plugins import get_backprops
-
-    _show(get_backprops(), as_json, ["requires_manual_gradients"],
+    _show(ctx, "backprop", as_json, ["requires_manual_gradients"],
           "Set an option with --backprop-option key=value (train).")
 
 
 @app.command()
-def noises(as_json: JsonOpt = False) -> None:
+def noises(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List noise kinds for 'denoisekit noise' and training."""
-    from denoisekit.plugins import get_noises
-
-    _show(get_noises(), as_json, [],
+    _show(ctx, "noise", as_json, [],
           "Set an option with --option key=value (noise) or --noise-option key=value (train).")

@@ -93,10 +93,7 @@ def noise(
     clean references (training, the benchmark). A real scan already has noise of its own; --scan-relative
     makes --dose a fraction of that scan's own dose instead.
 
-    \b
-    Examples:
-      denoisekit noise scan/ --kind lowdose --dose 0.25
-      denoisekit noise scan/ --kind lowdose --dose 0.25 --scan-relative
+    Example: denoisekit noise scan/ --kind lowdose --dose 0.25 --scan-relative
     """
     import time
 

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from typer.testing import CliRunner
 
 from denoisekit import __version__
@@ -203,3 +205,66 @@ def test_help_gives_flags_no_value_and_repeatable_options_their_item():
         assert "<bool>" not in result.stdout and "<list[str]>" not in result.stdout, args
     infer = runner.invoke(get_app(), ["infer", "--help"], env={"COLUMNS": "120"}).stdout
     assert re.search(r"--option\s+<str>", infer) and re.search(r"--force\s+Overwrite", infer)
+
+
+BROKEN = {
+    "import": "raise ImportError('needs libfoo')\n",
+    "hook": "from denoisekit.plugin import hookimpl\n\n@hookimpl\ndef register_models(register):\n"
+            "    raise RuntimeError('boom')\n",
+    "bad model": "from denoisekit.plugin import hookimpl\n\nclass NotAModel:\n    name = 'x'\n\n"
+                 "@hookimpl\ndef register_models(register):\n    register(NotAModel)\n",
+    "commands": "from denoisekit.plugin import hookimpl\n\n@hookimpl\ndef register_commands(app):\n"
+                "    raise RuntimeError('boom')\n",
+}
+
+
+def _main(monkeypatch, capsys, *args):
+    """Run the console script's entry point, as in a new process (plugins' commands not yet
+    added): (exit code, stdout, stderr)."""
+    from denoisekit import cli
+
+    monkeypatch.setattr(cli, "_plugin_commands_added", False)
+    monkeypatch.setattr(sys, "argv", ["denoisekit", *args])
+    monkeypatch.setenv("COLUMNS", "120")
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize("how", list(BROKEN))
+def test_version_and_help_survive_a_broken_plugin(fake_dist, fresh_plugins, monkeypatch, capsys, how):
+    """They are how a user finds the plugin to block: --version and a command's --help load no
+    plugin at all; the main --help lists the built-ins and warns, naming the way out."""
+    fake_dist("acme-broken", "acme_broken", BROKEN[how])
+    for args in (["--version"], ["infer", "--help"], ["train", "--help"], ["models", "--help"]):
+        code, out, err = _main(monkeypatch, capsys, *args)
+        assert code == 0 and out and not err, (args, err)
+    assert fresh_plugins._pm is None  # nothing loaded
+    for args in (["--help"], []):  # no arguments: the help, with click's exit code 2
+        code, out, err = _main(monkeypatch, capsys, *args)
+        assert code == (0 if args else 2) and "infer" in out and "plugins" in out, (args, err)
+        if how in ("import", "commands"):  # what stops plugins' commands from being listed
+            assert err.startswith("warning: plugin 'acme_broken'") and "DENOISEKIT_BLOCK_PLUGINS=acme_broken" in err
+
+
+@pytest.mark.parametrize("how", ["import", "commands"])
+def test_every_other_command_stops_at_a_broken_plugin(fake_dist, fresh_plugins, monkeypatch, capsys, tmp_path, how):
+    """Running with a plugin silently missing would be worse: one line naming it and the way out,
+    before the command looks at its input (or at a name only a plugin could provide)."""
+    fake_dist("acme-broken", "acme_broken", BROKEN[how])
+    for args in (["infer", str(tmp_path / "nope")], ["export", str(tmp_path / "nope"), "-o", str(tmp_path / "a.nii.gz")],
+                 ["acme-hello"]):
+        code, out, err = _main(monkeypatch, capsys, *args)
+        assert code == 1 and err.count("\n") == 1, (args, err)
+        assert err.startswith("Error: plugin 'acme_broken'") and "DENOISEKIT_BLOCK_PLUGINS=acme_broken runs" in err
+
+
+def test_a_model_from_a_broken_plugin_stops_the_commands_that_use_models(fake_dist, fresh_plugins, monkeypatch, capsys,
+                                                                         tmp_path):
+    fake_dist("acme-broken", "acme_broken", BROKEN["bad model"])
+    code, out, err = _main(monkeypatch, capsys, "infer", str(tmp_path / "nope"), "-m", "acme-x")
+    assert code == 1 and err.startswith("Error: plugin 'acme_broken' registered") and "DENOISEKIT_BLOCK_PLUGINS" in err

@@ -51,7 +51,7 @@ def test_plugins_json_names_version_and_hooks(fake_dist):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["acme_denoise"] == {
         "name": "acme_denoise", "version": "0.7", "distribution": "acme-denoise", "builtin": False,
-        "hooks": ["register_backprops", "register_models", "register_noise"],
+        "hooks": ["register_backprops", "register_models", "register_noise"], "error": None,
     }
     assert rows["denoisekit_plugins.models"]["builtin"] is True
 
@@ -162,3 +162,61 @@ def test_listings_are_tables_when_wide_and_blocks_when_not(fake_dist):
 def test_bm3d_says_what_its_profile_option_is():
     entry = json.loads(invoke("models", "--json").stdout)["bm3d"]
     assert "profile" in entry["options"] and "profile: the bm3d package's parameter set" in entry["description"]
+
+
+BROKEN_IMPORT = "raise ImportError('needs libfoo')\n"
+BAD_MODEL = """
+from denoisekit.plugin import Model, hookimpl
+
+class NoDescription(Model):
+    name = "acme-bad"
+
+@hookimpl
+def register_models(register):
+    register(NoDescription)
+"""
+BAD_COMMANDS = """
+from denoisekit.plugin import hookimpl
+
+@hookimpl
+def register_commands(app):
+    raise RuntimeError("boom")
+"""
+
+
+def test_plugins_lists_a_broken_plugin_with_its_error_and_exits_1(fake_dist):
+    """What is installed, which plugin is broken and how to run without it; exit 1, as the
+    environment is broken (every other command stops at it)."""
+    from denoisekit.cli import app  # get_app() itself stops at a broken plugin
+
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN, version="0.7")
+    fake_dist("acme-import", "acme_import", BROKEN_IMPORT, version="1.1")
+    fake_dist("acme-model", "acme_model", BAD_MODEL)
+    fake_dist("acme-cmd", "acme_cmd", BAD_COMMANDS)
+    result = runner.invoke(app, ["plugins", "--json"])
+    assert result.exit_code == 1
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["acme_denoise"]["error"] is None and rows["denoisekit_plugins.models"]["error"] is None
+    assert rows["acme_import"]["version"] == "1.1" and "needs libfoo" in rows["acme_import"]["error"]
+    assert "needs a one-line description" in rows["acme_model"]["error"]
+    assert "failed in register_commands" in rows["acme_cmd"]["error"]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 3 and all(e.startswith("Error: plugin") or e.startswith("Error: model") for e in errors)
+    for name in ("acme_import", "acme_model", "acme_cmd"):
+        assert f"DENOISEKIT_BLOCK_PLUGINS={name} runs denoisekit without it" in result.stderr
+    table = runner.invoke(app, ["plugins"], env={"COLUMNS": "200"})
+    assert table.exit_code == 1 and "acme_import" in table.stdout and "broken: see the error below" in table.stdout
+
+
+def test_models_lists_what_loads_and_names_the_broken_plugin(fake_dist):
+    from denoisekit.cli import app
+
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN)
+    fake_dist("acme-import", "acme_import", BROKEN_IMPORT)
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 1
+    assert {"acme-blur", "residual-mul"} <= set(json.loads(result.stdout))
+    assert result.stderr.startswith("Error: plugin 'acme_import' from acme-import failed to load: needs libfoo; "
+                                    "DENOISEKIT_BLOCK_PLUGINS=acme_import") and result.stderr.count("\n") == 1
+    result = runner.invoke(app, ["--debug", "models"])  # --debug: the traceback of what broke it
+    assert isinstance(result.exception.__cause__, ImportError)
