@@ -70,9 +70,12 @@ class LowDose(NoiseKind):
     """
 
     name = "lowdose"
+    #: simulated through projections and a reconstruction: meant for axial slices
+    projection_domain = True
     description = "Realistic low-dose CT noise: Poisson + electronic noise in projections, FBP"
     options = {
         "dose": 0.25,
+        "scan_relative": False,
         "i0": 2.0e5,
         "electronic_noise": 8.0,
         "views": 720,
@@ -80,7 +83,6 @@ class LowDose(NoiseKind):
         "aec": "off",
         "aec_reference_mm": 225.0,
         "aec_strength": 1.0,
-        "scan_relative": False,
     }
 
     def __init__(self, **options: Any) -> None:
@@ -117,8 +119,8 @@ class LowDose(NoiseKind):
     @property
     def passes(self) -> int:
         """Passes over the slices ``apply`` reports to ``progress``: a relative dose first
-        measures the noise the flux ``i0`` gives each slice."""
-        return 2 if self.config["scan_relative"] else 1
+        measures the noise two trial fluxes give each slice."""
+        return 3 if self.config["scan_relative"] else 1
 
     def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         params = super().sample(rng, shape)
@@ -204,36 +206,52 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
 
     A slice's own noise s (soft tissue, ``soft_tissue_noise_hu``) and the noise r that the
     flux i0 gives it (read in the same windows of a trial field) make its own flux
-    ``i0 (r / s)^2`` (noise variance goes as 1 / flux); noise of variance
-    ``s^2 (1 / dose - 1)`` is that of the flux ``dose / (1 - dose)`` times it. A slice with
-    too little soft tissue to read takes the flux of the nearest one that has enough (tube
-    current changes smoothly along z)."""
+    ``i0 (r / s)^2`` (noise variance goes as 1 / flux); noise of the level
+    ``t = s sqrt(1 / dose - 1)`` is that of the flux ``dose / (1 - dose)`` times it. At low
+    flux electronic noise and photon starvation add more than 1 / flux, so a second trial
+    at that flux, added to the slice, reads the level it really gives, and the flux is
+    corrected once by the ratio of added variances (within 1/16..16). A slice with too little soft tissue to read takes the flux of the
+    nearest one that has enough (tube current changes smoothly along z)."""
     import numpy as np
 
     from denoisekit.errors import DenoiseKitError
     from denoisekit.noise_level import soft_tissue_noise_hu
 
+    unreadable = DenoiseKitError(
+        "lowdose: no slice has soft tissue (-300..300 HU) with noise to read the scan's own noise "
+        "from, which a relative dose needs; give the dose as a fraction of i0 instead (scan_relative off)"
+    )
     own = [soft_tissue_noise_hu(s) for s in hu]
     own = [s if s is not None and s > 0 else None for s in own]  # 0: a noise-free phantom's flat tissue
-    readable = [k for k, s in enumerate(own) if s is not None]
-    if not readable:
-        raise DenoiseKitError(
-            "lowdose: no slice has soft tissue (-300..300 HU) with noise to read the scan's own noise "
-            "from, which a relative dose needs; give the dose as a fraction of i0 instead (scan_relative off)"
-        )
+    if all(s is None for s in own):
+        raise unreadable
     i0, dose = float(params["i0"]), float(params["dose"])
     trial = np.random.default_rng([int(params["seed"]), 1])  # not the output's draws
     fluxes: list[float | None] = []
     for start in range(0, hu.shape[0], BATCH):
         stop = min(start + BATCH, hu.shape[0])
+        first: list[float | None] = []
         field = sim.noise(start, stop, [i0] * (stop - start), trial)
         for k in range(start, stop):
-            s = own[k]
-            r = None if s is None else _added_level(hu[k], s, field[k - start])
-            fluxes.append(None if r is None else min(i0 * (r / s) ** 2 * dose / (1.0 - dose), MAX_FLUX))
+            r = None if own[k] is None else _added_level(hu[k], own[k], field[k - start])
+            first.append(None if r is None else min(i0 * (r / own[k]) ** 2 * dose / (1.0 - dose), MAX_FLUX))
+        if progress is not None:
+            progress(stop - start)
+        field = sim.noise(start, stop, [f or i0 for f in first], trial)
+        for k, f in zip(range(start, stop), first):
+            if f is None:
+                fluxes.append(None)
+                continue
+            # read as the result will be: the whole slice's level, against own / sqrt(dose)
+            total = soft_tissue_noise_hu(hu[k] + field[k - start])
+            added, wanted = (total or 0.0) ** 2 - own[k] ** 2, own[k] ** 2 * (1.0 / dose - 1.0)
+            factor = min(max(added / wanted, 1.0 / 16.0), 16.0) if added > 0 else 1.0
+            fluxes.append(min(f * factor, MAX_FLUX))
         if progress is not None:
             progress(stop - start)
     known = [k for k, f in enumerate(fluxes) if f is not None]
+    if not known:
+        raise unreadable
     return [f if f is not None else fluxes[min(known, key=lambda j: abs(j - k))] for k, f in enumerate(fluxes)]
 
 

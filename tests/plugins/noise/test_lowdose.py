@@ -127,6 +127,10 @@ def test_scan_relative_dose_scales_the_scans_own_noise():
         quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
         # a quarter of the scan's own dose doubles its noise, whatever that noise was
         assert np.median(tissue_level(quarter, clean) / tissue_level(scan, clean)) == pytest.approx(2.0, rel=0.15)
+    # at low flux too, where electronic noise and starvation add more than 1 / flux
+    scan = clean + noise_of(clean, 5, dose=0.25)
+    tenth = scan + noise_of(scan, 6, dose=0.1, scan_relative=True)
+    assert np.median(tissue_level(tenth, clean) / tissue_level(scan, clean)) == pytest.approx(10**0.5, rel=0.15)
     # and lands where simulating a quarter of the reference dose on the clean image does
     scan = clean + noise_of(clean, 5, dose=1.0)
     quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
