@@ -162,11 +162,15 @@ def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float],
 
 #: HU above which a voxel may be the patient (fat is about -100; lung, inside, is filled in).
 BODY_HU = -500.0
+#: Pieces at least this fraction of the largest one are the patient too (legs, arms apart
+#: from the torso); smaller ones are taken for table parts, tubes and noise.
+BODY_PIECE = 0.05
 
 
 def body_mask(reference: Any) -> np.ndarray:
     """The patient in each slice of ``reference``: voxels above ``BODY_HU``, opened to drop
-    thin lines (table edges, noise) and holes filled (lungs, bowel gas), the largest piece.
+    thin lines (table edges, noise) and holes filled (lungs, bowel gas), the pieces at least
+    ``BODY_PIECE`` of the largest.
     What ``evaluate --mask body`` scores, so the air around the body does not count."""
     from scipy import ndimage
 
@@ -178,7 +182,8 @@ def body_mask(reference: Any) -> np.ndarray:
         labels, n = ndimage.label(inside)
         if n:
             sizes = np.bincount(labels.ravel())[1:]
-            mask[k] = labels == 1 + int(np.argmax(sizes))
+            keep = 1 + np.flatnonzero(sizes >= BODY_PIECE * sizes.max())  # two legs, an arm apart
+            mask[k] = np.isin(labels, keep)
     return mask
 
 

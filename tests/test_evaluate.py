@@ -210,6 +210,16 @@ def test_body_mask_fills_the_lungs_and_leaves_out_air_and_table():
     assert (mask[0] == body).mean() > 0.99  # the opening may nibble the ellipse's rim
 
 
+def test_body_mask_keeps_both_legs():
+    from denoisekit.evaluate import body_mask
+
+    y, x = np.mgrid[:48, :48]
+    ref = np.full((1, 48, 48), -1000.0, np.float32)
+    legs = ((y - 24) ** 2 + (x - 14) ** 2 < 81) | ((y - 24) ** 2 + (x - 34) ** 2 < 64)
+    ref[0, legs] = 40.0
+    assert (body_mask(ref)[0] == legs).mean() > 0.99
+
+
 def test_mask_body_leaves_the_air_out_of_every_score():
     ref, body, _ = _chest()
     rng = np.random.default_rng(1)

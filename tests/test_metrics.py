@@ -85,6 +85,10 @@ def test_masked_ssim_is_the_mean_of_the_ssim_map_over_the_mask():
     mask[0, 2:9, 3:12] = True
     mask[1, 5:7, :] = True
     maps = [structural_similarity(r, t, data_range=2000.0, full=True)[1] for r, t in zip(ref, test)]
-    expected = np.concatenate([m[k] for m, k in zip(maps, mask)]).mean()
+    kept = mask.copy()
+    kept[:, :3], kept[:, -3:], kept[:, :, :3], kept[:, :, -3:] = False, False, False, False  # half a 7x7 window
+    expected = np.concatenate([m[k] for m, k in zip(maps, kept)]).mean()
     assert ssim(ref, test, mask=mask) == pytest.approx(expected, rel=1e-9)
     assert ssim(ref, test, mask=mask) != pytest.approx(ssim(ref, test), rel=1e-3)
+    # a mask of every voxel is no mask at all
+    assert ssim(ref, test, mask=np.ones(ref.shape, bool)) == pytest.approx(ssim(ref, test), rel=1e-9)
