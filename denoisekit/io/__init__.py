@@ -127,7 +127,8 @@ def write_volume(
             if progress is not None:
                 progress(volume.shape[0], volume.shape[0])
         if side is not None:
-            side_temp = write_json_temp(sidecar, side)
+            # the output it describes, by name: another output mapping to this sidecar knows it is not its own
+            side_temp = write_json_temp({**sidecar, "sidecar_of": path.name}, side)
         publish(temp, path, force, series=kind == "dicom")  # the volume first: a sidecar never describes a missing one
         if side_temp is not None:
             publish(side_temp, side, force, series=False)

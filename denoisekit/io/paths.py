@@ -59,14 +59,18 @@ def sidecar_path(output: str | Path) -> Path:
 
 def sidecar_owners(output: str | Path) -> list[Path]:
     """Other existing outputs whose sidecar is ``output``'s (``x/``, ``x.nii.gz``, ``x.nrrd``...
-    all map to ``x.json``): a sidecar there may be theirs, so not ``output``'s to replace. The
-    sidecar records no output: sharing its path is what counts."""
+    all map to ``x.json``): a sidecar there may be theirs, so not ``output``'s to replace. A
+    sidecar names its output (``sidecar_of``); for an older one, sharing its path is what counts."""
     import os
 
     output = Path(output)
     side = sidecar_path(output)
     if not side.exists():
         return []
+    recorded = _recorded_output(side)
+    if recorded is not None:  # it says whose it is: another's only while that one exists
+        other = side.with_name(recorded)
+        return [other] if recorded != output.name and other.exists() and not _same(other, output) else []
     base = strip_suffix(output).name.casefold()  # a case-insensitive disk maps X.nrrd to x.json too
     owners = []
     with os.scandir(side.parent) as entries:
@@ -78,6 +82,17 @@ def sidecar_owners(output: str | Path) -> list[Path]:
             if theirs.exists() and os.path.samefile(theirs, side) and not _same(other, output):
                 owners.append(other)
     return sorted(owners)
+
+
+def _recorded_output(side: Path) -> str | None:
+    """The output name a sidecar records (``sidecar_of``); None for older sidecars."""
+    import json
+
+    try:
+        name = json.loads(side.read_text(encoding="utf-8")).get("sidecar_of")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name and "/" not in name and "\\" not in name else None
 
 
 def _is_output(entry) -> bool:

@@ -1,3 +1,4 @@
+import json
 """``--force`` replaces an earlier output of denoisekit, never someone else's folder, and every
 command says so before it reads or computes anything."""
 
@@ -37,3 +38,19 @@ def test_force_never_replaces_the_sidecar_of_another_output(tmp_path):
     assert second.stderr.strip() == (f"Error: {tmp_path / 'x.nii.gz'} would replace {tmp_path / 'x.json'}, which may "
                                      f"be the sidecar of {tmp_path / 'x'}: choose another --output")
     assert (tmp_path / "x.json").read_text() == sidecar and not (tmp_path / "x.nii.gz").exists()
+
+
+def test_force_replaces_an_outputs_own_sidecar_whatever_shares_its_name(tmp_path):
+    """The sidecar names its output: a folder of the same name (here the input itself) does
+    not make it another's."""
+    import numpy as np
+
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    folder = write_volume(Volume(np.full((2, 16, 16), 40.0, np.float32)), tmp_path / "ct")  # a DICOM series
+    noise = ["noise", str(folder), "--kind", "gaussian", "--quiet", "-o", str(tmp_path / "ct.nii.gz")]
+    assert runner.invoke(get_app(), noise).exit_code == 0
+    again = runner.invoke(get_app(), [*noise, "--seed", "1", "--force"])
+    assert again.exit_code == 0, again.output  # ct/ is the input, not the owner of ct.json
+    assert json.loads((tmp_path / "ct.json").read_text())["seed"] == 1

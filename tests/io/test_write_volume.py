@@ -28,9 +28,9 @@ def test_existing_output_needs_force(tmp_path, name):
 
 def test_sidecar_written_next_to_output(tmp_path):
     write_volume(_volume(), tmp_path / "noisy.nii.gz", sidecar={"dose": 0.25})
-    assert json.loads((tmp_path / "noisy.json").read_text()) == {"dose": 0.25}
+    assert json.loads((tmp_path / "noisy.json").read_text()) == {"dose": 0.25, "sidecar_of": "noisy.nii.gz"}
     write_volume(_volume(), tmp_path / "series", sidecar={"seed": 1})
-    assert json.loads((tmp_path / "series.json").read_text()) == {"seed": 1}
+    assert json.loads((tmp_path / "series.json").read_text()) == {"seed": 1, "sidecar_of": "series"}
 
 
 def test_existing_sidecar_refused_and_nothing_written(tmp_path):
@@ -194,7 +194,7 @@ def test_force_never_replaces_the_sidecar_of_another_output(tmp_path, first, sec
         with pytest.raises(DenoiseKitError, match=rf"x\.json, which may be the sidecar of {tmp_path / first}: "
                                                   "choose another --output"):
             write_volume(_volume(), tmp_path / second, force=force, sidecar={"seed": 2})
-    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 1}
+    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 1, "sidecar_of": first}
     assert sorted(os.listdir(tmp_path)) == sorted([first, "x.json"])
     write_volume(_volume(), tmp_path / first, force=True, sidecar={"seed": 3})  # its own output may replace it
-    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 3}
+    assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 3, "sidecar_of": first}
