@@ -76,6 +76,16 @@ def training_data(model_name: str, directory: Any = None) -> list[str]:
     return [str(d) for d in json.loads(ref.read_text()).get("data", [])]
 
 
+def plane_note(model: Any, volume: Any) -> str | None:
+    """A warning when a learned model meets slices that are not axial: every built-in's
+    weights, and most plugins', were trained on axial slices."""
+    plane = volume.plane()
+    if plane == "axial" or not getattr(model, "trainable", False):
+        return None
+    return (f"note: the slices are {plane}, not axial: {model.name} learned CT noise as it lies in axial slices, "
+            "where a reconstruction puts it; denoising the axial series (or its reformat) suits it better")
+
+
 def coarse_pixel_note(model: Any, spacing: tuple[float, ...]) -> str | None:
     """A warning when the built-ins' shipped weights meet pixels coarser than they were
     trained on (a plugin's weights were trained on data we do not know)."""

@@ -77,6 +77,17 @@ class Volume:
         d = np.asarray(self.direction, dtype=float).reshape(3, 3)
         return tuple(float(v) for v in np.asarray(self.origin) + d[:, 2] * self.spacing[2] * k)
 
+    def plane(self) -> str:
+        """``axial``, ``coronal`` or ``sagittal``: the patient axis the slice normal lies
+        closest to, or ``oblique`` when none is within 30 degrees. CT is acquired axially: a
+        coronal stack's noise and anatomy are laid out differently from what simulations and
+        models assume."""
+        normal = np.abs(np.asarray(self.direction, dtype=float).reshape(3, 3)[:, 2])
+        axis = int(np.argmax(normal))
+        if normal[axis] < np.cos(np.radians(30.0)) * np.linalg.norm(normal):
+            return "oblique"
+        return ("sagittal", "coronal", "axial")[axis]
+
     def affine_lps(self) -> np.ndarray:
         """4x4 matrix mapping (x, y, z) voxel indices to LPS millimetres."""
         d = np.asarray(self.direction, dtype=float).reshape(3, 3)

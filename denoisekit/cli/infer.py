@@ -99,7 +99,7 @@ def infer(
     from rich.markup import escape
 
     from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
-    from denoisekit.pretrained import coarse_pixel_note
+    from denoisekit.pretrained import coarse_pixel_note, plane_note
     from denoisekit.strength import AUTO, low_strength_note, parse_strength, summary
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
@@ -113,7 +113,8 @@ def infer(
         for inp, out in zip(inputs, outputs):
             start = time.perf_counter()
             volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
-            notes = [n for n in [coarse_pixel_note(net, volume.spacing)] if n]  # why the output may disappoint
+            # why the output may disappoint
+            notes = [n for n in [coarse_pixel_note(net, volume.spacing), plane_note(net, volume)] if n]
             for note in notes:
                 status(console, note)
             with slice_progress(console, transient=False) as bar:

@@ -114,12 +114,15 @@ def noise(
     console = err_console(quiet)
     start = time.perf_counter()
     volume = read_input(input_path, series, allow_irregular, allow_tilt, quiet=quiet)
+    notes: list[str] = []  # what the user should know: the plane, source values the series could not copy
+    note = note_to(console, notes)
+    if getattr(noise_kind, "projection_domain", False) and volume.plane() != "axial":
+        note(f"the slices are {volume.plane()}, not axial: {kind} simulates a scanner's projections and "
+             "reconstruction in their plane, where a real scan's noise does not lie; simulate on the axial series")
     with slice_progress(console) as bar:
         task = bar.add_task(f"noise {kind}", total=volume.shape[0] * getattr(noise_kind, "passes", 1))
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     record["input"] = str(input_path)
-    notes: list[str] = []  # source values the derived series could not copy as they were
-    note = note_to(console, notes)
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start

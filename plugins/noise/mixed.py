@@ -22,6 +22,8 @@ class Mixed(NoiseKind):
     modulation (see ``lowdose``); off by default, as the shipped weights were trained."""
 
     name = "mixed"
+    #: simulated through projections and a reconstruction: meant for axial slices
+    projection_domain = True
     description = "Blind training noise: lowdose from 1/2 to 1/16 dose or Gaussian 10-60 HU, drawn per slice"
     options = {
         "dose_min": 1.0 / 16.0,

@@ -291,6 +291,17 @@ def test_pretrained_weights_on_coarse_pixels_get_a_note(tmp_path):
     assert any("coarser" in note for note in json.loads(quiet.stdout)[0]["notes"])
 
 
+def test_learned_models_on_slices_that_are_not_axial_get_a_note(tmp_path):
+    y, x = np.mgrid[:32, :32]
+    clean = np.where((y - 16) ** 2 + (x - 16) ** 2 < 12**2, 40.0, -1000.0).astype(np.float32)
+    sagittal = write_volume(Volume(np.repeat(clean[None], 2, axis=0), spacing=(0.7, 0.7, 2.0),
+                                   direction=(0, 0, 1, 1, 0, 0, 0, -1, 0)), tmp_path / "s.nii.gz")
+    learned = _run("infer", sagittal, "--model", "residual-mul", "--json", "--quiet")
+    assert learned.exit_code == 0, learned.output
+    assert any("sagittal, not axial" in note for note in json.loads(learned.stdout)[0]["notes"])
+    assert "axial" not in _run("infer", sagittal, "--model", "tv", "-o", tmp_path / "tv.nii.gz").stderr
+
+
 def test_each_series_of_a_folder_gets_its_own_default_output(make_series, tmp_path):
     """Two series of one folder, denoised one after the other: the second must not need
     --force, nor replace the first's output."""

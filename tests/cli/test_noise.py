@@ -182,3 +182,19 @@ def test_scan_relative_is_refused_where_it_means_nothing(body_nifti, tmp_path):
     assert result.exit_code == 1 and "--scan-relative does not apply to noise 'gaussian'" in result.output
     result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--dose", 2, "--scan-relative")
     assert result.exit_code == 1 and "below 1" in result.output
+
+
+def test_projection_noise_on_slices_that_are_not_axial_gets_a_note(tmp_path):
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    y, x = np.mgrid[:48, :48]
+    hu = np.where(((y - 24) / 20) ** 2 + ((x - 24) / 16) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
+    coronal = write_volume(Volume(np.repeat(hu[None], 2, axis=0), direction=(1, 0, 0, 0, 0, 1, 0, -1, 0)),
+                           tmp_path / "coronal.nii.gz")
+    result = run(coronal, "-o", tmp_path / "low.nii.gz", "--kind", "lowdose", "--json")
+    assert result.exit_code == 0, result.output
+    assert any("coronal, not axial" in n for n in json.loads(result.stdout)["notes"])
+    assert "note: the slices are coronal" in result.stderr
+    white = run(coronal, "-o", tmp_path / "white.nii.gz", "--kind", "gaussian")
+    assert white.exit_code == 0 and "axial" not in white.stderr  # white noise has no plane
