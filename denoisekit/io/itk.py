@@ -6,18 +6,28 @@ unreadable, and written as ``A.mhd`` + ``A.zraw``); we pick them by our case-bli
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
+import os
 import re
 import shutil
+import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
 from denoisekit.volume import Volume
+
+logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes too
 
 #: SimpleITK's ImageIO for each suffix we read (``paths.itk_suffix``, lower case).
 IMAGE_IO = {
@@ -34,14 +44,25 @@ def read_itk(path: Path) -> Volume:
     import SimpleITK as sitk
 
     path = Path(path)
+    nifti = itk_suffix(path) in (".nii", ".nii.gz")
     reader = sitk.ImageFileReader()
     reader.SetImageIO(IMAGE_IO[itk_suffix(path)])
-    with _readable(path) as name:
+    # SimpleITK's NIfTI reader gives 0 (water) for the voxels a cut-short or broken file lacks,
+    # and for NaN: the file itself is measured, on another core while SimpleITK reads it (both
+    # release the GIL). NRRD and MetaImage readers refuse short data themselves.
+    with ThreadPoolExecutor(1) as pool, _readable(path) as name:
+        measured = pool.submit(nifti_voxels, path) if nifti else None
         reader.SetFileName(str(name))
         try:
-            image = reader.Execute()
-        except RuntimeError as exc:
-            raise DenoiseKitError(f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
+            with _held_stderr() as held:
+                image = reader.Execute()
+        except RuntimeError as exc:  # the reason is in the exception; what was printed goes
+            _measured(path, measured)  # a cut-short NIfTI file says so, whatever SimpleITK made of it
+            short = _cut_short(path, str(exc) + "".join(held))
+            raise DenoiseKitError(short or f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
+        voxels = _measured(path, measured)
+        for warning in _itk_warnings("".join(held), name, path):
+            logger.warning(f"{path.name}: {warning}")
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DenoiseKitError(f"{path} has {image.GetNumberOfComponentsPerPixel()} values per voxel; CT has one")
     dim = image.GetDimension()
@@ -59,8 +80,10 @@ def read_itk(path: Path) -> Volume:
     # NaN or infinite voxels are not HU, and every stage would spread them (a whole slice's
     # denoising, a volume's noise estimate). SimpleITK hands NIfTI's over as 0 (water), so
     # those are counted in the file itself.
-    nifti = itk_suffix(path) in (".nii", ".nii.gz")
-    bad = nifti_non_finite(path) if nifti else int(np.count_nonzero(~np.isfinite(array)))
+    if nifti:
+        bad = voxels.non_finite if voxels is not None else 0
+    else:
+        bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
         raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
     return Volume(
@@ -74,6 +97,20 @@ def read_itk(path: Path) -> Volume:
 
 #: NIfTI datatype codes of floating-point voxels: float32, float64.
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}
+#: Bytes a voxel of each NIfTI datatype takes, as niftilib sizes them (it ignores ``bitpix``).
+_NIFTI_SIZES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8,
+                1280: 8, 1536: 16, 1792: 16, 2048: 32, 2304: 4}
+_GZIP = b"\x1f\x8b"
+
+
+def _nifti_order(head: bytes) -> tuple[str, int] | None:
+    """``(byte order, header size)`` of the NIfTI-1/-2 header ``head`` starts with, or None."""
+    if len(head) >= 348:
+        for endian in "<>":
+            size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
+            if size in (348, 540):
+                return endian, size
+    return None
 
 
 @contextmanager
@@ -84,43 +121,165 @@ def open_nifti(path: Path) -> Iterator[tuple | None]:
     import gzip
 
     with open(path, "rb") as fh:
-        zipped = fh.read(2) == b"\x1f\x8b"
+        zipped = fh.read(2) == _GZIP
     with (gzip.open if zipped else open)(path, "rb") as fh:
         head = fh.read(540)
-        found = None
-        if len(head) >= 348:
-            for endian in "<>":
-                size = int(np.frombuffer(head[:4], f"{endian}i4")[0])
-                if size in (348, 540):
-                    found = (fh, head, endian, size)
-                    break
-        yield found
+        found = _nifti_order(head)
+        yield None if found is None else (fh, head, *found)
 
 
-def nifti_non_finite(path: Path, chunk: int = 1 << 24) -> int:
-    """How many voxels of a NIfTI-1/-2 file are NaN or infinite, counted in the file itself:
-    SimpleITK's reader turns them into 0. Integer voxels have none."""
-    with open_nifti(path) as found:
-        if found is None:
-            return 0
-        fh, head, endian, size = found
-        if size == 348:
-            datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
-            offset = int(np.frombuffer(head[108:112], f"{endian}f4")[0])
+class NiftiVoxels(NamedTuple):
+    expected: int  # bytes of voxel data the header promises
+    found: int  # bytes of it the file holds
+    non_finite: int  # NaN or infinite voxels among them
+    gzip_fault: str = ""  # "cut short", or zlib's complaint where the gzip stream breaks
+
+
+def nifti_voxels(path: Path, chunk: int = 1 << 24) -> NiftiVoxels | None:
+    """What a NIfTI-1/-2 file's voxel data should and does hold, measured in the file itself:
+    SimpleITK's reader turns missing voxels (a file cut short), undecodable ones and NaN into
+    0, water. None for no NIfTI header, or one SimpleITK refuses or reads by rules of its own.
+
+    One pass over a gzipped file (decompressed and checked to its end: a download that left
+    zeros behind decodes as garbage, which only the checksum catches) or over an uncompressed
+    one of floats; the file's size suffices for uncompressed integers."""
+    with open(path, "rb") as fh:
+        zipped = fh.read(2) == _GZIP
+        fh.seek(0)
+        fault = ""
+        if zipped:
+            blocks = _gunzip(fh, chunk)
+            head = b""
+            try:
+                for block in blocks:
+                    head += block
+                    if len(head) >= 540:
+                        break
+            except (EOFError, zlib.error) as exc:
+                fault = _gzip_fault(exc)
         else:
+            head = fh.read(540)
+            blocks = iter(lambda: fh.read(chunk), b"")
+        order = _nifti_order(head)
+        if order is None:
+            return None
+        endian, size = order
+        if size == 348:
+            dim = [int(v) for v in np.frombuffer(head[40:56], f"{endian}i2")]
+            datatype = int(np.frombuffer(head[70:72], f"{endian}i2")[0])
+            offset = float(np.frombuffer(head[108:112], f"{endian}f4")[0])
+        else:
+            dim = [int(v) for v in np.frombuffer(head[16:80], f"{endian}i8")]
             datatype = int(np.frombuffer(head[12:14], f"{endian}i2")[0])
-            offset = int(np.frombuffer(head[168:176], f"{endian}i8")[0])
-        if datatype not in _NIFTI_FLOATS:
-            return 0
-        dtype = np.dtype(f"{endian}{_NIFTI_FLOATS[datatype]}")
-        fh.seek(max(offset, size))
-        bad, rest = 0, b""
-        while block := fh.read(chunk):
-            block = rest + block
-            whole = len(block) // dtype.itemsize * dtype.itemsize
-            bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(block[:whole], dtype))))
-            rest = block[whole:]
-    return bad
+            offset = float(np.frombuffer(head[168:176], f"{endian}i8")[0])
+        single = head[344:348] == b"n+1\0" if size == 348 else head[4:8] == b"n+2\0"  # else voxels in a .img
+        if not single or not 1 <= dim[0] <= 7 or min(dim[1: dim[0] + 1]) < 1 or datatype not in _NIFTI_SIZES \
+                or not 0 <= offset < 2**62:  # negative (NaN): data at the end of the file, by niftilib's rules
+            return None
+        start = max(int(offset), size)  # where niftilib starts reading voxels
+        expected = math.prod(dim[1: dim[0] + 1]) * _NIFTI_SIZES[datatype]
+        floats = datatype in _NIFTI_FLOATS
+        if not floats and not zipped:
+            return NiftiVoxels(expected, min(max(os.fstat(fh.fileno()).st_size - start, 0), expected), 0)
+        dtype = np.dtype(f"{endian}{_NIFTI_FLOATS.get(datatype, 'u1')}")
+        position = count = bad = 0  # ``position``: bytes of the (gunzipped) file before ``block``
+        rest = b""
+        try:
+            for block in itertools.chain([head], blocks):
+                piece = memoryview(block)[max(start - position, 0): max(start + expected - position, 0)]
+                position += len(block)
+                count += len(piece)
+                if floats and piece:
+                    data = rest + piece if rest else piece
+                    whole = len(data) // dtype.itemsize * dtype.itemsize
+                    bad += int(np.count_nonzero(~np.isfinite(np.frombuffer(data[:whole], dtype))))
+                    rest = bytes(data[whole:])
+                if count >= expected and not zipped:
+                    break
+        except (EOFError, zlib.error) as exc:
+            fault = _gzip_fault(exc)
+    return NiftiVoxels(expected, count, bad, fault)
+
+
+def _gunzip(fh, chunk: int) -> Iterator[bytes]:
+    """The gunzipped bytes of ``fh`` in blocks of at most ``chunk``, member after member as
+    zlib's gzread (SimpleITK's NIfTI reader) takes them, each checked against its CRC-32 and
+    length, which that reader never gets to. A stream cut short raises EOFError, one that
+    breaks zlib.error, after every byte they held."""
+    inflate = zlib.decompressobj(31)
+    while data := fh.read(1 << 16):
+        while data:
+            if inflate.eof:  # gzread reads on into another gzip member (bgzip), and ignores anything else
+                data += fh.read(max(0, 2 - len(data)))
+                if not data.startswith(_GZIP):
+                    return
+                inflate = zlib.decompressobj(31)
+            before = inflate.copy()
+            try:
+                block = inflate.decompress(data, chunk)
+            except zlib.error:  # what the failing call decoded is dropped: again, byte by byte
+                for i in range(len(data)):
+                    yield before.decompress(data[i: i + 1])
+                raise
+            yield block
+            data = inflate.unused_data if inflate.eof else inflate.unconsumed_tail
+    if not inflate.eof:
+        yield inflate.flush()  # what zlib held back for want of room
+        raise EOFError("cut short")
+
+
+def _gzip_fault(exc: Exception) -> str:
+    if isinstance(exc, EOFError):
+        return "cut short"
+    return re.sub(r"^Error -?\d+ while \w+ data: ", "", str(exc))
+
+
+def _measured(path: Path, measuring: Future | None) -> NiftiVoxels | None:
+    """``nifti_voxels(path)`` once done, or the one-line refusal of a file SimpleITK misreads."""
+    try:
+        voxels = measuring.result() if measuring is not None else None
+    except OSError as exc:
+        raise DenoiseKitError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if voxels is None:
+        return None
+    counts = f"expected {voxels.expected} bytes of voxel data, found {voxels.found}"
+    if voxels.gzip_fault == "cut short":
+        whole = voxels.found >= voxels.expected  # cut in the trailer: the checksum is lost
+        raise DenoiseKitError(f"{path} is truncated: "
+                              + (f"its gzip stream stops before its checksum ({counts})" if whole else counts))
+    if voxels.gzip_fault:
+        raise DenoiseKitError(f"{path} is corrupt: its gzip stream fails ({voxels.gzip_fault}); {counts}")
+    if voxels.found < voxels.expected:
+        raise DenoiseKitError(f"{path} is truncated: {counts}")
+    return voxels
+
+
+_SHORT = (  # how SimpleITK's MetaImage and NRRD readers report a data file cut short
+    (r"data not read completely\s+ideal = (\d+) : actual = (\d+)", lambda e, f: (int(e), int(f))),
+    (r"fread got only (\d+) (\d+)-sized things, not (\d+)", lambda f, s, e: (int(e) * int(s), int(f) * int(s))),
+    (r"_nrrdEncodingGzip_read: expected (\d+) bytes but received (\d+)", lambda e, f: (int(e), int(f))),
+)
+
+
+def _cut_short(path: Path, reported: str) -> str | None:
+    """The one-line refusal of a MetaImage or NRRD file whose data SimpleITK found cut short
+    (it says 'No such file or directory' or any stale errno for a MetaImage file), from its
+    message or what it printed; None for other failures."""
+    for pattern, sizes in _SHORT:
+        if match := re.search(pattern, reported):
+            expected, found = sizes(*match.groups())
+            break
+    else:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            header = fh.read(1 << 16).decode("latin-1")
+    except OSError:
+        header = ""
+    kind = "compressed " if re.search(r"^CompressedData\s*=\s*True\s*$", header, re.M | re.I) else ""
+    data = re.search(r"^(?:ElementDataFile\s*=|data ?file:)[ \t]*(\S+)[ \t]*$", header, re.M)
+    where = f" in {data.group(1)}" if data and data.group(1) not in ("LOCAL", "LIST") else ""
+    return f"{path} is truncated: expected {expected} bytes of {kind}voxel data{where}, found {found}"
 
 
 @contextmanager
@@ -128,8 +287,9 @@ def _readable(path: Path) -> Iterator[Path]:
     """A name SimpleITK reads ``path`` by: ``path`` itself, or a link to it alone in a fresh
     directory when its NIfTI reader would misread it. That reader takes the voxels of
     ``scan.nii.gz`` from a ``scan.nii`` beside it (the header stays the .nii.gz's; zeros if
-    ``scan.nii`` is a directory), and refuses a mixed-case suffix (``.Nii.gz``). No other
-    sibling or format is affected (NRRD and MetaImage headers name their data file)."""
+    ``scan.nii`` is a directory), refuses a mixed-case suffix (``.Nii.gz``) and takes a
+    gzipped ``.nii`` for no NIfTI at all. No other sibling or format is affected (NRRD and
+    MetaImage headers name their data file)."""
     suffix = itk_suffix(path)
     if suffix not in (".nii", ".nii.gz"):
         yield path
@@ -138,17 +298,22 @@ def _readable(path: Path) -> Iterator[Path]:
     clash = path.with_name(path.name[: -len(suffix)] + ending[:4]) if suffix == ".nii.gz" else None
     if clash is not None and not clash.exists():  # what the reader's fopen would find
         clash = None
-    if clash is None and ending in (suffix, suffix.upper()):
+    # The reader decompresses by name only: a gzipped ``x.nii`` is read as ``.nii.gz``.
+    read_as = ".nii.gz" if suffix == ".nii" and _gzipped(path) else suffix
+    if clash is None and read_as == suffix and ending in (suffix, suffix.upper()):
         yield path
         return
     alone = None
     try:
         alone = Path(tempfile.mkdtemp(prefix="denoisekit-read-"))
-        link = alone / f"volume{suffix}"
+        link = alone / f"volume{read_as}"
         link.symlink_to(path.resolve())
     except OSError as exc:
         if alone is not None:
             shutil.rmtree(alone, ignore_errors=True)
+        if read_as != suffix:
+            raise DenoiseKitError(f"{path} is gzip-compressed; name it {path.name[: -len(suffix)]}.nii.gz "
+                                  f"(no link to read it as one can be made: {exc.strerror})") from exc
         if clash is not None:
             raise DenoiseKitError(
                 f"cannot read {path}: SimpleITK would take its voxels from {clash.name} beside it "
@@ -160,6 +325,48 @@ def _readable(path: Path) -> Iterator[Path]:
         yield link
     finally:
         shutil.rmtree(alone, ignore_errors=True)
+
+
+def _gzipped(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+@contextmanager
+def _held_stderr() -> Iterator[list[str]]:
+    """Hold back what SimpleITK's C++ code prints on the process's stderr while it runs (ITK
+    warnings, niftilib's '** ERROR: ... bad dim[0]'): its errors come back as exceptions we
+    put on one line, its warnings as notes (``_itk_warnings``). The text is in the list once
+    the block ends. Output of other threads in that time is held back with it."""
+    held: list[str] = []
+    if sys.stderr is not None:
+        sys.stderr.flush()  # what Python wrote before goes out before, not into the sink
+    try:
+        sink = tempfile.TemporaryFile()
+    except OSError:  # nowhere to hold it: SimpleITK prints as it would
+        yield held
+        return
+    with sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to redirect
+            yield held
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            held.append(sink.read().decode("utf-8", "replace"))
+
+
+def _itk_warnings(text: str, used: Path, shown: Path) -> list[str]:
+    """The messages of the ITK warnings in ``text`` (``WARNING: In file.cxx, line N`` then
+    ``Class (0x...): message``), once each, the temporary name ``used`` replaced by ``shown``."""
+    found = re.findall(r"^WARNING: In [^\n]*\n(?:\w+ \(0x[0-9a-fA-F]+\): )?([^\n]+)", text, re.M)
+    return list(dict.fromkeys(m.strip().replace(str(used), str(shown)) for m in found))
 
 
 def _itk_reason(exc: RuntimeError, used: Path | None = None, shown: Path | None = None) -> str:
@@ -209,6 +416,9 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
         text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
         image.SetMetaData("ITK_FileNotes", text)
     try:
-        sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")
+        with _held_stderr() as held:
+            sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")
     except RuntimeError as exc:
         raise DenoiseKitError(f"cannot write {shown or path}: {_itk_reason(exc, path, shown)}") from exc
+    for warning in _itk_warnings("".join(held), path, shown or path):
+        logger.warning(f"{(shown or path).name}: {warning}")

@@ -1,6 +1,7 @@
 """NIfTI/NRRD/MHA: our output equals SimpleITK's own conversion of the same series, and
 dcm2niix's where installed."""
 
+import re
 import shutil
 import subprocess
 
@@ -90,12 +91,12 @@ def test_non_finite_voxels_are_refused(tmp_path, bad, dtype, suffix):
 
 
 def test_finite_and_integer_nifti_read(tmp_path):
-    from denoisekit.io.itk import nifti_non_finite
+    from denoisekit.io.itk import nifti_voxels
 
     for dtype in (np.int16, np.float32):
         array = np.arange(3 * 8 * 8).reshape(3, 8, 8).astype(dtype) - 500
         sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "ok.nii.gz"))
-        assert nifti_non_finite(tmp_path / "ok.nii.gz") == 0
+        assert nifti_voxels(tmp_path / "ok.nii.gz") == (array.nbytes, array.nbytes, 0, "")
         np.testing.assert_array_equal(read_volume(tmp_path / "ok.nii.gz").array, array)
         (tmp_path / "ok.nii.gz").unlink()
 
@@ -165,11 +166,12 @@ def test_suffix_in_any_case_is_read(tmp_path, name, written):
 def test_read_error_gives_the_reason_on_one_line(tmp_path):
     from denoisekit.errors import DenoiseKitError
 
-    (tmp_path / "cut.mha").write_text("NDims = 3\nDimSize = 4 4 4\nElementType = MET_FLOAT\nElementDataFile = LOCAL\n")
+    (tmp_path / "odd.mha").write_text("NDims = 3\nDimSize = 4 4 4\nElementType = MET_ODD\nElementDataFile = LOCAL\n"
+                                      + "x" * 256)
     with pytest.raises(DenoiseKitError) as err:
-        read_volume(tmp_path / "cut.mha")
+        read_volume(tmp_path / "odd.mha")
     message = str(err.value)
-    assert message.startswith(f"cannot read {tmp_path / 'cut.mha'}: ") and "\n" not in message
+    assert message.startswith(f"cannot read {tmp_path / 'odd.mha'}: ") and "\n" not in message
     assert "Exception thrown" not in message and ".cxx" not in message and "0x" not in message
 
 
@@ -178,3 +180,176 @@ def test_an_uncompressed_nifti_named_nii_gz_still_reads(tmp_path):
     sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "plain.nii"))
     (tmp_path / "plain.nii").rename(tmp_path / "misnamed.nii.gz")  # SimpleITK reads it; so must we
     np.testing.assert_array_equal(read_volume(tmp_path / "misnamed.nii.gz").array, array)
+
+
+def _gzipped_as_nii(tmp_path, name="scan.nii"):
+    import gzip
+
+    array = np.arange(30 * 64 * 64, dtype=np.int16).reshape(30, 64, 64) % 3000 - 1000
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / "plain.nii"))
+    # these bytes make SimpleITK's NIfTI reader print '** ERROR: ... bad dim[0]' when it fails
+    (tmp_path / name).write_bytes(gzip.compress((tmp_path / "plain.nii").read_bytes(), mtime=0))
+    (tmp_path / "plain.nii").unlink()
+    return tmp_path / name, array
+
+
+@pytest.mark.parametrize("name", ["scan.nii", "SCAN.NII"])
+def test_a_gzipped_nifti_named_nii_is_read_without_raw_itk_output(tmp_path, capfd, name):
+    path, array = _gzipped_as_nii(tmp_path, name)
+    np.testing.assert_array_equal(read_volume(path).array, array)
+    assert capfd.readouterr().err == ""
+
+
+def test_a_gzipped_nii_is_refused_in_one_line_when_no_link_can_be_made(tmp_path, monkeypatch):
+    import tempfile
+
+    from denoisekit.errors import DenoiseKitError
+
+    path, _ = _gzipped_as_nii(tmp_path)
+    not_a_directory = tmp_path / "tmp-is-a-file"
+    not_a_directory.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_directory))  # no private directory for a link
+    with pytest.raises(DenoiseKitError, match=r"scan.nii is gzip-compressed; name it scan.nii.gz"):
+        read_volume(path)
+
+
+def test_a_file_that_is_no_nifti_gives_one_line_and_no_raw_itk_output(tmp_path, capfd):
+    from denoisekit.errors import DenoiseKitError
+
+    (tmp_path / "notes.nii").write_text("hello world\n" * 50)
+    with pytest.raises(DenoiseKitError, match=r"^cannot read .*notes.nii: .*not recognized as a NIFTI file$"):
+        read_volume(tmp_path / "notes.nii")
+    assert capfd.readouterr().err == ""
+
+
+def test_itk_warnings_become_one_note_each(tmp_path, capfd, caplog):
+    import struct
+
+    sitk.WriteImage(_constant(40.0, 2, 2.0), str(tmp_path / "w.nii"))
+    header = bytearray((tmp_path / "w.nii").read_bytes())
+    header[280:328] = struct.pack("<12f", 1, 0.5, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0)  # a sheared sform: ITK uses the qform
+    (tmp_path / "w.nii").write_bytes(bytes(header))
+    with caplog.at_level("WARNING", logger="denoisekit.io"):
+        volume = read_volume(tmp_path / "w.nii", note=lambda message: None)
+    assert np.all(volume.array == 40.0)
+    assert capfd.readouterr().err == ""
+    assert [r.getMessage() for r in caplog.records] == [f"w.nii: {tmp_path / 'w.nii'} has unexpected scales in sform"]
+
+
+def _ct(dtype=np.int16, shape=(6, 32, 32)):
+    rng = np.random.default_rng(3)
+    return (rng.normal(40, 300, shape) - 200).astype(dtype)
+
+
+def _written(tmp_path, suffix, array, compress=True):
+    """``array`` written by SimpleITK as ``v{suffix}``, and the file holding its voxels."""
+    path = tmp_path / f"v{suffix}"
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path), useCompression=compress)
+    data = [f for f in tmp_path.iterdir() if f.name != path.name and f.name.startswith("v.")]
+    return path, data[0] if data else path
+
+
+def _cut(path, keep):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_a_truncated_nifti_is_refused_in_one_line(tmp_path, suffix, dtype):
+    from denoisekit.errors import DenoiseKitError
+
+    array = _ct(dtype)
+    path, _ = _written(tmp_path, suffix, array)
+    _cut(path, path.stat().st_size // 2)  # SimpleITK reads it, the lost half as 0 HU
+    with pytest.raises(DenoiseKitError) as err:
+        read_volume(path)
+    expected = f"{path} is truncated: expected {array.nbytes} bytes of voxel data, found "
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+    assert 0 < int(str(err.value)[len(expected):]) < array.nbytes / 2 + 1000
+
+
+def test_a_truncated_nifti_stops_the_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from denoisekit.cli import get_app
+
+    path, _ = _written(tmp_path, ".nii.gz", _ct())
+    _cut(path, path.stat().st_size - 100)
+    result = CliRunner().invoke(get_app(), ["export", str(path), "-o", str(tmp_path / "out.nii.gz")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path} is truncated: expected 12288 bytes of voxel data, found ")
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "out.nii.gz").exists()
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("trailer", r"is truncated: its gzip stream stops before its checksum \(expected 12288 bytes of voxel data, "
+                r"found 12288\)$"),
+    ("zeros", r"is (truncated|corrupt): "),  # which depends on how the zeros decode
+    ("flipped", r"is corrupt: its gzip stream fails \(.+\); expected 12288 bytes of voxel data, found \d+$"),
+])
+def test_a_damaged_gzip_nifti_is_refused(tmp_path, damage, says):
+    from denoisekit.errors import DenoiseKitError
+
+    path, _ = _written(tmp_path, ".nii.gz", _ct())
+    data = bytearray(path.read_bytes())
+    if damage == "trailer":
+        data = data[:-3]  # the voxels are whole (SimpleITK reads them), their checksum is not
+    elif damage == "zeros":  # an interrupted download into a preallocated file: SimpleITK reads garbage
+        data[len(data) // 2:] = bytes(len(data) - len(data) // 2)
+    else:
+        data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(DenoiseKitError, match=f"^{re.escape(str(path))} {says}"):
+        read_volume(path)
+
+
+@pytest.mark.parametrize("suffix, compress, data_file", [
+    (".mha", False, ""), (".mhd", False, " in v.raw"), (".nrrd", False, ""), (".nhdr", False, " in v.raw"),
+    (".mha", True, ""), (".mhd", True, " in v.zraw"), (".nrrd", True, ""), (".nhdr", True, " in v.raw.gz"),
+])
+def test_truncated_metaimage_and_nrrd_say_so(tmp_path, suffix, compress, data_file):
+    # SimpleITK refuses them, but for MetaImage with a stale errno ('No such file or directory')
+    from denoisekit.errors import DenoiseKitError
+
+    array = _ct()
+    path, data = _written(tmp_path, suffix, array, compress)
+    _cut(data, data.stat().st_size - 100)
+    with pytest.raises(DenoiseKitError) as err:
+        read_volume(path)
+    message = str(err.value)
+    expected, kind = array.nbytes, ""
+    if compress and suffix in (".mha", ".mhd"):  # MetaImage counts the compressed bytes
+        expected, kind = int(re.search(r"CompressedDataSize = (\d+)", path.read_text("latin-1"))[1]), "compressed "
+    prefix = f"{path} is truncated: expected {expected} bytes of {kind}voxel data{data_file}, found "
+    assert message.startswith(prefix) and "\n" not in message
+    assert 0 < int(message[len(prefix):]) < expected
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"])
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+@pytest.mark.parametrize("compress", [False, True])
+def test_whole_files_read_as_simpleitk_reads_them(tmp_path, suffix, dtype, compress):
+    array = _ct(dtype)
+    path, _ = _written(tmp_path, suffix, array, compress)
+    np.testing.assert_array_equal(read_volume(path).array, array.astype(np.float32))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), array)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_unusual_whole_niftis_are_read(tmp_path, dtype):
+    import gzip
+    import struct
+
+    array = _ct(dtype)
+    path, _ = _written(tmp_path, ".nii", array)
+    plain = path.read_bytes()
+    # several gzip members (as bgzip writes), then bytes gzip tools ignore: SimpleITK reads it
+    members = b"".join(gzip.compress(plain[i: i + 5000]) for i in range(0, len(plain), 5000))
+    (tmp_path / "members.nii.gz").write_bytes(members + b"\0" * 64)
+    # voxels past a 352-byte header (extensions), uncompressed and gzipped
+    header = bytearray(plain[:352])
+    struct.pack_into("<f", header, 108, 416.0)
+    (tmp_path / "later.nii").write_bytes(bytes(header) + bytes(64) + plain[352:])
+    (tmp_path / "later.nii.gz").write_bytes(gzip.compress((tmp_path / "later.nii").read_bytes()))
+    for name in ("members.nii.gz", "later.nii", "later.nii.gz"):
+        np.testing.assert_array_equal(read_volume(tmp_path / name).array, array.astype(np.float32))
