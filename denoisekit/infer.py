@@ -152,7 +152,7 @@ def denoise_volume(
     run = runner((ny, nx))
     if strength == S.AUTO:  # before the loop: with inplace, the input is overwritten as it goes
         probe = S.probe_slices(volume.array)
-        div = S.divergence(runner(probe.shape[1:], probe_tile), probe)
+        div = S.divergence(runner(probe.shape[1:], probe_tile), probe, spectrum=S.probe_spectrum(probe))
         getattr(model, "take_notes", list)()  # about the probe's crops, not the volume's slices
     used: list[float] = []
     with ExitStack() as stack:

@@ -26,14 +26,19 @@ def _pair(ref, test, window):
     return ref, test
 
 
+def _mask(mask, shape) -> np.ndarray:
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != shape:
+        raise ValueError(f"mask differs in shape from the images: {mask.shape} vs {shape}")
+    if not mask.any():
+        raise ValueError("the mask marks no voxel")
+    return mask
+
+
 def _masked(ref, test, mask):
     if mask is None:
         return ref, test
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != ref.shape:
-        raise ValueError(f"mask differs in shape from the images: {mask.shape} vs {ref.shape}")
-    if not mask.any():
-        raise ValueError("the mask marks no voxel")
+    mask = _mask(mask, ref.shape)
     return ref[mask], test[mask]
 
 
@@ -72,11 +77,7 @@ def ssim(ref, test, window=DEFAULT_WINDOW, mask=None) -> float:
     if mask is None:
         scores = [structural_similarity(r, t, win_size=win, data_range=data_range) for r, t in zip(ref, test)]
         return float(np.mean(scores))
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != ref.shape:
-        raise ValueError(f"mask differs in shape from the images: {mask.shape} vs {ref.shape}")
-    if not mask.any():
-        raise ValueError("the mask marks no voxel")
+    mask = _mask(mask, ref.shape)
     # scikit-image's mean leaves out a border of half a window (its filters' edge): so does
     # the mask, or an all-ones mask would not give the unmasked score
     pad = (win - 1) // 2

@@ -14,8 +14,10 @@ and no more, ``a`` comes out at 1 or above (clipped to 1: the model's output as 
 removes much more than the noise, ``a`` falls towards 0 and the input shows through. ``s``
 is read from the slice (``denoisekit.noise_level``), ``div f`` from the model's answer to a
 small random probe (Monte-Carlo SURE, Ramani et al., IEEE TIP 2008) on a few slices of the
-volume. SURE assumes white noise and CT noise is correlated, so ``a`` is an estimate: how
-well it does is measured in docs/models.md.
+volume. CT noise is correlated, and for noise of covariance S the term is ``tr(S J) / s^2``,
+not ``tr(J)``: the probe is given the noise's power spectrum, read from the same slices
+(``noise_level.noise_spectrum``; white where it cannot be read). How well ``a`` does is
+measured in docs/models.md.
 """
 
 from __future__ import annotations
@@ -67,15 +69,43 @@ def probe_slices(array: np.ndarray) -> np.ndarray:
     return np.array(array[picks, y0 : y0 + PROBE_SIZE, x0 : x0 + PROBE_SIZE], dtype=np.float32)
 
 
-def divergence(run: Callable[[np.ndarray], np.ndarray], slices: np.ndarray, seed: int = 0) -> float:
+def probe_spectrum(slices: np.ndarray) -> np.ndarray | None:
+    """The noise's power spectrum shape (``noise_level.noise_spectrum``), averaged over the
+    probe slices that have enough flat soft tissue to read it; None where none has."""
+    import numpy as np
+
+    from denoisekit.noise_level import noise_spectrum
+
+    spectra = [s for s in (noise_spectrum(x) for x in slices) if s is not None]
+    return np.mean(spectra, axis=0) if spectra else None
+
+
+def colored(white: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """Unit-variance noise with ``spectrum``'s shape, made from white noise slice by slice."""
+    import numpy as np
+
+    from denoisekit.noise_level import spectrum_on
+
+    gain = np.sqrt(spectrum_on(spectrum, white.shape[1:]))
+    return np.real(np.fft.ifft2(np.fft.fft2(white, axes=(1, 2)) * gain, axes=(1, 2))).astype(np.float32)
+
+
+def divergence(run: Callable[[np.ndarray], np.ndarray], slices: np.ndarray, seed: int = 0,
+               spectrum: np.ndarray | None = None) -> float:
     """The model's divergence per pixel at ``slices``: how much of a small perturbation of
     its input passes to its output (1 for the identity, 0 for a constant), averaged over the
-    pixels that are not flat padding. One random probe, seeded, so inference is repeatable."""
+    pixels that are not flat padding. One random probe, seeded, so inference is repeatable.
+
+    With the noise's ``spectrum`` the probe has its correlation: SURE for correlated noise of
+    covariance S needs tr(S J), not tr(J), and a probe b with that covariance (per pixel
+    variance 1) gives E[b . J b] = tr(S J) / s^2 (Ramani et al. 2008, for colored noise)."""
     import numpy as np
 
     from denoisekit.noise_level import FLAT_BELOW_HU
 
     probe = np.random.default_rng(seed).standard_normal(slices.shape).astype(np.float32)
+    if spectrum is not None:
+        probe = colored(probe, spectrum)
     moved = run(slices + PROBE_HU * probe) - run(slices)
     keep = (slices > FLAT_BELOW_HU) & np.isfinite(moved)  # a NaN voxel must not spoil every slice
     if not keep.any():

@@ -218,3 +218,64 @@ def test_a_non_finite_voxel_spoils_only_its_own_slice():
     used = []
     out = denoise_volume(Volume(vol), Blur(1.0), strengths=used).array
     assert np.isfinite(out[1:]).all() and np.isfinite(used).all()
+
+
+def _lowpass_spectrum(b=16):
+    """A CT-like noise spectrum shape: little power at the highest frequencies."""
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(b), np.fft.fftfreq(b), indexing="ij"))
+    power = np.exp(-((f / 0.2) ** 2))
+    return power / power.mean()
+
+
+def test_a_colored_probe_has_unit_variance_and_the_spectrum_it_was_given():
+    from denoisekit.strength import colored
+
+    white = np.random.default_rng(0).standard_normal((4, 64, 64)).astype(np.float32)
+    probe = colored(white, _lowpass_spectrum())
+    assert probe.std() == pytest.approx(1.0, rel=0.05)
+    neighbour = np.mean(probe[:, :, 1:] * probe[:, :, :-1])  # white noise: about 0
+    assert neighbour > 0.5
+
+
+def test_divergence_for_correlated_noise_is_tr_S_J_over_s2():
+    """For a circular blur H, tr(S J) / (N s^2) is the mean over frequencies of the noise's
+    spectrum (mean 1) times H's transfer function: computed here without the probe."""
+    from denoisekit.noise_level import spectrum_on
+    from denoisekit.strength import divergence
+
+    shape = (64, 64)
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(64), np.fft.fftfreq(64), indexing="ij"))
+    transfer = np.exp(-((f / 0.1) ** 2))  # a low-pass denoiser
+
+    def blur(x):
+        return np.real(np.fft.ifft2(np.fft.fft2(x, axes=(1, 2)) * transfer, axes=(1, 2))).astype(np.float32)
+
+    slices = np.zeros((8, *shape), np.float32)
+    spectrum = _lowpass_spectrum()
+    expected = float(np.mean(spectrum_on(spectrum, shape) * transfer))
+    assert divergence(blur, slices, spectrum=spectrum) == pytest.approx(expected, rel=0.1)
+    assert divergence(blur, slices) == pytest.approx(float(transfer.mean()), rel=0.1)  # white: tr(J) / N
+    assert expected > 2 * transfer.mean()  # the blur keeps much more of low-pass noise than of white
+
+
+def test_probe_spectrum_is_read_where_there_is_flat_soft_tissue():
+    from denoisekit.strength import probe_spectrum
+
+    rng = np.random.default_rng(1)
+    tissue = 40.0 + 20.0 * rng.standard_normal((2, 64, 64)).astype(np.float32)
+    air = np.full((1, 64, 64), -1000.0, np.float32)
+    assert probe_spectrum(air) is None
+    spectrum = probe_spectrum(np.concatenate([tissue, air]))
+    assert spectrum.shape == (16, 16) and spectrum.mean() == pytest.approx(1.0)
+
+
+def test_auto_reads_the_noise_spectrum_for_its_probe(monkeypatch):
+    import denoisekit.strength as S
+
+    seen = []
+    real = S.divergence
+    monkeypatch.setattr(S, "divergence", lambda run, slices, **kw: seen.append(kw.get("spectrum")) or real(run, slices, **kw))
+    rng = np.random.default_rng(2)
+    noisy = Volume(_blocks()[None] + rng.normal(0, 20, (2, 128, 128)).astype(np.float32))
+    denoise_volume(noisy, Blur(1.0), strength=AUTO)
+    assert len(seen) == 1 and seen[0] is not None and seen[0].shape == (16, 16)
