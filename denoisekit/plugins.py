@@ -303,7 +303,9 @@ def get_noises() -> dict[str, Any]:
 def _lookup(registry: dict[str, Any], name: str, kind: str, command: str) -> Any:
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none installed"
-        raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}')")
+        blocked = _env_list("DENOISEKIT_BLOCK_PLUGINS")
+        why = f"; DENOISEKIT_BLOCK_PLUGINS={','.join(blocked)} keeps those plugins out" if blocked else ""
+        raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}'){why}")
     return registry[name]
 
 

@@ -63,6 +63,9 @@ def test_block_plugins_by_name_including_builtins(fake_dist, fresh_plugins, monk
     assert "denoisekit_plugins.backprops" not in names
     assert fresh_plugins.get_backprops() == {}
     assert "denoisekit_plugins.models" in names
+    # a name only a blocked plugin had: the error says what keeps it out
+    with pytest.raises(PluginError, match="DENOISEKIT_BLOCK_PLUGINS=acme-denoise,denoisekit_plugins.backprops keeps"):
+        fresh_plugins.get_backprop("manual")
 
 
 def test_same_name_from_two_plugins_is_an_error_naming_both(fake_dist, fresh_plugins):

@@ -93,6 +93,8 @@ def _first_line(exc: BaseException) -> str:
 
 #: Commands that show a broken plugin rather than stop at it: how a user finds which to block.
 _LISTINGS = ("plugins", "models", "backprops", "noises")
+#: Commands that use no plugin (reading, writing, scoring): a broken one does not stop them.
+_PLUGIN_FREE = ("export", "evaluate")
 
 
 class _Group(TyperGroup):
@@ -139,7 +141,8 @@ class _Group(TyperGroup):
             self._add_plugins()  # a plugin's command, perhaps; a broken plugin says so, not 'No such command'
         command = super().get_command(ctx, cmd_name)
         callback = getattr(command, "callback", None)
-        if callback is not None and cmd_name not in _LISTINGS and not hasattr(callback, "_loads_plugins"):
+        skip = _LISTINGS + _PLUGIN_FREE
+        if callback is not None and cmd_name not in skip and not hasattr(callback, "_loads_plugins"):
             command.callback = self._loading_plugins_first(callback)
         ours = getattr(callback, "__module__", "") or ""
         if command is not None and command.help and ours.startswith("denoisekit."):

@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from typer.testing import CliRunner
@@ -256,11 +257,26 @@ def test_every_other_command_stops_at_a_broken_plugin(fake_dist, fresh_plugins, 
     """Running with a plugin silently missing would be worse: one line naming it and the way out,
     before the command looks at its input (or at a name only a plugin could provide)."""
     fake_dist("acme-broken", "acme_broken", BROKEN[how])
-    for args in (["infer", str(tmp_path / "nope")], ["export", str(tmp_path / "nope"), "-o", str(tmp_path / "a.nii.gz")],
+    for args in (["infer", str(tmp_path / "nope")], ["noise", str(tmp_path / "nope"), "-k", "gaussian"],
                  ["acme-hello"]):
         code, out, err = _main(monkeypatch, capsys, *args)
         assert code == 1 and err.count("\n") == 1, (args, err)
         assert err.startswith("Error: plugin 'acme_broken'") and "DENOISEKIT_BLOCK_PLUGINS=acme_broken runs" in err
+
+
+@pytest.mark.parametrize("how", ["import", "commands"])
+def test_commands_that_use_no_plugin_run_despite_a_broken_one(fake_dist, fresh_plugins, monkeypatch, capsys, tmp_path,
+                                                                how):
+    """Export and evaluate read, write and score: nothing a plugin provides is missing."""
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    fake_dist("acme-broken", "acme_broken", BROKEN[how])
+    scan = write_volume(Volume(np.full((2, 16, 16), 40.0, np.float32)), tmp_path / "scan.nii.gz")
+    for args in (["export", str(scan), "-o", str(tmp_path / "out.nrrd")], ["evaluate", str(scan), str(scan)]):
+        code, out, err = _main(monkeypatch, capsys, *args)
+        assert code == 0, (args, err)
+    assert (tmp_path / "out.nrrd").exists()
 
 
 def test_a_model_from_a_broken_plugin_stops_the_commands_that_use_models(fake_dist, fresh_plugins, monkeypatch, capsys,
