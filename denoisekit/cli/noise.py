@@ -131,6 +131,14 @@ def noise(
 
     added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
     before, after = volume_noise_hu(volume.array), volume_noise_hu(noisy.array)
+    absolute = getattr(noise_kind, "projection_domain", False) and not noise_kind.config.get("scan_relative", True)
+    if absolute and before and after and after > before:
+        own = (before / after) ** 2  # noise variance goes as 1 / dose: the fraction of the scan's own dose it looks like
+        asked = float(noise_kind.config["dose"])
+        if not asked / 2 <= own <= asked * 2:
+            note(f"--dose {asked:g} is a fraction of --i0, not of this scan's own dose: its soft-tissue noise went from "
+                 f"{before:.1f} to {after:.1f} HU, as at about {own:.0%} of its own dose; --scan-relative gives "
+                 f"{asked:g} of its own")
     result = {
         "input": str(input_path),
         "output": str(written),

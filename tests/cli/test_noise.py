@@ -198,3 +198,23 @@ def test_projection_noise_on_slices_that_are_not_axial_gets_a_note(tmp_path):
     assert "note: the slices are coronal" in result.stderr
     white = run(coronal, "-o", tmp_path / "white.nii.gz", "--kind", "gaussian")
     assert white.exit_code == 0 and "axial" not in white.stderr  # white noise has no plane
+
+
+def test_an_absolute_dose_far_from_the_scans_own_fraction_gets_a_note(tmp_path):
+    yy, xx = np.mgrid[:128, :128]
+    hu = np.where(((xx - 64) / 50) ** 2 + ((yy - 64) / 35) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
+    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
+    image.SetSpacing((2.0, 2.0, 3.0))
+    sitk.WriteImage(image, str(tmp_path / "body.nii.gz"))
+
+    def scan_at(dose):
+        path = tmp_path / f"scan-{dose}.nii.gz"
+        assert run(tmp_path / "body.nii.gz", "-o", path, "--kind", "lowdose", "--dose", dose, "--quiet").exit_code == 0
+        return path
+
+    near = run(scan_at(1.0), "-o", tmp_path / "a.nii.gz", "--kind", "lowdose", "--dose", 0.25, "--json")
+    assert near.exit_code == 0 and json.loads(near.stdout)["notes"] == []  # a quarter of i0 is near a quarter of its own
+    far = run(scan_at(0.0625), "-o", tmp_path / "b.nii.gz", "--kind", "lowdose", "--dose", 0.25, "--json")
+    assert far.exit_code == 0
+    [note] = json.loads(far.stdout)["notes"]
+    assert note.startswith("--dose 0.25 is a fraction of --i0, not of this scan's own dose") and "--scan-relative" in note
