@@ -214,7 +214,8 @@ def evaluate(
     (nonzero voxels are scored), or ``"body"`` (``body_mask`` of the reference). Returns
     ``{"window", "mask", "overall", "per_slice"}``; with a noisy volume, ``overall`` and
     each slice also hold ``noisy`` scores and the ``gain``. A slice's ``location_mm`` is
-    its position along the slice normal (DICOM's SliceLocation) for Volumes, else None.
+    its ImagePositionPatient coordinate on the axis the slices are stacked along (z for
+    axial) for Volumes, else None.
     """
     lo, hi = window
     if not hi > lo:
@@ -251,11 +252,14 @@ def evaluate(
 
 
 def _locations(volume: Any, n: int) -> list[float | None]:
-    """Each slice's position along the slice normal in mm, as DICOM's SliceLocation."""
+    """Each slice's position in mm as a reader finds it: its ImagePositionPatient coordinate
+    on the patient axis the slices are stacked along (z for axial slices, whichever way the
+    stack runs). SliceLocation would be another choice, but vendors measure it from where
+    they like."""
     if not hasattr(volume, "slice_origin"):
         return [None] * n
-    normal = np.asarray(volume.direction, dtype=float).reshape(3, 3)[:, 2]
-    return [round(float(np.dot(volume.slice_origin(k), normal)), 3) for k in range(n)]
+    axis = int(np.argmax(np.abs(np.asarray(volume.direction, dtype=float).reshape(3, 3)[:, 2])))
+    return [round(float(volume.slice_origin(k)[axis]), 3) for k in range(n)]
 
 
 def representative_slice(reference: Any, denoised: Any) -> int:

@@ -246,9 +246,13 @@ def test_a_label_mask_must_share_the_grid_and_mark_something():
         evaluate(den, ref, mask=np.zeros(ref.shape, np.float32))
 
 
-def test_slices_carry_their_location_along_the_normal():
+def test_slices_carry_their_position_on_the_axis_they_are_stacked_along():
     ref, noisy, den = _phantom()
-    vol = lambda a: Volume(a, spacing=(1.0, 1.0, 2.5), origin=(0.0, 0.0, -40.0))  # noqa: E731
-    result = evaluate(vol(den), vol(ref), window=WINDOW)
-    assert [s["location_mm"] for s in result["per_slice"]] == [-40.0, -37.5, -35.0]
+    vol = lambda a, d: Volume(a, spacing=(1.0, 1.0, 2.5), origin=(0.0, 0.0, -40.0), direction=d)  # noqa: E731
+    axial = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+    assert [s["location_mm"] for s in evaluate(vol(den, axial), vol(ref, axial), window=WINDOW)["per_slice"]] == [
+        -40.0, -37.5, -35.0]
+    flipped = (-1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0)  # rows right to left, stack head to feet: z still z
+    assert [s["location_mm"] for s in evaluate(vol(den, flipped), vol(ref, flipped), window=WINDOW)["per_slice"]] == [
+        -40.0, -42.5, -45.0]
     assert [s["location_mm"] for s in evaluate(den, ref, window=WINDOW)["per_slice"]] == [None] * 3

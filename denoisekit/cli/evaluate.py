@@ -89,7 +89,7 @@ def evaluate(
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
-        typer.Option("--figure", help="Write reference/noisy/denoised/difference of a representative slice (PNG)."),
+        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of a representative slice (PNG)."),
     ] = None,
     figure_windows: Annotated[
         Optional[list[str]],
@@ -111,7 +111,11 @@ def evaluate(
     ] = None,
     per_slice: Annotated[
         bool,
-        typer.Option("--per-slice/--no-per-slice", help="Also give each slice's scores (in the table and in --json)."),
+        typer.Option(
+            "--per-slice/--no-per-slice",
+            help="Also give each slice's scores (in the table and in --json), with its position in mm (its "
+            "ImagePositionPatient coordinate along the stack: z for axial slices).",
+        ),
     ] = False,
     series: SeriesOpt = None,
     allow_irregular: AllowIrregularOpt = False,
