@@ -46,6 +46,8 @@ _pm: pluggy.PluginManager | None = None
 _infos: dict[str, PluginInfo] = {}
 _registries: dict[str, dict[str, Any]] = {}
 _causes: dict[str, BaseException] = {}  # what broke each broken plugin, for --debug's traceback
+_blocked: dict[str, PluginInfo] = {}  # kept out by DENOISEKIT_BLOCK_PLUGINS, for the listing
+_block_matched: set[str] = set()  # the names in it that matched a plugin
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -98,6 +100,9 @@ def _load() -> pluggy.PluginManager:
             continue
         if {_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked:
             pm.set_blocked(name)
+            _block_matched.update({_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked)
+            version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+            _blocked[name] = PluginInfo(name, version, dist, builtin)
             continue
         if pm.has_plugin(name) or name in infos:
             continue  # the same distribution seen twice on sys.path
@@ -180,6 +185,8 @@ def reset() -> None:
     _pm = None
     _infos.clear()
     _causes.clear()
+    _blocked.clear()
+    _block_matched.clear()
     _registries.clear()
 
 
@@ -195,6 +202,14 @@ def plugin_infos(broken: bool = False) -> list[PluginInfo]:
         for name, error in survey(kind)[1].items():
             infos[name].error = infos[name].error or error
     return sorted(infos.values(), key=lambda i: (not i.builtin, i.name))
+
+
+def blocked_plugins() -> tuple[list[PluginInfo], list[str]]:
+    """The plugins DENOISEKIT_BLOCK_PLUGINS keeps out, and the names in it that match no
+    installed plugin (a typo blocks nothing, silently otherwise)."""
+    _load()
+    unmatched = [b for b in _env_list("DENOISEKIT_BLOCK_PLUGINS") or [] if _normalise(b) not in _block_matched]
+    return sorted(_blocked.values(), key=lambda i: (not i.builtin, i.name)), unmatched
 
 
 def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:

@@ -95,17 +95,22 @@ def plugins(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     for name, error in command_errors().items():
         info = next(i for i in infos if i.name == name)
         info.error = info.error or error
+    blocked, unmatched = loaded.blocked_plugins()
     if as_json:
         print_json([
             {"name": i.name, "version": i.version, "distribution": i.distribution,
-             "builtin": i.builtin, "hooks": i.hooks, "error": i.error}
-            for i in infos
+             "builtin": i.builtin, "hooks": i.hooks, "error": i.error, "blocked": i in blocked}
+            for i in infos + blocked
         ])
     else:
         rows = [[i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""),
                  "broken: see the error below" if i.error else ", ".join(i.hooks)] for i in infos]
+        rows += [[i.name, i.version, i.distribution + (" (built-in)" if i.builtin else ""),
+                  "none: blocked by DENOISEKIT_BLOCK_PLUGINS"] for i in blocked]
         _print(["plugin", "version", "distribution", "hooks"], rows,
                [(f"{name} {version}", [f"distribution: {dist}", f"hooks: {hooks}"]) for name, version, dist, hooks in rows])
+    for name in unmatched:
+        typer.echo(f"warning: DENOISEKIT_BLOCK_PLUGINS names {name!r}, which no installed plugin is called", err=True)
     _fail_on(ctx, [i.error for i in infos if i.error],
              lambda: (loaded.get_models(), loaded.get_backprops(), loaded.get_noises(), get_app()))
 

@@ -51,9 +51,21 @@ def test_plugins_json_names_version_and_hooks(fake_dist):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["acme_denoise"] == {
         "name": "acme_denoise", "version": "0.7", "distribution": "acme-denoise", "builtin": False,
-        "hooks": ["register_backprops", "register_models", "register_noise"], "error": None,
+        "hooks": ["register_backprops", "register_models", "register_noise"], "error": None, "blocked": False,
     }
     assert rows["denoisekit_plugins.models"]["builtin"] is True
+
+
+def test_plugins_shows_what_is_blocked_and_warns_of_a_block_that_matches_nothing(fake_dist, monkeypatch):
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN, version="0.7")
+    monkeypatch.setenv("DENOISEKIT_BLOCK_PLUGINS", "acme-denoise,acme-typo")
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["acme_denoise"]["blocked"] is True and rows["denoisekit_plugins.models"]["blocked"] is False
+    assert result.stderr == "warning: DENOISEKIT_BLOCK_PLUGINS names 'acme-typo', which no installed plugin is called\n"
+    table = runner.invoke(get_app(), ["plugins"], env={"COLUMNS": "200"})
+    assert "blocked by DENOISEKIT_BLOCK_PLUGINS" in table.stdout
 
 
 def test_models_json_is_keyed_by_registered_name(fake_dist):
