@@ -78,7 +78,7 @@ def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False
         _refuse_shared_sidecar(path)
     refuse_existing([path], force, series=kind == "dicom")
     if sidecar:
-        refuse_existing([sidecar_path(path)], force)
+        refuse_existing([sidecar_path(path)], force, output=path)
     return kind
 
 
@@ -131,7 +131,7 @@ def write_volume(
             side_temp = write_json_temp({**sidecar, "sidecar_of": path.name}, side)
         publish(temp, path, force, series=kind == "dicom")  # the volume first: a sidecar never describes a missing one
         if side_temp is not None:
-            publish(side_temp, side, force, series=False)
+            publish(side_temp, side, force, series=False, output=path)
     except BaseException:
         remove(work)
         if side_temp is not None:

@@ -33,16 +33,20 @@ def remove(path: Path) -> None:
 SERIES_FILE = re.compile(r"IM\d{5,}\.dcm")
 
 
-def refuse_foreign(path: Path, series: bool) -> None:
+def refuse_foreign(path: Path, series: bool, *, output: Path | None = None) -> None:
     """Raise unless an existing ``path`` is what denoisekit would write there, so that
     ``--force`` replaces an earlier output and never someone's data:
 
     - a DICOM series output (``series``) replaces only a directory holding nothing but our
       slice files (``IM00001.dcm``..., each with the DICOM preamble), or an empty one;
     - a file output (NIfTI, NRRD, MHA, a JSON sidecar) replaces only a regular file of that
-      format (by its content: ``notes.txt`` renamed ``out.nii.gz`` stays);
+      format (by its content: ``notes.txt`` renamed ``out.nii.gz`` stays); a JSON file only if
+      it is a sidecar denoisekit wrote (``is_our_sidecar``): a ``study.json`` beside
+      ``study.nii.gz`` may be another tool's (dcm2niix writes exactly that pair);
     - so a directory never replaces a file, nor a file a directory;
     - a symbolic link is replaced as a link: what it points to is never touched.
+
+    ``output``: the output a JSON ``path`` would be the sidecar of, named in the refusal.
     """
     if path.is_symlink() or not path.exists():
         return
@@ -53,10 +57,39 @@ def refuse_foreign(path: Path, series: bool) -> None:
         kind = _format_of(path)
         if kind is not None and not _is_format(path, kind):
             raise DenoiseKitError(f"{path} is not a {kind} file: not replaced; choose another --output")
+        if kind == "JSON" and not is_our_sidecar(path):
+            raise DenoiseKitError(f"{path} is not a denoisekit sidecar: not replaced (it would be the sidecar of "
+                                  f"{_named(output)}); choose another --output")
         return
     if not path.is_dir():
         raise DenoiseKitError(f"{path} is a file, not a DICOM series directory: not replaced; choose another --output")
     refuse_foreign_folder(path, _ours)
+
+
+#: Keys only denoisekit's sidecars carry: the output's name (``write_volume``), and the
+#: version in every noise record (the only sidecar written before ``sidecar_of``).
+SIDECAR_KEYS = ("sidecar_of", "denoisekit_version")
+
+
+def is_our_sidecar(path: Path) -> bool:
+    """Whether ``path`` holds a JSON object denoisekit wrote as a sidecar: that it parses is
+    not enough, any tool's metadata does."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(key in data for key in SIDECAR_KEYS)
+
+
+def _named(output: Path | None) -> str:
+    return "the output" if output is None else Path(output).name
+
+
+def _exists_message(path: Path, output: Path | None) -> str:
+    """Without ``--force``: a sidecar is named as one, or the user looks for an output there."""
+    if _format_of(path) == "JSON" and not path.is_dir():
+        return f"{path} (the sidecar of {_named(output)}) already exists; --force replaces it"
+    return f"{path} already exists (use --force to overwrite it)"
 
 
 def refuse_foreign_folder(path: Path, ours: Callable[[os.DirEntry], bool]) -> None:
@@ -120,29 +153,30 @@ def _ours(entry: os.DirEntry) -> bool:
         return False
 
 
-def refuse_existing(paths: list[Path], force: bool, *, series: bool = False) -> None:
+def refuse_existing(paths: list[Path], force: bool, *, series: bool = False, output: Path | None = None) -> None:
     """Raise before any work if an output exists and is not ours to replace (see
     ``refuse_foreign``; ``series``: the outputs are DICOM series directories) or ``force``
-    is off."""
+    is off. ``output``: the output that JSON ``paths`` are the sidecar of."""
     for path in paths:
         if path.exists() or path.is_symlink():
-            refuse_foreign(path, series)
+            refuse_foreign(path, series, output=output)
             if not force:
-                raise DenoiseKitError(f"{path} already exists (use --force to overwrite it)")
+                raise DenoiseKitError(_exists_message(path, output))
 
 
-def publish(temp: Path, final: Path, force: bool, *, series: bool | None = None) -> None:
+def publish(temp: Path, final: Path, force: bool, *, series: bool | None = None, output: Path | None = None) -> None:
     """Move a complete ``temp`` to ``final``; with ``force`` replace what is there, restoring
     it if the move fails. ``series`` (True: a DICOM series directory, False: a file) checks
-    again that what is there is ours to replace (``refuse_foreign``); None leaves that to a
-    caller owning its own layout."""
+    again that what is there is ours to replace (``refuse_foreign``; ``output`` as there);
+    None leaves that to a caller owning its own layout."""
     if not (final.exists() or final.is_symlink()):
         os.rename(temp, final)
         return
     if series is not None:
-        refuse_foreign(final, series)
+        refuse_foreign(final, series, output=output)
     if not force:
-        raise DenoiseKitError(f"{final} already exists (use --force to overwrite it)")
+        raise DenoiseKitError(_exists_message(final, output) if series is not None else
+                              f"{final} already exists (use --force to overwrite it)")
     backup = temp_sibling(final, "old")
     os.rename(final, backup)
     try:

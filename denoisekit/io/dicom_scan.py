@@ -289,11 +289,11 @@ def candidate_files(root: Path) -> list[Path]:
 
 
 def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series]:
-    """Group the image frames of ``files`` by SeriesInstanceUID, skipping non-DICOM files
-    and non-image objects with a note."""
-    series: dict[str, Series] = {}
+    """Group the image frames of ``files`` by SeriesInstanceUID, skipping non-DICOM files,
+    non-image objects and second copies of one instance with a note."""
     skipped_files: list[str] = []
     skipped_objects: dict[str, int] = {}
+    images: list[_Image] = []
     for path in files:
         if not is_dicom(path):
             skipped_files.append(path.name)
@@ -303,6 +303,15 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
         if kind is not None:
             skipped_objects[kind] = skipped_objects.get(kind, 0) + 1
             continue
+        frames = frames_of(ds, path)
+        for frame in frames:
+            frame.header = ds
+            frame.pixel_bytes = pixel_bytes
+        images.append(_Image(path, ds, frames))
+    images, copies = _one_file_per_instance(images)
+    series: dict[str, Series] = {}
+    for image in images:
+        ds = image.header
         uid = str(ds.get("SeriesInstanceUID", "") or "")
         entry = series.get(uid)
         if entry is None:
@@ -313,18 +322,72 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
                 description=str(ds.get("SeriesDescription", "") or ""),
                 modality=str(ds.get("Modality", "") or ""),
             )
-        for frame in frames_of(ds, path):
-            frame.header = ds
-            frame.pixel_bytes = pixel_bytes
-            entry.frames.append(frame)
+        entry.frames.extend(image.frames)
         entry.transfer_syntaxes.add(str(ds.file_meta.get("TransferSyntaxUID", "")))
     if skipped_files:
-        shown = ", ".join(skipped_files[:3]) + (", ..." if len(skipped_files) > 3 else "")
-        note(f"skipped {len(skipped_files)} file(s) that are not DICOM: {shown}")
+        note(f"skipped {len(skipped_files)} file(s) that are not DICOM: {_shown(skipped_files)}")
     if skipped_objects:
         kinds = ", ".join(f"{n} {k}" for k, n in sorted(skipped_objects.items()))
         note(f"skipped non-image DICOM objects: {kinds}")
+    if copies:
+        note(f"skipped {len(copies)} duplicate file(s) of instances already read: {_shown(copies)}")
     return series
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
+@dataclass
+class _Image:
+    """One image file's header and frames, before its copies are set aside."""
+
+    path: Path
+    header: Any
+    frames: list[Frame]
+
+    def content(self) -> dict[str, Any]:
+        """What two files of one instance must agree on to be copies of each other."""
+        return {
+            "SeriesInstanceUID": str(self.header.get("SeriesInstanceUID", "") or ""),
+            "pixel data length": self.frames[0].pixel_bytes if self.frames else None,
+            "size": [(f.rows, f.columns) for f in self.frames],
+            "position": [f.position for f in self.frames],
+            "orientation": [f.orientation for f in self.frames],
+            "rescale": [(f.slope, f.intercept) for f in self.frames],
+        }
+
+
+def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str]]:
+    """Keep one file per SOPInstanceUID: a file manager's copy (``slice_03 (1).dcm`` beside
+    ``slice_03.dcm``) is the same slice, and read twice it sits at its own position and stops
+    the stack. The shortest path is kept (the copy's name is the longer), ties by name; the
+    others are returned by name. Copies that disagree on where or what the slice is are
+    refused: which one is right is a guess."""
+    by_uid: dict[str, list[_Image]] = {}
+    for image in images:
+        uid = str(image.header.get("SOPInstanceUID", "") or "")
+        if uid:
+            by_uid.setdefault(uid, []).append(image)
+    dropped: set[int] = set()
+    for uid, same in by_uid.items():
+        if len(same) < 2:
+            continue
+        kept = min(same, key=lambda image: (len(str(image.path)), str(image.path)))
+        expected = kept.content()
+        for other in same:
+            if other is kept:
+                continue
+            found = other.content()
+            differ = [what for what, value in expected.items() if found[what] != value]
+            if differ:
+                raise DenoiseKitError(
+                    f"{kept.path} and {other.path} are one instance (SOPInstanceUID {uid}) but differ in "
+                    f"{', '.join(differ)}: which is right is a guess; remove the wrong one"
+                )
+            dropped.add(id(other))
+    return ([image for image in images if id(image) not in dropped],
+            [image.path.name for image in images if id(image) in dropped])
 
 
 def select_series(found: dict[str, Series], wanted: str | None, where: Path) -> Series:

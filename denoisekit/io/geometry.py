@@ -88,8 +88,9 @@ def order_stack(
     if gaps.min() < ABSOLUTE_SPACING_TOLERANCE:
         k = int(np.argmin(gaps))
         raise DenoiseKitError(
-            f"two slices share the position {along[k]:.3f} mm along the slice normal: the files hold "
-            "more than one stack (repeated acquisitions or phases); pick one series with --series"
+            f"two slices share the position {along[k]:.3f} mm along the slice normal: the series holds "
+            "more than one stack (repeated acquisitions or phases); move one stack's files to a folder of their "
+            "own (--series picks among series, not within one)"
         )
     spacing = float((along[-1] - along[0]) / (len(along) - 1))
 

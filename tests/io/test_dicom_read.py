@@ -224,6 +224,45 @@ def test_several_series_need_a_choice(make_series, tmp_path):
         read_volume(shared, "9")
 
 
+def test_a_copy_of_a_slice_is_read_once_with_a_note(make_series):
+    """A file manager's copy (same SOPInstanceUID, same content) stopped the read with 'two
+    slices share the position ... pick one series with --series', which --series could not fix."""
+    series = make_series(shape=(5, 16, 16))
+    original = series.files[2]
+    for copy in ("IM0003 (1).dcm", "Copy of IM0003.dcm"):  # sorted by name, both come before the original
+        shutil.copyfile(original, series.path / copy)
+    notes = []
+    _assert_matches(read_volume(series.path, note=notes.append), series)
+    assert "skipped 2 duplicate file(s) of instances already read: Copy of IM0003.dcm, IM0003 (1).dcm" in notes
+    _assert_matches(read_volume(series.path, series.series_uid), series)
+
+
+def test_a_copy_of_a_real_ct_file_is_read_once(real_ct, tmp_path):
+    shutil.copyfile(real_ct("CT_small.dcm"), tmp_path / "slice_03.dcm")
+    shutil.copyfile(real_ct("CT_small.dcm"), tmp_path / "slice_03 (1).dcm")
+    notes = []
+    assert read_volume(tmp_path, note=notes.append).shape == (1, 128, 128)
+    assert notes == ["skipped 1 duplicate file(s) of instances already read: slice_03 (1).dcm"]
+
+
+@pytest.mark.parametrize("differ, change", [
+    ("position", lambda ds: setattr(ds, "ImagePositionPatient", [0, 0, 99])),
+    ("rescale", lambda ds: setattr(ds, "RescaleIntercept", "-1000")),
+    ("pixel data length", lambda ds: setattr(ds, "PixelData", ds.PixelData[:-32])),
+], ids=["position", "rescale", "pixel-length"])
+def test_two_files_of_one_instance_that_differ_are_refused_naming_both(make_series, differ, change):
+    series = make_series(shape=(5, 16, 16))
+    original = series.files[2]
+    ds = pydicom.dcmread(original)
+    change(ds)
+    ds.save_as(series.path / "IM0003 (1).dcm")
+    with pytest.raises(DenoiseKitError) as info:
+        read_volume(series.path)
+    message = str(info.value)
+    assert "\n" not in message and str(original) in message and str(series.path / "IM0003 (1).dcm") in message
+    assert f"are one instance (SOPInstanceUID {ds.SOPInstanceUID}) but differ in {differ}:" in message
+
+
 def test_missing_slice_refused_or_allowed(make_series):
     series = make_series(shape=(6, 16, 16), drop=(3,))
     with pytest.raises(DenoiseKitError, match="missing"):

@@ -63,7 +63,7 @@ def test_gantry_tilt_is_refused_then_read_along_the_normal():
 
 def test_duplicate_positions_point_to_series_selection():
     positions, orientations = _stack([0.0, 2.5, 2.5, 5.0])
-    with pytest.raises(DenoiseKitError, match="share the position.*--series"):
+    with pytest.raises(DenoiseKitError, match="share the position.*move one stack's files to a folder of their own"):
         order_stack(positions, orientations, allow_irregular=True)
 
 

@@ -34,10 +34,27 @@ def test_sidecar_written_next_to_output(tmp_path):
 
 
 def test_existing_sidecar_refused_and_nothing_written(tmp_path):
-    (tmp_path / "noisy.json").write_text("{}")
-    with pytest.raises(DenoiseKitError, match="noisy.json already exists"):
+    (tmp_path / "noisy.json").write_text('{"sidecar_of": "noisy.nii.gz"}')
+    with pytest.raises(DenoiseKitError, match=r"noisy.json \(the sidecar of .*\) already exists; --force replaces it"):
         write_volume(_volume(), tmp_path / "noisy.nii.gz", sidecar={"a": 1})
     assert sorted(os.listdir(tmp_path)) == ["noisy.json"]
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_json_file_that_is_no_sidecar_of_ours_is_never_replaced(tmp_path, force):
+    """dcm2niix writes study.json beside study.nii.gz: --force replaced it, as it parsed as JSON."""
+    theirs = '{"Modality": "CT", "SeriesDescription": "HEAD"}'
+    (tmp_path / "study.json").write_text(theirs)
+    with pytest.raises(DenoiseKitError, match=r"study\.json is not a denoisekit sidecar: not replaced \(it would be "
+                                              r"the sidecar of .*\); choose another --output"):
+        write_volume(_volume(), tmp_path / "study.nii.gz", force=force, sidecar={"seed": 1})
+    assert (tmp_path / "study.json").read_text() == theirs and os.listdir(tmp_path) == ["study.json"]
+
+
+def test_force_replaces_a_noise_record_written_before_sidecar_of(tmp_path):
+    (tmp_path / "noisy.json").write_text('{"kind": "gaussian", "seed": 0, "denoisekit_version": "0.1.0"}')
+    write_volume(_volume(), tmp_path / "noisy.nii.gz", force=True, sidecar={"seed": 1})
+    assert json.loads((tmp_path / "noisy.json").read_text()) == {"seed": 1, "sidecar_of": "noisy.nii.gz"}
 
 
 def test_failure_midway_leaves_nothing(tmp_path):
