@@ -39,6 +39,9 @@ MIN_COUNTS = 1.0
 #: Flux cap for a relative dose: a nearly noise-free slice would ask for more photons than
 #: NumPy's Poisson sampler takes (its noise is then about 1e-4 HU).
 MAX_FLUX = 1e15
+#: A relative dose's second trial corrects the flux only where the noise to add has at least
+#: this share of the scan's own variance (doses up to 2/3), and by 1/2..2 at most.
+CORRECT_ABOVE = 0.5
 #: ``aec`` choices: which tube-current modulations are on.
 AEC_MODES = ("off", "z", "angle", "z+angle")
 #: Tube limits for z modulation: a slice's flux stays within these factors of ``i0``.
@@ -210,7 +213,7 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
     ``t = s sqrt(1 / dose - 1)`` is that of the flux ``dose / (1 - dose)`` times it. At low
     flux electronic noise and photon starvation add more than 1 / flux, so a second trial
     at that flux, added to the slice, reads the level it really gives, and the flux is
-    corrected once by the ratio of added variances (within 1/16..16). A slice with too little soft tissue to read takes the flux of the
+    corrected once by the ratio of added variances (``CORRECT_ABOVE``). A slice with too little soft tissue to read takes the flux of the
     nearest one that has enough (tube current changes smoothly along z)."""
     import numpy as np
 
@@ -242,10 +245,14 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
             if f is None:
                 fluxes.append(None)
                 continue
-            # read as the result will be: the whole slice's level, against own / sqrt(dose)
-            total = soft_tissue_noise_hu(hu[k] + field[k - start])
-            added, wanted = (total or 0.0) ** 2 - own[k] ** 2, own[k] ** 2 * (1.0 / dose - 1.0)
-            factor = min(max(added / wanted, 1.0 / 16.0), 16.0) if added > 0 else 1.0
+            # read as the result will be: the whole slice's level, against own / sqrt(dose); only
+            # where the added noise stands well above the reading's scatter (near dose 1 a 2%
+            # error in the total would move the flux fourfold, and there is no starvation)
+            wanted = own[k] ** 2 * (1.0 / dose - 1.0)
+            factor = 1.0
+            if wanted >= CORRECT_ABOVE * own[k] ** 2:
+                added = (soft_tissue_noise_hu(hu[k] + field[k - start]) or 0.0) ** 2 - own[k] ** 2
+                factor = min(max(added / wanted, 0.5), 2.0) if added > 0 else 1.0
             fluxes.append(min(f * factor, MAX_FLUX))
         if progress is not None:
             progress(stop - start)

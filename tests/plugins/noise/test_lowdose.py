@@ -131,6 +131,10 @@ def test_scan_relative_dose_scales_the_scans_own_noise():
     scan = clean + noise_of(clean, 5, dose=0.25)
     tenth = scan + noise_of(scan, 6, dose=0.1, scan_relative=True)
     assert np.median(tissue_level(tenth, clean) / tissue_level(scan, clean)) == pytest.approx(10**0.5, rel=0.15)
+    # and near the scan's own dose, where the noise to add is small next to its own
+    scan = clean + noise_of(clean, 5, dose=1.0)
+    most = scan + noise_of(scan, 6, dose=0.9, scan_relative=True)
+    assert np.median(tissue_level(most, clean) / tissue_level(scan, clean)) == pytest.approx(0.9**-0.5, rel=0.05)
     # and lands where simulating a quarter of the reference dose on the clean image does
     scan = clean + noise_of(clean, 5, dose=1.0)
     quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
