@@ -143,17 +143,28 @@ def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float],
     masks = [None] * len(reference) if mask is None else list(mask)
     per_slice = [
         dict.fromkeys(METRICS) if m is not None and not m.any()
-        else {"psnr": psnr(r, t, window, m), "ssim": ssim(r, t, window, m), "rmse": rmse(r, t, window, m)}
+        else {"psnr": psnr(r, t, window, m), "ssim": _ssim_or_none(r, t, window, m), "rmse": rmse(r, t, window, m)}
         for r, t, m in zip(reference, test, masks)
     ]
     overall = {
         "psnr": psnr(reference, test, window, mask),
         # every slice weighs the same without a mask (the slices' mean, already computed);
         # with one, every voxel it marks does (the SSIM map's mean over them)
-        "ssim": float(np.mean([s["ssim"] for s in per_slice])) if mask is None else ssim(reference, test, window, mask),
+        "ssim": float(np.mean([s["ssim"] for s in per_slice])) if mask is None
+        else _ssim_or_none(reference, test, window, mask),
         "rmse": rmse(reference, test, window, mask),
     }
     return {"overall": overall, "per_slice": per_slice}
+
+
+def _ssim_or_none(reference: np.ndarray, test: np.ndarray, window: tuple[float, float], mask: Any) -> float | None:
+    """SSIM, or None where a mask marks only the slices' border band, where SSIM is not read."""
+    try:
+        return ssim(reference, test, window, mask)
+    except ValueError as exc:
+        if "border" not in str(exc):
+            raise
+        return None
 
 
 #: HU above which a voxel may be the patient (fat is about -100; lung, inside, is filled in).
@@ -196,11 +207,15 @@ def _as_mask(mask: Any, reference: Any) -> np.ndarray:
 
 
 def _gain(denoised: dict[str, float], noisy: dict[str, float]) -> dict[str, float]:
-    """Improvement over the noisy input: positive is better for all three."""
+    """Improvement over the noisy input: positive is better for all three (None where a
+    score is: SSIM in a mask that marks only a slice's border)."""
+    def less(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else a - b
+
     return {
-        "psnr": denoised["psnr"] - noisy["psnr"],
-        "ssim": denoised["ssim"] - noisy["ssim"],
-        "rmse": noisy["rmse"] - denoised["rmse"],
+        "psnr": less(denoised["psnr"], noisy["psnr"]),
+        "ssim": less(denoised["ssim"], noisy["ssim"]),
+        "rmse": less(noisy["rmse"], denoised["rmse"]),
     }
 
 

@@ -256,3 +256,15 @@ def test_slices_carry_their_position_on_the_axis_they_are_stacked_along():
     assert [s["location_mm"] for s in evaluate(vol(den, flipped), vol(ref, flipped), window=WINDOW)["per_slice"]] == [
         -40.0, -42.5, -45.0]
     assert [s["location_mm"] for s in evaluate(den, ref, window=WINDOW)["per_slice"]] == [None] * 3
+
+
+def test_a_mask_only_on_a_slices_border_has_no_ssim_there_but_the_rest_is_scored():
+    ref, noisy, den = _phantom(shape=(2, 24, 24))
+    labels = np.zeros(ref.shape, np.float32)
+    labels[0, 4:20, 4:20] = 1.0
+    labels[1, 0:2, :] = 1.0  # within half an SSIM window of the edge: no SSIM is read there
+    result = evaluate(den, ref, noisy, WINDOW, mask=labels)
+    first, second = result["per_slice"]
+    assert first["ssim"] is not None and second["ssim"] is None and second["gain"]["ssim"] is None
+    assert second["psnr"] == pytest.approx(_psnr(ref[1, 0:2], den[1, 0:2], *WINDOW), rel=1e-6)
+    assert result["overall"]["ssim"] is not None

@@ -35,10 +35,15 @@ def _table(title: str, rows: list[tuple[str, dict]], window: list[float]):
         table.add_column(header, justify="right")
     for label, s in rows:
         sign = "+" if label == "gain" else ""
-        table.add_row(label, f"{s['psnr']:{sign}.2f}", f"{s['ssim']:{sign}.4f}", f"{s['rmse']:{sign}.2f}")
+        table.add_row(label, _num(s["psnr"], f"{sign}.2f"), _num(s["ssim"], f"{sign}.4f"), _num(s["rmse"], f"{sign}.2f"))
     if any(label == "gain" for label, _ in rows):
         table.caption = "gain: + is better in every column (for RMSE, how much it dropped)"
     return table
+
+
+def _num(value: float | None, spec: str) -> str:
+    """A score as the table shows it; '-' where there is none (SSIM in a border-only mask)."""
+    return "-" if value is None else format(value, spec)
 
 
 def _where(window: list[float], mask: dict | None) -> str:
@@ -63,9 +68,9 @@ def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
         if s["psnr"] is None:  # the mask leaves this slice empty
             table.add_row(str(s["slice"]), at, *["-"] * (len(headers) - 2))
             continue
-        row = [str(s["slice"]), at, f"{s['psnr']:.2f}", f"{s['ssim']:.4f}", f"{s['rmse']:.2f}"]
+        row = [str(s["slice"]), at, _num(s["psnr"], ".2f"), _num(s["ssim"], ".4f"), _num(s["rmse"], ".2f")]
         if with_gain:
-            row += [f"{s['gain']['psnr']:+.2f}", f"{s['gain']['ssim']:+.4f}"]
+            row += [_num(s["gain"]["psnr"], "+.2f"), _num(s["gain"]["ssim"], "+.4f")]
         table.add_row(*row)
     return table
 
