@@ -53,7 +53,7 @@ def read_volume(
 
         if series is not None:
             note(f"--series is ignored for {path.name}: it holds one image")
-        volume = read_itk(path)  # refuses NaN and infinite voxels
+        volume = read_itk(path, note)  # refuses NaN and infinite voxels
         if progress is not None:
             progress(volume.shape[0], volume.shape[0])
         return volume
@@ -123,7 +123,7 @@ def write_volume(
             from denoisekit.io.itk import write_itk
 
             temp = work / f"volume{itk_suffix(path)}"  # lower case: SimpleITK picks its writer by it
-            write_itk(volume, temp, description, shown=path)
+            write_itk(volume, temp, description, shown=path, note=note)
             if progress is not None:
                 progress(volume.shape[0], volume.shape[0])
         if side is not None:

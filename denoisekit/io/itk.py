@@ -14,12 +14,13 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -40,7 +41,7 @@ IMAGE_IO = {
 }
 
 
-def read_itk(path: Path) -> Volume:
+def read_itk(path: Path, note: Callable[[str], None] | None = None) -> Volume:
     import SimpleITK as sitk
 
     path = Path(path)
@@ -62,7 +63,7 @@ def read_itk(path: Path) -> Volume:
             raise DenoiseKitError(short or f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
         voxels = _measured(path, measured)
         for warning in _itk_warnings("".join(held), name, path):
-            logger.warning(f"{path.name}: {warning}")
+            (note or logger.warning)(f"{path.name}: {warning}")  # e.g. a geometry SimpleITK doubts
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise DenoiseKitError(f"{path} has {image.GetNumberOfComponentsPerPixel()} values per voxel; CT has one")
     dim = image.GetDimension()
@@ -329,7 +330,12 @@ def _readable(path: Path) -> Iterator[Path]:
 
 def _gzipped(path: Path) -> bool:
     with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
+        return fh.read(2) == _GZIP
+
+
+#: One redirection of the process's stderr at a time: two overlapping ones (two threads
+#: reading) would restore each other's sink and leave stderr pointing at a deleted file.
+_STDERR_LOCK = threading.Lock()
 
 
 @contextmanager
@@ -337,29 +343,44 @@ def _held_stderr() -> Iterator[list[str]]:
     """Hold back what SimpleITK's C++ code prints on the process's stderr while it runs (ITK
     warnings, niftilib's '** ERROR: ... bad dim[0]'): its errors come back as exceptions we
     put on one line, its warnings as notes (``_itk_warnings``). The text is in the list once
-    the block ends. Output of other threads in that time is held back with it."""
+    the block ends. Whatever else reached stderr meanwhile (another thread's output, text that
+    is no ITK warning) goes out once the block ends, unless the block raised (then the
+    exception says what went wrong)."""
     held: list[str] = []
     if sys.stderr is not None:
         sys.stderr.flush()  # what Python wrote before goes out before, not into the sink
-    try:
-        sink = tempfile.TemporaryFile()
-    except OSError:  # nowhere to hold it: SimpleITK prints as it would
-        yield held
-        return
-    with sink:
+    with _STDERR_LOCK:
         try:
-            saved = os.dup(2)
-        except OSError:  # no stderr to redirect
+            sink = tempfile.TemporaryFile()
+        except OSError:  # nowhere to hold it: SimpleITK prints as it would
             yield held
             return
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            held.append(sink.read().decode("utf-8", "replace"))
+        with sink:
+            try:
+                saved = os.dup(2)
+            except OSError:  # no stderr to redirect
+                yield held
+                return
+            os.dup2(sink.fileno(), 2)
+            failed = True
+            try:
+                yield held
+                failed = False
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                text = sink.read().decode("utf-8", "replace")
+                held.append(text)
+                rest = _not_warnings(text)
+                if rest and not failed and sys.stderr is not None:
+                    sys.stderr.write(rest)
+                    sys.stderr.flush()
+
+
+def _not_warnings(text: str) -> str:
+    """``text`` without the ITK warnings ``_itk_warnings`` turns into notes."""
+    return re.sub(r"^WARNING: In [^\n]*\n(?:\w+ \(0x[0-9a-fA-F]+\): )?[^\n]*\n?(?:\n)?", "", text, flags=re.M)
 
 
 def _itk_warnings(text: str, used: Path, shown: Path) -> list[str]:
@@ -396,7 +417,8 @@ def to_itk(volume: Volume):
 DESCRIPTION_BYTES = 79
 
 
-def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path | None = None) -> None:
+def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path | None = None,
+              note: Callable[[str], None] | None = None) -> None:
     """Write ``volume`` to ``path`` (its suffix picks the format), compressed where the format
     allows; ``description`` (what was done) goes to NIfTI's ``descrip`` / NRRD's content notes,
     where viewers and ``fslhd`` show it, cut to ``DESCRIPTION_BYTES`` of UTF-8 (a file name in
@@ -421,4 +443,4 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     except RuntimeError as exc:
         raise DenoiseKitError(f"cannot write {shown or path}: {_itk_reason(exc, path, shown)}") from exc
     for warning in _itk_warnings("".join(held), path, shown or path):
-        logger.warning(f"{(shown or path).name}: {warning}")
+        (note or logger.warning)(f"{(shown or path).name}: {warning}")

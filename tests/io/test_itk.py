@@ -222,18 +222,21 @@ def test_a_file_that_is_no_nifti_gives_one_line_and_no_raw_itk_output(tmp_path, 
     assert capfd.readouterr().err == ""
 
 
-def test_itk_warnings_become_one_note_each(tmp_path, capfd, caplog):
+def test_itk_warnings_become_one_note_each_for_the_caller(tmp_path, capfd, caplog):
     import struct
 
     sitk.WriteImage(_constant(40.0, 2, 2.0), str(tmp_path / "w.nii"))
     header = bytearray((tmp_path / "w.nii").read_bytes())
     header[280:328] = struct.pack("<12f", 1, 0.5, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0)  # a sheared sform: ITK uses the qform
     (tmp_path / "w.nii").write_bytes(bytes(header))
-    with caplog.at_level("WARNING", logger="denoisekit.io"):
-        volume = read_volume(tmp_path / "w.nii", note=lambda message: None)
+    notes = []
+    volume = read_volume(tmp_path / "w.nii", note=notes.append)  # the caller's notes: --json, --quiet
     assert np.all(volume.array == 40.0)
     assert capfd.readouterr().err == ""
-    assert [r.getMessage() for r in caplog.records] == [f"w.nii: {tmp_path / 'w.nii'} has unexpected scales in sform"]
+    assert notes == [f"w.nii: {tmp_path / 'w.nii'} has unexpected scales in sform"]
+    with caplog.at_level("WARNING", logger="denoisekit.io"):  # no note callback: the logger
+        read_volume(tmp_path / "w.nii")
+    assert [r.getMessage() for r in caplog.records] == notes
 
 
 def _ct(dtype=np.int16, shape=(6, 32, 32)):
@@ -353,3 +356,16 @@ def test_unusual_whole_niftis_are_read(tmp_path, dtype):
     (tmp_path / "later.nii.gz").write_bytes(gzip.compress((tmp_path / "later.nii").read_bytes()))
     for name in ("members.nii.gz", "later.nii", "later.nii.gz"):
         np.testing.assert_array_equal(read_volume(tmp_path / name).array, array.astype(np.float32))
+
+
+def test_held_stderr_passes_on_what_is_no_itk_warning_and_keeps_the_warnings(capfd):
+    import os
+
+    from denoisekit.io.itk import _held_stderr
+
+    with _held_stderr() as held:
+        os.write(2, b"WARNING: In /src/itkNiftiImageIO.cxx, line 1\nNiftiImageIO (0x1): unexpected scales in sform\n\n")
+        os.write(2, b"another thread's line\n")
+    assert "unexpected scales" in held[0]
+    err = capfd.readouterr().err
+    assert err == "another thread's line\n"
