@@ -54,6 +54,9 @@ class Series:
     modality: str
     frames: list[Frame] = field(default_factory=list)
     transfer_syntaxes: set[str] = field(default_factory=set)
+    #: why the series cannot be read as it is (two differing files of one instance), said
+    #: once it is chosen: a conflict in another series must not stop this one
+    conflicts: list[str] = field(default_factory=list)
 
     def label(self) -> str:
         return f"{self.uid} (number {self.number or '-'}, '{self.description}', {len(self.frames)} slices)"
@@ -308,7 +311,7 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
             frame.header = ds
             frame.pixel_bytes = pixel_bytes
         images.append(_Image(path, ds, frames))
-    images, copies = _one_file_per_instance(images)
+    images, copies, conflicts = _one_file_per_instance(images)
     series: dict[str, Series] = {}
     for image in images:
         ds = image.header
@@ -324,6 +327,9 @@ def scan(files: Iterable[Path], note: Callable[[str], None]) -> dict[str, Series
             )
         entry.frames.extend(image.frames)
         entry.transfer_syntaxes.add(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    for uid, message in conflicts:
+        if uid in series:
+            series[uid].conflicts.append(message)
     if skipped_files:
         note(f"skipped {len(skipped_files)} file(s) that are not DICOM: {_shown(skipped_files)}")
     if skipped_objects:
@@ -358,18 +364,21 @@ class _Image:
         }
 
 
-def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str]]:
+def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str], list[tuple[str, str]]]:
     """Keep one file per SOPInstanceUID: a file manager's copy (``slice_03 (1).dcm`` beside
     ``slice_03.dcm``) is the same slice, and read twice it sits at its own position and stops
     the stack. The shortest path is kept (the copy's name is the longer), ties by name; the
-    others are returned by name. Copies that disagree on where or what the slice is are
-    refused: which one is right is a guess."""
+    others are returned by name. Files that agree on where and what the slice is, and hold the
+    same pixel data, are copies; any other pair of one instance is a conflict, returned as
+    (series UID, why) for each series it touches: which file is right is a guess."""
     by_uid: dict[str, list[_Image]] = {}
     for image in images:
         uid = str(image.header.get("SOPInstanceUID", "") or "")
         if uid:
             by_uid.setdefault(uid, []).append(image)
     dropped: set[int] = set()
+    clashing: set[int] = set()  # dropped too, but no copy: their series says why when chosen
+    conflicts: list[tuple[str, str]] = []
     for uid, same in by_uid.items():
         if len(same) < 2:
             continue
@@ -380,14 +389,33 @@ def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str
                 continue
             found = other.content()
             differ = [what for what, value in expected.items() if found[what] != value]
+            if not differ and not _same_pixels(kept.path, other.path):
+                differ = ["pixel data"]
             if differ:
-                raise DenoiseKitError(
-                    f"{kept.path} and {other.path} are one instance (SOPInstanceUID {uid}) but differ in "
-                    f"{', '.join(differ)}: which is right is a guess; remove the wrong one"
-                )
+                why = (f"{kept.path} and {other.path} are one instance (SOPInstanceUID {uid}) but differ in "
+                       f"{', '.join(differ)}: which is right is a guess; remove the wrong one")
+                conflicts += [(series, why) for series in {expected["SeriesInstanceUID"], found["SeriesInstanceUID"]}]
+                clashing.add(id(other))
             dropped.add(id(other))
     return ([image for image in images if id(image) not in dropped],
-            [image.path.name for image in images if id(image) in dropped])
+            [image.path.name for image in images if id(image) in dropped - clashing],
+            conflicts)
+
+
+def _same_pixels(a: Path, b: Path) -> bool:
+    """Whether two files of one instance hold the same pixel data: byte-identical files do;
+    otherwise (a copy whose other tags were edited) their PixelData elements are compared."""
+    import filecmp
+
+    import pydicom
+
+    if filecmp.cmp(a, b, shallow=False):
+        return True
+    try:
+        pixels = [pydicom.dcmread(p, force=True).get("PixelData") for p in (a, b)]
+    except Exception:  # noqa: BLE001 - unreadable here: not shown to be the same
+        return False
+    return pixels[0] is not None and pixels[0] == pixels[1]
 
 
 def select_series(found: dict[str, Series], wanted: str | None, where: Path) -> Series:
@@ -397,17 +425,24 @@ def select_series(found: dict[str, Series], wanted: str | None, where: Path) -> 
     listing = "; ".join(s.label() for s in found.values())
     if wanted is None:
         if len(found) == 1:
-            return next(iter(found.values()))
+            return _readable(next(iter(found.values())))
         raise DenoiseKitError(f"{where} holds {len(found)} series; pick one with --series UID-or-number: {listing}")
     wanted = wanted.strip()
     matches = [s for s in found.values() if wanted == s.uid]
     if not matches:
         matches = [s for s in found.values() if s.number and _same_number(wanted, s.number)]
     if len(matches) == 1:
-        return matches[0]
+        return _readable(matches[0])
     if not matches:
         raise DenoiseKitError(f"no series '{wanted}' in {where}; found: {listing}")
     raise DenoiseKitError(f"series number {wanted} is ambiguous in {where}; use the UID: {listing}")
+
+
+def _readable(series: Series) -> Series:
+    """The chosen series, unless two differing files claim one of its instances."""
+    if series.conflicts:
+        raise DenoiseKitError(series.conflicts[0])
+    return series
 
 
 def _same_number(a: str, b: str) -> bool:

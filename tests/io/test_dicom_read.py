@@ -249,7 +249,8 @@ def test_a_copy_of_a_real_ct_file_is_read_once(real_ct, tmp_path):
     ("position", lambda ds: setattr(ds, "ImagePositionPatient", [0, 0, 99])),
     ("rescale", lambda ds: setattr(ds, "RescaleIntercept", "-1000")),
     ("pixel data length", lambda ds: setattr(ds, "PixelData", ds.PixelData[:-32])),
-], ids=["position", "rescale", "pixel-length"])
+    ("pixel data", lambda ds: setattr(ds, "PixelData", bytes(len(ds.PixelData)))),  # same size, other pixels
+], ids=["position", "rescale", "pixel-length", "pixels"])
 def test_two_files_of_one_instance_that_differ_are_refused_naming_both(make_series, differ, change):
     series = make_series(shape=(5, 16, 16))
     original = series.files[2]
@@ -261,6 +262,28 @@ def test_two_files_of_one_instance_that_differ_are_refused_naming_both(make_seri
     message = str(info.value)
     assert "\n" not in message and str(original) in message and str(series.path / "IM0003 (1).dcm") in message
     assert f"are one instance (SOPInstanceUID {ds.SOPInstanceUID}) but differ in {differ}:" in message
+
+
+def test_a_conflict_in_another_series_does_not_stop_the_one_chosen(make_series, tmp_path):
+    shared = tmp_path / "mixed"
+    first = make_series(shared, series_number=2, shape=(3, 16, 16))
+    second = make_series(shared, series_number=5, shape=(3, 16, 16), seed=2)
+    ds = pydicom.dcmread(second.files[1])
+    ds.ImagePositionPatient = [0, 0, 99]
+    ds.save_as(shared / "clash.dcm")
+    _assert_matches(read_volume(shared, "2"), first)
+    with pytest.raises(DenoiseKitError, match="one instance .* but differ in position"):
+        read_volume(shared, "5")
+
+
+def test_an_edited_copy_with_the_same_pixels_is_still_a_copy(make_series):
+    series = make_series(shape=(4, 16, 16))
+    ds = pydicom.dcmread(series.files[1])
+    ds.InstitutionName = "another name"  # tags edited, pixels as they were
+    ds.save_as(series.path / "IM0002 (1).dcm")
+    notes = []
+    _assert_matches(read_volume(series.path, note=notes.append), series)
+    assert any("duplicate" in n for n in notes)
 
 
 def test_missing_slice_refused_or_allowed(make_series):
