@@ -319,7 +319,8 @@ def _lookup(registry: dict[str, Any], name: str, kind: str, command: str) -> Any
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none installed"
         blocked = _env_list("DENOISEKIT_BLOCK_PLUGINS")
-        why = f"; DENOISEKIT_BLOCK_PLUGINS={','.join(blocked)} keeps those plugins out" if blocked else ""
+        why = f"; DENOISEKIT_BLOCK_PLUGINS={','.join(blocked)} is set: a blocked plugin's entries are not available" \
+            if blocked else ""
         raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}'){why}")
     return registry[name]
 

@@ -132,7 +132,8 @@ def noise(
     added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
     before, after = volume_noise_hu(volume.array), volume_noise_hu(noisy.array)
     absolute = getattr(noise_kind, "projection_domain", False) and not noise_kind.config.get("scan_relative", True)
-    if absolute and before and after and after > before:
+    # a reference with noise of its own (not a clean phantom or a denoised image: under 1 HU)
+    if absolute and before and before >= 1.0 and after and after > before:
         own = (before / after) ** 2  # noise variance goes as 1 / dose: the fraction of the scan's own dose it looks like
         asked = float(noise_kind.config["dose"])
         if not asked / 2 <= own <= asked * 2:
