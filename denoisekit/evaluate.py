@@ -172,12 +172,15 @@ BODY_HU = -500.0
 #: Pieces at least this fraction of the largest one are the patient too (legs, arms apart
 #: from the torso); smaller ones are taken for table parts, tubes and noise.
 BODY_PIECE = 0.05
+#: ... unless longer than this many times their width: a table or a pad under the patient
+#: is a band, a limb's cross-section is not.
+BODY_ELONGATION = 4.0
 
 
 def body_mask(reference: Any) -> np.ndarray:
     """The patient in each slice of ``reference``: voxels above ``BODY_HU``, opened to drop
-    thin lines (table edges, noise) and holes filled (lungs, bowel gas), the pieces at least
-    ``BODY_PIECE`` of the largest.
+    thin lines (table edges, noise) and holes filled (lungs, bowel gas): the largest piece, and
+    those at least ``BODY_PIECE`` of it that are no band (``BODY_ELONGATION``: a thick table).
     What ``evaluate --mask body`` scores, so the air around the body does not count."""
     from scipy import ndimage
 
@@ -189,9 +192,20 @@ def body_mask(reference: Any) -> np.ndarray:
         labels, n = ndimage.label(inside)
         if n:
             sizes = np.bincount(labels.ravel())[1:]
-            keep = 1 + np.flatnonzero(sizes >= BODY_PIECE * sizes.max())  # two legs, an arm apart
+            largest = 1 + int(np.argmax(sizes))
+            keep = [piece for piece in 1 + np.flatnonzero(sizes >= BODY_PIECE * sizes.max())  # two legs, an arm apart
+                    if piece == largest or _elongation(labels == piece) <= BODY_ELONGATION]
             mask[k] = np.isin(labels, keep)
     return mask
+
+
+def _elongation(piece: np.ndarray) -> float:
+    """How many times longer than wide a 2-D piece is (its coordinates' principal axes)."""
+    coords = np.argwhere(piece).astype(np.float64)
+    if len(coords) < 3:
+        return 1.0
+    small, large = np.linalg.eigvalsh(np.cov(coords.T))
+    return float(np.sqrt(large / max(small, 1e-12)))
 
 
 def _as_mask(mask: Any, reference: Any) -> np.ndarray:

@@ -210,6 +210,15 @@ def test_body_mask_fills_the_lungs_and_leaves_out_air_and_table():
     assert (mask[0] == body).mean() > 0.99  # the opening may nibble the ellipse's rim
 
 
+def test_body_mask_leaves_out_a_thick_table_under_the_body():
+    from denoisekit.evaluate import body_mask
+
+    ref, body, _ = _chest()
+    ref[:, 40:46, 2:46] = 0.0  # a 6-pixel slab: the opening does not remove it, its shape does
+    assert not body_mask(ref)[:, 42, 2:46].any()
+    assert (body_mask(ref)[0] == body).mean() > 0.99
+
+
 def test_body_mask_keeps_both_legs():
     from denoisekit.evaluate import body_mask
 
