@@ -51,16 +51,21 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None) -> Volume:
     # SimpleITK's NIfTI reader gives 0 (water) for the voxels a cut-short or broken file lacks,
     # and for NaN: the file itself is measured, on another core while SimpleITK reads it (both
     # release the GIL). NRRD and MetaImage readers refuse short data themselves.
+    stop = threading.Event()  # an interrupted read (Ctrl-C) need not wait for the whole check
     with ThreadPoolExecutor(1) as pool, _readable(path) as name:
-        measured = pool.submit(nifti_voxels, path) if nifti else None
+        measured = pool.submit(nifti_voxels, path, stop=stop) if nifti else None
         reader.SetFileName(str(name))
         try:
-            with _held_stderr() as held:
-                image = reader.Execute()
-        except RuntimeError as exc:  # the reason is in the exception; what was printed goes
-            _measured(path, measured)  # a cut-short NIfTI file says so, whatever SimpleITK made of it
-            short = _cut_short(path, str(exc) + "".join(held))
-            raise DenoiseKitError(short or f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
+            try:
+                with _held_stderr() as held:
+                    image = reader.Execute()
+            except RuntimeError as exc:  # the reason is in the exception; what was printed goes
+                _measured(path, measured)  # a cut-short NIfTI file says so, whatever SimpleITK made of it
+                short = _cut_short(path, str(exc) + "".join(held))
+                raise DenoiseKitError(short or f"cannot read {path}: {_itk_reason(exc, name, path)}") from exc
+        except BaseException:
+            stop.set()
+            raise
         voxels = _measured(path, measured)
         for warning in _itk_warnings("".join(held), name, path):
             (note or logger.warning)(f"{path.name}: {warning}")  # e.g. a geometry SimpleITK doubts
@@ -136,14 +141,15 @@ class NiftiVoxels(NamedTuple):
     gzip_fault: str = ""  # "cut short", or zlib's complaint where the gzip stream breaks
 
 
-def nifti_voxels(path: Path, chunk: int = 1 << 24) -> NiftiVoxels | None:
+def nifti_voxels(path: Path, chunk: int = 1 << 24, stop: threading.Event | None = None) -> NiftiVoxels | None:
     """What a NIfTI-1/-2 file's voxel data should and does hold, measured in the file itself:
     SimpleITK's reader turns missing voxels (a file cut short), undecodable ones and NaN into
     0, water. None for no NIfTI header, or one SimpleITK refuses or reads by rules of its own.
 
     One pass over a gzipped file (decompressed and checked to its end: a download that left
     zeros behind decodes as garbage, which only the checksum catches) or over an uncompressed
-    one of floats; the file's size suffices for uncompressed integers."""
+    one of floats; the file's size suffices for uncompressed integers. ``stop`` set: None,
+    at the next block."""
     with open(path, "rb") as fh:
         zipped = fh.read(2) == _GZIP
         fh.seek(0)
@@ -187,6 +193,8 @@ def nifti_voxels(path: Path, chunk: int = 1 << 24) -> NiftiVoxels | None:
         rest = b""
         try:
             for block in itertools.chain([head], blocks):
+                if stop is not None and stop.is_set():  # the read failed or was interrupted
+                    return None
                 piece = memoryview(block)[max(start - position, 0): max(start + expected - position, 0)]
                 position += len(block)
                 count += len(piece)

@@ -369,3 +369,17 @@ def test_held_stderr_passes_on_what_is_no_itk_warning_and_keeps_the_warnings(cap
     assert "unexpected scales" in held[0]
     err = capfd.readouterr().err
     assert err == "another thread's line\n"
+
+
+def test_the_nifti_check_stops_when_asked(tmp_path):
+    """An interrupted read (Ctrl-C) sets it: the check must not gunzip the rest first."""
+    import threading
+
+    from denoisekit.io.itk import nifti_voxels
+
+    path = tmp_path / "v.nii.gz"
+    sitk.WriteImage(_constant(40.0, 4, 1.0), str(path))
+    stop = threading.Event()
+    assert nifti_voxels(path, stop=stop) is not None
+    stop.set()
+    assert nifti_voxels(path, stop=stop) is None
