@@ -40,13 +40,13 @@ def export(
     from denoisekit.io import check_output, write_volume
 
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
-    volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json)
+    notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
+    volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {input.name}"
     from rich.markup import escape
     from rich.progress import Progress
 
     console = err_console(quiet or as_json)
-    notes: list[str] = []  # source values the derived series could not copy as they were
     note = note_to(console, notes)
 
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:

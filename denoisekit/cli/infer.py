@@ -112,11 +112,13 @@ def infer(
     try:
         for inp, out in zip(inputs, outputs):
             start = time.perf_counter()
-            volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet)
+            read_notes: list[str] = []  # skipped files, accepted irregularities
+            volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet, notes=read_notes)
             # why the output may disappoint
             notes = [n for n in [coarse_pixel_note(net, volume.spacing), plane_note(net, volume)] if n]
             for note in notes:
                 status(console, note)
+            notes = read_notes + notes
             with slice_progress(console, transient=False) as bar:
                 task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
                 used: list[float] = []

@@ -53,9 +53,11 @@ def read_input(
     allow_tilt: bool = False,
     *,
     quiet: bool = False,
+    notes: list[str] | None = None,
 ) -> "Volume":
     """Read ``path`` with the shared options; notes (skipped files, accepted
-    irregularities) and a progress bar go to stderr unless ``quiet``."""
+    irregularities) and a progress bar go to stderr unless ``quiet``, and the notes into
+    ``notes`` too (a command's ``--json`` record)."""
     from denoisekit.cli.common import err_console, note_to
     from denoisekit.io import read_volume
 
@@ -70,7 +72,7 @@ def read_input(
             series,
             allow_irregular=allow_irregular,
             allow_tilt=allow_tilt,
-            note=note_to(console),
+            note=note_to(console, notes),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     return volume

@@ -98,6 +98,7 @@ def noise(
     import time
 
     from denoisekit.cli.io_options import read_input
+    from denoisekit.errors import DenoiseKitError
     from denoisekit.io import check_output, default_output, sidecar_path, write_volume
     from denoisekit.noise import add_noise
     from denoisekit.plugins import get_noise
@@ -105,6 +106,8 @@ def noise(
     cls = get_noise(kind)
     flags = flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec, scan_relative=scan_relative or None)
     noise_kind = cls.from_strings(option, **flags)
+    if noise_kind.config.get("scan_relative") and (i0 is not None or any(o.startswith("i0=") for o in option or [])):
+        raise DenoiseKitError("--i0 has no meaning with --scan-relative: the scan's own noise sets each slice's flux")
 
     from denoisekit.cli.io_options import output_tag
 
@@ -113,9 +116,9 @@ def noise(
 
     console = err_console(quiet)
     start = time.perf_counter()
-    volume = read_input(input_path, series, allow_irregular, allow_tilt, quiet=quiet)
-    notes: list[str] = []  # what the user should know: the plane, source values the series could not copy
+    notes: list[str] = []  # what the user should know: skipped files, the plane, values the series could not copy
     note = note_to(console, notes)
+    volume = read_input(input_path, series, allow_irregular, allow_tilt, quiet=quiet, notes=notes)
     if getattr(noise_kind, "projection_domain", False) and volume.plane() != "axial":
         note(f"the slices are {volume.plane()}, not axial: {kind} simulates a scanner's projections and "
              "reconstruction in their plane, where a real scan's noise does not lie; simulate on the axial series")
@@ -137,8 +140,8 @@ def noise(
         own = (before / after) ** 2  # noise variance goes as 1 / dose: the fraction of the scan's own dose it looks like
         asked = float(noise_kind.config["dose"])
         if not asked / 2 <= own <= asked * 2:
-            note(f"--dose {asked:g} is a fraction of --i0, not of this scan's own dose: its soft-tissue noise went from "
-                 f"{before:.1f} to {after:.1f} HU, as at about {own:.0%} of its own dose; --scan-relative gives "
+            note(f"dose {asked:g} is a fraction of i0, not of this scan's own dose: its soft-tissue noise went from "
+                 f"{before:.1f} to {after:.1f} HU, as at about {own:.2g} of its own dose; --scan-relative gives "
                  f"{asked:g} of its own")
     result = {
         "input": str(input_path),

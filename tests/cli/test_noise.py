@@ -182,6 +182,9 @@ def test_scan_relative_is_refused_where_it_means_nothing(body_nifti, tmp_path):
     assert result.exit_code == 1 and "--scan-relative does not apply to noise 'gaussian'" in result.output
     result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--dose", 2, "--scan-relative")
     assert result.exit_code == 1 and "below 1" in result.output
+    for i0 in (["--i0", "1000"], ["--option", "i0=1000"]):  # the scan sets the flux: i0 would only skew the trials
+        result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--scan-relative", *i0)
+        assert result.exit_code == 1 and "--i0 has no meaning with --scan-relative" in result.output
 
 
 def test_projection_noise_on_slices_that_are_not_axial_gets_a_note(tmp_path):
@@ -217,4 +220,16 @@ def test_an_absolute_dose_far_from_the_scans_own_fraction_gets_a_note(tmp_path):
     far = run(scan_at(0.0625), "-o", tmp_path / "b.nii.gz", "--kind", "lowdose", "--dose", 0.25, "--json")
     assert far.exit_code == 0
     [note] = json.loads(far.stdout)["notes"]
-    assert note.startswith("--dose 0.25 is a fraction of --i0, not of this scan's own dose") and "--scan-relative" in note
+    assert note.startswith("dose 0.25 is a fraction of i0, not of this scan's own dose") and "--scan-relative" in note
+
+
+def test_notes_from_reading_reach_json_as_well(make_series, tmp_path):
+    import shutil
+
+    series = make_series(tmp_path / "scan", shape=(3, 16, 16))
+    shutil.copyfile(series.files[1], series.path / "copy.dcm")
+    result = run(series.path, "-o", tmp_path / "n.nii.gz", "--kind", "gaussian", "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert any("duplicate" in n for n in json.loads(result.stdout)["notes"])
+    exported = runner.invoke(get_app(), ["export", str(series.path), "-o", str(tmp_path / "e.nii.gz"), "--json"])
+    assert exported.exit_code == 0 and any("duplicate" in n for n in json.loads(exported.stdout)["notes"])
