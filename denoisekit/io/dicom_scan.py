@@ -369,17 +369,17 @@ def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str
     ``slice_03.dcm``) is the same slice, and read twice it sits at its own position and stops
     the stack. The shortest path is kept (the copy's name is the longer), ties by name; the
     others are returned by name. Files that agree on where and what the slice is, and hold the
-    same pixel data, are copies; any other pair of one instance is a conflict, returned as
-    (series UID, why) for each series it touches: which file is right is a guess."""
-    by_uid: dict[str, list[_Image]] = {}
+    same pixel data, are copies; any other pair of one instance in one series is a conflict,
+    returned as (series UID, why): which file is right is a guess."""
+    by_uid: dict[tuple[str, str], list[_Image]] = {}
     for image in images:
         uid = str(image.header.get("SOPInstanceUID", "") or "")
-        if uid:
-            by_uid.setdefault(uid, []).append(image)
+        if uid:  # within a series: a UID reused in another series is that series' own slice
+            by_uid.setdefault((str(image.header.get("SeriesInstanceUID", "") or ""), uid), []).append(image)
     dropped: set[int] = set()
     clashing: set[int] = set()  # dropped too, but no copy: their series says why when chosen
     conflicts: list[tuple[str, str]] = []
-    for uid, same in by_uid.items():
+    for (_, uid), same in by_uid.items():
         if len(same) < 2:
             continue
         kept = min(same, key=lambda image: (len(str(image.path)), str(image.path)))
@@ -394,7 +394,7 @@ def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str
             if differ:
                 why = (f"{kept.path} and {other.path} are one instance (SOPInstanceUID {uid}) but differ in "
                        f"{', '.join(differ)}: which is right is a guess; remove the wrong one")
-                conflicts += [(series, why) for series in {expected["SeriesInstanceUID"], found["SeriesInstanceUID"]}]
+                conflicts.append((expected["SeriesInstanceUID"], why))
                 clashing.add(id(other))
             dropped.add(id(other))
     return ([image for image in images if id(image) not in dropped],

@@ -276,6 +276,17 @@ def test_a_conflict_in_another_series_does_not_stop_the_one_chosen(make_series, 
         read_volume(shared, "5")
 
 
+def test_an_instance_uid_reused_in_another_series_is_each_series_own_slice(make_series, tmp_path):
+    shared = tmp_path / "mixed"
+    first = make_series(shared, series_number=2, shape=(3, 16, 16))
+    second = make_series(shared, series_number=5, shape=(3, 16, 16), seed=2)
+    ds = pydicom.dcmread(second.files[1])
+    ds.SOPInstanceUID = pydicom.dcmread(first.files[1]).SOPInstanceUID  # an exporter's UID clash
+    ds.save_as(second.files[1])
+    _assert_matches(read_volume(shared, "2"), first)
+    _assert_matches(read_volume(shared, "5"), second)
+
+
 def test_an_edited_copy_with_the_same_pixels_is_still_a_copy(make_series):
     series = make_series(shape=(4, 16, 16))
     ds = pydicom.dcmread(series.files[1])
