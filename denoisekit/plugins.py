@@ -318,9 +318,8 @@ def get_noises() -> dict[str, Any]:
 def _lookup(registry: dict[str, Any], name: str, kind: str, command: str) -> Any:
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none installed"
-        blocked = _env_list("DENOISEKIT_BLOCK_PLUGINS")
-        why = f"; DENOISEKIT_BLOCK_PLUGINS={','.join(blocked)} is set: a blocked plugin's entries are not available" \
-            if blocked else ""
+        blocked = [i.name for i in blocked_plugins()[0]]  # only what it really keeps out: not a typo's
+        why = f"; DENOISEKIT_BLOCK_PLUGINS keeps out {', '.join(blocked)}" if blocked else ""
         raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}'){why}")
     return registry[name]
 

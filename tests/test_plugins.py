@@ -64,8 +64,15 @@ def test_block_plugins_by_name_including_builtins(fake_dist, fresh_plugins, monk
     assert fresh_plugins.get_backprops() == {}
     assert "denoisekit_plugins.models" in names
     # a name only a blocked plugin had: the error says what keeps it out
-    with pytest.raises(PluginError, match="DENOISEKIT_BLOCK_PLUGINS=acme-denoise,denoisekit_plugins.backprops is set"):
+    with pytest.raises(PluginError, match="DENOISEKIT_BLOCK_PLUGINS keeps out denoisekit_plugins.backprops, acme_denoise"):
         fresh_plugins.get_backprop("manual")
+
+
+def test_a_block_that_matches_no_plugin_is_not_blamed_for_a_missing_name(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("DENOISEKIT_BLOCK_PLUGINS", "modles")  # a typo: blocks nothing
+    with pytest.raises(PluginError) as err:
+        fresh_plugins.get_model("residual-mull")
+    assert "DENOISEKIT_BLOCK_PLUGINS" not in str(err.value)
 
 
 def test_same_name_from_two_plugins_is_an_error_naming_both(fake_dist, fresh_plugins):

@@ -133,6 +133,10 @@ def _show(ctx: Any, kind: str, as_json: bool, flags: list[str], how_to_set: str)
 
     registry, broken = loaded.survey(kind)
     _print_entries(_entries(registry), as_json, flags, how_to_set)
+    blocked = [i.name for i in loaded.blocked_plugins()[0]]
+    if blocked:  # an empty or short listing, explained
+        typer.echo(f"note: DENOISEKIT_BLOCK_PLUGINS keeps out {', '.join(blocked)}: their entries are not listed",
+                   err=True)
     _fail_on(ctx, list(broken.values()), lambda: getattr(loaded, f"get_{kind}s")())
 
 

@@ -68,6 +68,14 @@ def test_plugins_shows_what_is_blocked_and_warns_of_a_block_that_matches_nothing
     assert "blocked by DENOISEKIT_BLOCK_PLUGINS" in table.stdout
 
 
+def test_a_listing_says_what_a_block_keeps_out(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("DENOISEKIT_BLOCK_PLUGINS", "denoisekit_plugins.models")
+    result = invoke("models", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == {}
+    assert result.stderr == ("note: DENOISEKIT_BLOCK_PLUGINS keeps out denoisekit_plugins.models: "
+                             "their entries are not listed\n")
+
+
 def test_models_json_is_keyed_by_registered_name(fake_dist):
     fake_dist("acme-denoise", "acme_denoise", PLUGIN)
     result = invoke("models", "--json")
