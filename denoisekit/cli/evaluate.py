@@ -38,7 +38,13 @@ def _table(title: str, rows: list[tuple[str, dict]], window: list[float]):
         table.add_row(label, _num(s["psnr"], f"{sign}.2f"), _num(s["ssim"], f"{sign}.4f"), _num(s["rmse"], f"{sign}.2f"))
     if any(label == "gain" for label, _ in rows):
         table.caption = "gain: + is better in every column (for RMSE, how much it dropped)"
+    if any(s["ssim"] is None for _, s in rows):
+        table.caption = ((table.caption or "") + "\n" + NO_SSIM).strip()
     return table
+
+
+#: Why a table shows '-' for SSIM: the mask lies only where SSIM is not read.
+NO_SSIM = "-: the mask lies only within 3 pixels of the slice's edge, where SSIM (7x7 windows) is not read"
 
 
 def _num(value: float | None, spec: str) -> str:
@@ -72,6 +78,8 @@ def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
         if with_gain:
             row += [_num(s["gain"]["psnr"], "+.2f"), _num(s["gain"]["ssim"], "+.4f")]
         table.add_row(*row)
+    if any(s["psnr"] is not None and s["ssim"] is None for s in per_slice):
+        table.caption = NO_SSIM
     return table
 
 

@@ -210,3 +210,14 @@ def test_a_label_volume_mask_on_another_grid_is_refused(volumes, tmp_path):
     assert result.exit_code == 1 and "mask and reference differ in spacing" in result.output
     result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", tmp_path / "none.nii.gz")
     assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_a_border_only_mask_shows_no_ssim_and_says_why(volumes, tmp_path):
+    paths, clean, *_ = volumes
+    labels = np.zeros(clean.shape, np.float32)
+    labels[:, 0:2, :] = 1.0
+    mask = write_volume(Volume(labels, spacing=(0.7, 0.7, 2.0)), tmp_path / "edge.nii.gz")
+    result = runner.invoke(get_app(), ["evaluate", str(paths["denoised"]), str(paths["clean"]), "--mask", str(mask)],
+                           env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "where SSIM (7x7 windows) is not read" in " ".join(result.stdout.split())
