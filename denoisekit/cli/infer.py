@@ -92,7 +92,10 @@ def infer(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Denoise CT volumes; outputs go next to each input, in its format, named after the model."""
+    """Denoise CT volumes; outputs go next to each input, in its format, named after the model.
+
+    With several inputs, one that fails (unreadable, refused) is reported and the others are still
+    denoised; the command then exits 1, and --json lists every input, a failed one with its error."""
     import statistics
     import time
 
@@ -109,59 +112,73 @@ def infer(
     outputs = _plan_outputs(inputs, output, net.name, force, series)
     console = err_console(quiet)
     records = []
+    def one(inp: Path, out: Path) -> dict:
+        """Denoise one input into ``out``; its record for --json."""
+        start = time.perf_counter()
+        read_notes: list[str] = []  # skipped files, accepted irregularities
+        volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet, notes=read_notes)
+        # why the output may disappoint
+        notes = [n for n in [coarse_pixel_note(net, volume.spacing), plane_note(net, volume)] if n]
+        for note in notes:
+            status(console, note)
+        notes = read_notes + notes
+        with slice_progress(console, transient=False) as bar:
+            task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
+            used: list[float] = []
+            denoised = denoise_volume(
+                volume,
+                net,
+                batch_size=batch_size,
+                progress=lambda n: bar.advance(task, n),
+                inplace=True,
+                strength=setting,
+                strengths=used,
+            )
+        kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
+        source_note = note_to(console, notes)  # the model's, or a source value the series could not copy
+        for message in getattr(net, "take_notes", list)():
+            source_note(message)
+
+        written = write_volume(denoised, out, force=force, description=series_description(net, kept),
+                               note=source_note)
+        seconds = time.perf_counter() - start
+        low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None
+        notes += [low] if low else []
+        chosen = f"strength auto, {summary(used)}" if setting == AUTO else f"strength {setting:g}"
+        n = volume.shape[0]
+        status(console, f"wrote {written} ({n} slice{'' if n == 1 else 's'}, {seconds:.1f} s; {chosen})")
+        if low:
+            status(console, low)
+        return {
+            "input": str(inp),
+            "output": str(written),
+            "model": net.name,
+            "weights": weights_label(net),
+            "slices": volume.shape[0],
+            "seconds": round(seconds, 3),
+            "notes": notes,  # why the output may disappoint: coarse pixels, a strength kept low
+            "strength": setting,
+            "strengths": [round(a, 3) for a in used],  # per slice, what was kept of the correction
+        }
+
+    failed: list[str] = []
     try:
         for inp, out in zip(inputs, outputs):
-            start = time.perf_counter()
-            read_notes: list[str] = []  # skipped files, accepted irregularities
-            volume = read_input(inp, series, allow_irregular, allow_tilt, quiet=quiet, notes=read_notes)
-            # why the output may disappoint
-            notes = [n for n in [coarse_pixel_note(net, volume.spacing), plane_note(net, volume)] if n]
-            for note in notes:
-                status(console, note)
-            notes = read_notes + notes
-            with slice_progress(console, transient=False) as bar:
-                task = bar.add_task(escape(f"{inp.name} [{net.name}]"), total=volume.shape[0])
-                used: list[float] = []
-                denoised = denoise_volume(
-                    volume,
-                    net,
-                    batch_size=batch_size,
-                    progress=lambda n: bar.advance(task, n),
-                    inplace=True,
-                    strength=setting,
-                    strengths=used,
-                )
-            kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
-            source_note = note_to(console, notes)  # the model's, or a source value the series could not copy
-            for message in getattr(net, "take_notes", list)():
-                source_note(message)
-
-            written = write_volume(denoised, out, force=force, description=series_description(net, kept),
-                                   note=source_note)
-            seconds = time.perf_counter() - start
-            low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None
-            notes += [low] if low else []
-            records.append(
-                {
-                    "input": str(inp),
-                    "output": str(written),
-                    "model": net.name,
-                    "weights": weights_label(net),
-                    "slices": volume.shape[0],
-                    "seconds": round(seconds, 3),
-                    "notes": notes,  # why the output may disappoint: coarse pixels, a strength kept low
-                    "strength": setting,
-                    "strengths": [round(a, 3) for a in used],  # per slice, what was kept of the correction
-                }
-            )
-            chosen = f"strength auto, {summary(used)}" if setting == AUTO else f"strength {setting:g}"
-            n = volume.shape[0]
-            status(console, f"wrote {written} ({n} slice{'' if n == 1 else 's'}, {seconds:.1f} s; {chosen})")
-            if low:
-                status(console, low)
+            try:
+                records.append(one(inp, out))
+            except DenoiseKitError as exc:
+                if len(inputs) == 1:
+                    raise
+                # one bad scan of several: say so and go on, the others are wanted as much
+                failed.append(inp.name)
+                records.append({"input": str(inp), "output": None, "error": str(exc)})
+                typer.echo(f"error: {inp}: {exc}", err=True)
     except BaseException:
         if json_out and records:  # the outputs already on disk: a script must learn of them too
             print_json(records)
         raise
     if json_out:
         print_json(records)
+    if failed:
+        raise DenoiseKitError(f"{len(failed)} of {len(inputs)} inputs failed ({', '.join(failed)}); "
+                              "the others were written")

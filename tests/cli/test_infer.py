@@ -115,17 +115,29 @@ def test_several_inputs_each_get_their_output(tmp_path):
         assert np.sqrt(np.mean((denoised - clean) ** 2)) < np.sqrt(np.mean((noisy - clean) ** 2))
 
 
-def test_a_failure_midway_still_reports_the_outputs_written_before_it(tmp_path):
+@pytest.mark.parametrize("order", ["good first", "bad first"])
+def test_a_failed_input_does_not_stop_the_others_and_every_one_is_in_json(tmp_path, order):
     a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
     b = tmp_path / "b.nii.gz"
     b.write_bytes(b"not a volume")
-    result = _run("infer", a, b, "--model", "tv", "--json")
+    inputs = [a, b] if order == "good first" else [b, a]
+    result = _run("infer", *inputs, "--model", "tv", "--json")
     assert result.exit_code == 1
-    [record] = json.loads(result.stdout)  # what a script needs: a's output exists
-    assert record["input"] == str(a) and (tmp_path / "a_denoised-tv.nii.gz").is_file()
-    assert record["output"] == str(tmp_path / "a_denoised-tv.nii.gz")
-    assert f"wrote {record['output']}" in result.stderr
-    assert result.stderr.strip().splitlines()[-1].startswith("Error:") and "b.nii.gz" in result.stderr
+    records = {r["input"]: r for r in json.loads(result.stdout)}  # what a script needs: what exists, what failed
+    assert records[str(a)]["output"] == str(tmp_path / "a_denoised-tv.nii.gz")
+    assert (tmp_path / "a_denoised-tv.nii.gz").is_file()
+    assert records[str(b)]["output"] is None and "b.nii.gz" in records[str(b)]["error"]
+    assert f"wrote {records[str(a)]['output']}" in result.stderr and f"error: {b}:" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "Error: 1 of 2 inputs failed (b.nii.gz); the others were written"
+
+
+def test_a_single_failed_input_is_the_one_line_error_as_ever(tmp_path):
+    b = tmp_path / "b.nii.gz"
+    b.write_bytes(b"not a volume")
+    result = _run("infer", b, "--model", "tv", "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error:") and "b.nii.gz" in result.stderr
 
 
 def test_one_output_for_several_inputs_is_refused(tmp_path):
