@@ -301,5 +301,10 @@ def get_app() -> typer.Typer:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="denoisekit")
+    """Console-script entry point. ``--debug`` may come after the command too (``denoisekit
+    infer scan/ --debug``): it is where a user adds it on rerunning a failed command."""
+    args = sys.argv[1:]
+    cut = args.index("--") if "--" in args else len(args)
+    if "--debug" in args[1:cut]:
+        args = ["--debug"] + [a for a in args[:cut] if a != "--debug"] + args[cut:]
+    app(args=args, prog_name="denoisekit")

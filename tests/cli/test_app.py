@@ -284,3 +284,13 @@ def test_a_model_from_a_broken_plugin_stops_the_commands_that_use_models(fake_di
     fake_dist("acme-broken", "acme_broken", BROKEN["bad model"])
     code, out, err = _main(monkeypatch, capsys, "infer", str(tmp_path / "nope"), "-m", "acme-x")
     assert code == 1 and err.startswith("Error: plugin 'acme_broken' registered") and "DENOISEKIT_BLOCK_PLUGINS" in err
+
+
+def test_debug_after_the_command_keeps_the_traceback_too(monkeypatch, capsys, tmp_path):
+    """Where a user adds it on rerunning: 'denoisekit export scan/ -o x.nii.gz --debug'."""
+    from denoisekit.errors import DenoiseKitError
+
+    with pytest.raises(DenoiseKitError, match="does not exist"):
+        _main(monkeypatch, capsys, "export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.nii.gz"), "--debug")
+    code, out, err = _main(monkeypatch, capsys, "export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.nii.gz"))
+    assert code == 1 and err.startswith("Error:") and "does not exist" in err
