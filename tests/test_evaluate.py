@@ -277,3 +277,16 @@ def test_a_mask_only_on_a_slices_border_has_no_ssim_there_but_the_rest_is_scored
     assert first["ssim"] is not None and second["ssim"] is None and second["gain"]["ssim"] is None
     assert second["psnr"] == pytest.approx(_psnr(ref[1, 0:2], den[1, 0:2], *WINDOW), rel=1e-6)
     assert result["overall"]["ssim"] is not None
+
+
+def test_one_slice_volumes_compare_in_plane_only():
+    """A 2-D label file (slice spacing 1 by convention) fits a one-slice reference read from
+    DICOM (its slice thickness): there is no spacing between slices to disagree on."""
+    ref, noisy, den = _phantom(shape=(1, 24, 24))
+    labels = np.ones(ref.shape, np.float32)
+    scored = evaluate(Volume(den, spacing=(0.7, 0.7, 5.0)), Volume(ref, spacing=(0.7, 0.7, 5.0)), window=WINDOW,
+                      mask=Volume(labels, spacing=(0.7, 0.7, 1.0)))
+    assert scored["mask"]["voxels"] == labels.size
+    with pytest.raises(DenoiseKitError, match="differ in spacing"):
+        evaluate(Volume(den, spacing=(0.7, 0.7, 5.0)), Volume(ref, spacing=(0.7, 0.7, 5.0)), window=WINDOW,
+                 mask=Volume(labels, spacing=(0.8, 0.7, 1.0)))
