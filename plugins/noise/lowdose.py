@@ -267,8 +267,6 @@ def _added_level(image: Any, own: float, field: Any) -> float | None:
     soft-tissue estimate reads it: that estimate also sees some anatomy, and reading the
     field alone would scale the dose by a different yardstick than the image's own noise.
     The field is scaled to about twice ``own`` first, well above the estimate's scatter."""
-    import math
-
     from denoisekit.noise_level import soft_tissue_noise_hu
 
     alone = soft_tissue_noise_hu(field, tissue=image)  # the same windows as ``own``'s
