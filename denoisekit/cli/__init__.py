@@ -101,9 +101,10 @@ class _Group(TyperGroup):
     """Turns errors into one line on stderr and exit code 1; ``--debug`` keeps tracebacks.
 
     Plugins load only when something needs them: ``--version`` and a built-in command's
-    ``--help`` never do, so a broken plugin cannot stop them (nor slow them down). A built-in
-    command loads them before it runs, a listing shows a broken one, the main ``--help`` lists
-    plugins' commands or says why it cannot."""
+    ``--help`` never do, so a broken plugin cannot stop them (nor slow them down); nor do the
+    commands that use none (``_PLUGIN_FREE``). Any other built-in command loads them before it
+    runs, a listing shows a broken one, the main ``--help`` lists plugins' commands or says why
+    it cannot."""
 
     _plugins_added = False
     _plugins_failed = False  # for the help: warn once
