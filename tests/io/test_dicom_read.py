@@ -287,6 +287,18 @@ def test_an_instance_uid_reused_in_another_series_is_each_series_own_slice(make_
     _assert_matches(read_volume(shared, "5"), second)
 
 
+def test_a_losslessly_recompressed_copy_is_a_copy(real_ct, tmp_path):
+    from pydicom.uid import RLELossless
+
+    ds = pydicom.dcmread(real_ct("CT_small.dcm"))
+    ds.save_as(tmp_path / "slice.dcm")
+    ds.compress(RLELossless, generate_instance_uid=False)  # a PACS keeps the instance UID
+    ds.save_as(tmp_path / "slice (rle).dcm")
+    notes = []
+    assert read_volume(tmp_path, note=notes.append).shape == (1, 128, 128)
+    assert notes == ["skipped 1 duplicate file(s) of instances already read: slice (rle).dcm"]
+
+
 def test_an_edited_copy_with_the_same_pixels_is_still_a_copy(make_series):
     series = make_series(shape=(4, 16, 16))
     ds = pydicom.dcmread(series.files[1])
