@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, out_console, print_json, status
+from denoisekit.cli.common import ForceOpt, JsonOpt, err_console, out_console, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -157,6 +157,9 @@ def evaluate(
     noise = read(noisy) if noisy is not None else None
     # "body" is the keyword; a file of that name is reached as ./body (or any other path to it)
     labels = None if mask is None else mask if mask == "body" else read(Path(mask))
+    if mask == "body" and Path("body").exists():  # the keyword wins: say so, the user may have meant the file
+        status(err_console(json_out), "note: --mask body is the body found in the reference, not the file 'body' "
+               "here (give ./body to use the file)")
     result = run(den, ref, noise, lo_hi, mask=labels)
     if result["mask"] is not None and mask != "body":
         result["mask"]["what"] = mask

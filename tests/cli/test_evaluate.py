@@ -221,3 +221,12 @@ def test_a_border_only_mask_shows_no_ssim_and_says_why(volumes, tmp_path):
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "where SSIM (7x7 windows) is not read" in " ".join(result.stdout.split())
+
+
+def test_mask_body_says_so_when_a_file_named_body_is_here(volumes, tmp_path, monkeypatch):
+    paths, *_ = volumes
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "body").write_text("a user's file")
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", "body")
+    assert result.exit_code == 0, result.output
+    assert "note: --mask body is the body found in the reference, not the file 'body' here" in result.stderr
