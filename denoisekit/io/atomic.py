@@ -74,11 +74,9 @@ SIDECAR_KEYS = ("sidecar_of", "denoisekit_version")
 def is_our_sidecar(path: Path) -> bool:
     """Whether ``path`` holds a JSON object denoisekit wrote as a sidecar: that it parses is
     not enough, any tool's metadata does."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and any(key in data for key in SIDECAR_KEYS)
+    from denoisekit.io.paths import read_sidecar
+
+    return any(key in (read_sidecar(path) or {}) for key in SIDECAR_KEYS)
 
 
 def _named(output: Path | None) -> str:

@@ -84,14 +84,20 @@ def sidecar_owners(output: str | Path) -> list[Path]:
     return sorted(owners)
 
 
-def _recorded_output(side: Path) -> str | None:
-    """The output name a sidecar records (``sidecar_of``); None for older sidecars."""
+def read_sidecar(side: Path) -> dict | None:
+    """A sidecar's JSON object, or None for a file that is missing, unreadable or no JSON object."""
     import json
 
     try:
-        name = json.loads(side.read_text(encoding="utf-8")).get("sidecar_of")
-    except (OSError, ValueError, AttributeError):
+        data = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def _recorded_output(side: Path) -> str | None:
+    """The output name a sidecar records (``sidecar_of``); None for older sidecars."""
+    name = (read_sidecar(side) or {}).get("sidecar_of")
     return name if isinstance(name, str) and name and "/" not in name and "\\" not in name else None
 
 
