@@ -96,17 +96,17 @@ def _load() -> pluggy.PluginManager:
         dist = _dist_name(ep)
         builtin = _normalise(dist) == BUILTIN_DIST
         name = ep.value.split(":")[0]
-        if not builtin and allowed is not None and not {_normalise(name), _normalise(ep.name), _normalise(dist)} & allowed:
+        names = {_normalise(name), _normalise(ep.name), _normalise(dist)}
+        if not builtin and allowed is not None and not names & allowed:
             continue
-        if {_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked:
+        version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+        if names & blocked:
             pm.set_blocked(name)
-            _block_matched.update({_normalise(name), _normalise(ep.name), _normalise(dist)} & blocked)
-            version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+            _block_matched.update(names & blocked)
             _blocked[name] = PluginInfo(name, version, dist, builtin)
             continue
         if pm.has_plugin(name) or name in infos:
             continue  # the same distribution seen twice on sys.path
-        version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
         info = infos[name] = PluginInfo(name, version, dist, builtin)
         try:
             module = ep.load()
