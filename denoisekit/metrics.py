@@ -26,6 +26,10 @@ def _pair(ref, test, window):
     return ref, test
 
 
+class NoSSIMThere(ValueError):
+    """The mask marks voxels only where SSIM is not read: within half a window of the edge."""
+
+
 def _mask(mask, shape) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if mask.shape != shape:
@@ -85,7 +89,7 @@ def ssim(ref, test, window=DEFAULT_WINDOW, mask=None) -> float:
     inner[pad : inner.shape[0] - pad, pad : inner.shape[1] - pad] = True
     mask = mask & inner
     if not mask.any():
-        raise ValueError(f"the mask marks no voxel away from the slices' {pad}-pixel border, where SSIM is not read")
+        raise NoSSIMThere(f"the mask marks no voxel away from the slices' {pad}-pixel border, where SSIM is not read")
     total = 0.0
     for r, t, m in zip(ref, test, mask):
         if m.any():

@@ -83,10 +83,15 @@ class Volume:
         coronal stack's noise and anatomy are laid out differently from what simulations and
         models assume."""
         normal = np.abs(np.asarray(self.direction, dtype=float).reshape(3, 3)[:, 2])
-        axis = int(np.argmax(normal))
+        axis = self.stack_axis()
         if normal[axis] < np.cos(np.radians(30.0)) * np.linalg.norm(normal):
             return "oblique"
         return ("sagittal", "coronal", "axial")[axis]
+
+    def stack_axis(self) -> int:
+        """The patient axis (0 x, 1 y, 2 z) the slice normal lies closest to: the one along
+        which the slices are stacked."""
+        return int(np.argmax(np.abs(np.asarray(self.direction, dtype=float).reshape(3, 3)[:, 2])))
 
     def affine_lps(self) -> np.ndarray:
         """4x4 matrix mapping (x, y, z) voxel indices to LPS millimetres."""
