@@ -75,10 +75,16 @@ def volume_noise_hu(array: Any) -> float | None:
     enough soft tissue; None if none has."""
     import numpy as np
 
-    nz = len(array)
-    picks = np.unique(np.linspace(0, nz - 1, min(VOLUME_SLICES, nz)).round().astype(int)) if nz else []
+    picks = evenly_spaced(len(array), VOLUME_SLICES)
     levels = [level for k in picks if (level := soft_tissue_noise_hu(array[k])) is not None]
     return float(np.median(levels)) if levels else None
+
+
+def evenly_spaced(nz: int, most: int) -> list[int]:
+    """Up to ``most`` slice indices spread evenly over ``nz`` slices, first and last included."""
+    import numpy as np
+
+    return [int(k) for k in np.unique(np.linspace(0, nz - 1, min(most, nz)).round().astype(int))] if nz else []
 
 
 def _half_sample_mode(values: Any) -> float:

@@ -63,8 +63,10 @@ def probe_slices(array: np.ndarray) -> np.ndarray:
     """The central ``PROBE_SIZE`` square of up to ``PROBE_SLICES`` evenly spaced slices."""
     import numpy as np
 
+    from denoisekit.noise_level import evenly_spaced
+
     nz, ny, nx = array.shape
-    picks = np.unique(np.linspace(0, nz - 1, min(PROBE_SLICES, nz)).round().astype(int))
+    picks = evenly_spaced(nz, PROBE_SLICES)
     y0, x0 = max(0, (ny - PROBE_SIZE) // 2), max(0, (nx - PROBE_SIZE) // 2)
     return np.array(array[picks, y0 : y0 + PROBE_SIZE, x0 : x0 + PROBE_SIZE], dtype=np.float32)
 
