@@ -30,7 +30,7 @@ _WRITTEN_ANEW = {
 }
 _COPY = tuple(k for k in COPIED if k not in _WRITTEN_ANEW)
 _TYPE2_EMPTY = (
-    "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber", "ReferringPhysicianName",
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "AccessionNumber", "ReferringPhysicianName",
     "PositionReferenceIndicator", "KVP", "AcquisitionNumber", "StudyDate", "StudyTime",
     "PatientPosition",
 )

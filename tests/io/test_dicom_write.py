@@ -388,3 +388,19 @@ def test_a_padding_value_the_stages_change_is_declared_only_if_nothing_changed(r
     assert [r.getMessage() for r in caplog.records] == [
         "the source's pixel padding (-1024 HU) is not below -1500 HU, which denoisekit's stages keep as it was: "
         "the derived series declares none"]
+
+
+def test_an_empty_patient_name_stays_present(make_series, tmp_path):
+    """PatientName is type 2 (present, may be empty): a source that has it empty, as
+    LIDC-IDRI's anonymised series do, must not lose it (dciodvfy: missing type 2)."""
+    series = make_series(shape=(2, 16, 16))
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        ds.PatientName = ""
+        ds.save_as(path)
+    out = write_volume(read_volume(series.path), tmp_path / "out")
+    ds = pydicom.dcmread(sorted(out.iterdir())[0])
+    assert "PatientName" in ds and str(ds.PatientName) == "" and ds.PatientID == "SYN-001"
+    if shutil.which("dciodvfy"):
+        result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
+        assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
