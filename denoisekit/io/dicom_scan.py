@@ -371,11 +371,15 @@ def _one_file_per_instance(images: list[_Image]) -> tuple[list[_Image], list[str
     others are returned by name. Files that agree on where and what the slice is, and hold the
     same pixel data, are copies; any other pair of one instance in one series is a conflict,
     returned as (series UID, why): which file is right is a guess."""
+    import warnings
+
     by_uid: dict[tuple[str, str], list[_Image]] = {}
-    for image in images:
-        uid = str(image.header.get("SOPInstanceUID", "") or "")
-        if uid:  # within a series: a UID reused in another series is that series' own slice
-            by_uid.setdefault((str(image.header.get("SeriesInstanceUID", "") or ""), uid), []).append(image)
+    with warnings.catch_warnings():  # a malformed UID is still a key; writing a series says so once
+        warnings.simplefilter("ignore", UserWarning)
+        for image in images:
+            uid = str(image.header.get("SOPInstanceUID", "") or "")
+            if uid:  # within a series: a UID reused in another series is that series' own slice
+                by_uid.setdefault((str(image.header.get("SeriesInstanceUID", "") or ""), uid), []).append(image)
     dropped: set[int] = set()
     clashing: set[int] = set()  # dropped too, but no copy: their series says why when chosen
     conflicts: list[tuple[str, str]] = []
