@@ -92,13 +92,77 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None) -> Volume:
         bad = int(np.count_nonzero(~np.isfinite(array)))
     if bad:
         raise DenoiseKitError(f"{path.name} holds {bad} NaN or infinite voxel(s); CT values must be finite HU")
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    # Unlike DICOM (RescaleType), these formats do not say their unit: a label map, an MR
+    # volume or CT without its rescale is read as HU, which every stage assumes. Said, not
+    # refused: CT cropped inside the skull holds no air either.
+    unlike = not_hu(array)
+    if unlike:
+        (note or logger.warning)(f"{path.name}: {unlike}")
     return Volume(
-        array=np.ascontiguousarray(array, dtype=np.float32),
+        array=array,
         spacing=tuple(float(v) for v in spacing),
         origin=tuple(float(v) for v in origin),
         direction=tuple(float(v) for v in direction),
         source=str(path),
     )
+
+
+#: CT in HU holds air (about -1000: around the body, in the lungs, bowel gas, sinuses, and
+#: partial-volume voxels at every edge of it) while fat, the lowest tissue, stays above about
+#: -150 even with noise: a scan with any air has voxels below -200. A label map, MR or CT
+#: stored without its rescale (air near 0) has none. Values below -1500 are padding (the models
+#: take them so too), not air: CT stored without its rescale may pad with -2000.
+AIR_BELOW = -200.0
+PADDING_BELOW = -1500.0
+#: Voxels looked at (strided, every axis) before the whole volume is: about 1M.
+_SAMPLE = 1 << 20
+#: No air, background 0 and at most this many distinct whole values to 255 (in the sample):
+#: a label map, said as such (CT cropped to soft tissue has noise: far more values).
+_FEW_LABELS = 16
+
+
+def not_hu(array: np.ndarray) -> str | None:
+    """Why the (finite) values of ``array`` do not look like CT in HU, or None: no voxel below
+    ``AIR_BELOW`` but padding. Real CT is judged by the minimum (one pass), or where padding
+    makes that say nothing, by a strided sample; only when the sample shows no air is the whole
+    volume looked at again, slice by slice. No copy of the volume is made."""
+    if array.size == 0:
+        return None
+    low = float(array.min())
+    if PADDING_BELOW <= low < AIR_BELOW:
+        return None  # air, lung or gas: CT in HU
+    step = max(1, math.ceil((array.size / _SAMPLE) ** (1 / array.ndim)))
+    sample = array[(slice(None, None, step),) * array.ndim]
+    lowest = low
+    if low < PADDING_BELOW:
+        if np.any((sample >= PADDING_BELOW) & (sample < AIR_BELOW)):
+            return None
+        lowest = np.inf  # of the values that are no padding: exact, a slice's copy at a time
+        for plane in array.reshape(-1, *array.shape[-2:]):
+            lowest = min(lowest, float(plane[plane >= PADDING_BELOW].min(initial=np.inf)))
+            if lowest < AIR_BELOW:
+                return None
+        if lowest == np.inf:
+            return None  # padding only: nothing to judge
+        sample = sample[sample >= PADDING_BELOW]
+    high = float(array.max())
+    span = f"{_value(lowest)} to {_value(high)}" if lowest < high else f"all {_value(high)}"
+    if low < PADDING_BELOW:
+        span += f" besides padding ({_value(low)})"
+    values = np.unique(sample)  # labels: background 0 and a few small whole numbers
+    if low == 0 and high <= 255 and 1 < values.size <= _FEW_LABELS and np.array_equal(values, np.rint(values)):
+        seen, meaning = f"few distinct whole values, {span}", "this looks like a label map (segmentation), not CT"
+    else:
+        seen = f"values {span}"
+        meaning = "this may be a label map, MR, or CT stored without its rescale (HU = value - 1024)"
+    return f"{seen}, none below {AIR_BELOW:g}: CT in HU has air near -1000; {meaning}; denoisekit treats values as HU"
+
+
+def _value(v: float) -> str:
+    """``v`` to a tenth, as a note shows it: ``3998``, ``0.8``, ``-2000``."""
+    text = f"{v:.1f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 #: NIfTI datatype codes of floating-point voxels: float32, float64.

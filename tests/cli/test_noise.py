@@ -233,3 +233,18 @@ def test_notes_from_reading_reach_json_as_well(make_series, tmp_path):
     assert any("duplicate" in n for n in json.loads(result.stdout)["notes"])
     exported = runner.invoke(get_app(), ["export", str(series.path), "-o", str(tmp_path / "e.nii.gz"), "--json"])
     assert exported.exit_code == 0 and any("duplicate" in n for n in json.loads(exported.stdout)["notes"])
+
+
+def test_a_label_map_is_noised_with_a_note_and_ct_written_by_noise_gets_none(body_nifti, tmp_path):
+    labels = np.zeros((3, 16, 16), np.uint8)
+    labels[:, 4:12, 4:12] = 2
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "seg.nii.gz"))
+    result = run(tmp_path / "seg.nii.gz", "-o", tmp_path / "n.nii.gz", "--kind", "gaussian", "--json")
+    assert result.exit_code == 0, result.output  # said, not refused
+    [note] = [n for n in json.loads(result.stdout)["notes"] if "label map" in n]
+    assert note.startswith("seg.nii.gz: few distinct whole values, 0 to 2, none below -200") and "as HU" in note
+    assert f"note: {note}" in result.stderr
+    noisy = run(body_nifti, "-o", tmp_path / "noisy.nii.gz", "--kind", "lowdose", "--json")  # CT in HU
+    assert noisy.exit_code == 0 and json.loads(noisy.stdout)["notes"] == []
+    again = run(tmp_path / "noisy.nii.gz", "-o", tmp_path / "again.nii.gz", "--kind", "gaussian", "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["notes"] == []  # what denoisekit wrote

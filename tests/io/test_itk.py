@@ -225,13 +225,15 @@ def test_a_file_that_is_no_nifti_gives_one_line_and_no_raw_itk_output(tmp_path, 
 def test_itk_warnings_become_one_note_each_for_the_caller(tmp_path, capfd, caplog):
     import struct
 
-    sitk.WriteImage(_constant(40.0, 2, 2.0), str(tmp_path / "w.nii"))
+    image = _constant(40.0, 2, 2.0)
+    image[0, 0, 0] = -1000.0  # air: CT in HU, whose values get no note
+    sitk.WriteImage(image, str(tmp_path / "w.nii"))
     header = bytearray((tmp_path / "w.nii").read_bytes())
     header[280:328] = struct.pack("<12f", 1, 0.5, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0)  # a sheared sform: ITK uses the qform
     (tmp_path / "w.nii").write_bytes(bytes(header))
     notes = []
     volume = read_volume(tmp_path / "w.nii", note=notes.append)  # the caller's notes: --json, --quiet
-    assert np.all(volume.array == 40.0)
+    assert volume.array[0, 0, 0] == -1000.0 and np.count_nonzero(volume.array == 40.0) == volume.array.size - 1
     assert capfd.readouterr().err == ""
     assert notes == [f"w.nii: {tmp_path / 'w.nii'} has unexpected scales in sform"]
     with caplog.at_level("WARNING", logger="denoisekit.io"):  # no note callback: the logger
@@ -383,3 +385,73 @@ def test_the_nifti_check_stops_when_asked(tmp_path):
     assert nifti_voxels(path, stop=stop) is not None
     stop.set()
     assert nifti_voxels(path, stop=stop) is None
+
+
+def _body(shape=(3, 40, 40), outside=-1000.0, tight=False, seed=0):
+    """CT in HU as a scanner gives it (int16, noise): a water body with bone in air, and
+    ``outside`` the round field of view (air, or padding); ``tight``: cropped inside the body,
+    no air around it but a lung."""
+    y, x = np.mgrid[: shape[1], : shape[2]] - np.array(shape[1:])[:, None, None] / 2
+    slice_ = np.where((x / 17) ** 2 + (y / 13) ** 2 < 1, 40.0, -1000.0)
+    slice_[(x - 6) ** 2 + y**2 < 9] = 1100.0
+    if tight:
+        slice_ = np.where((x + 6) ** 2 + y**2 < 25, -850.0, 40.0)
+    else:
+        slice_[x**2 + y**2 > (shape[1] / 2) ** 2] = outside
+    noise = np.random.default_rng(seed).normal(0, 15, shape) * (slice_ > -1500)
+    return np.rint(slice_ + noise).astype(np.int16)
+
+
+def _read_notes(path):
+    notes = []
+    read_volume(path, note=notes.append)
+    return notes
+
+
+@pytest.mark.parametrize("outside, tight", [(-1000.0, False), (-1024.0, False), (-2048.0, False), (-3024.0, False),
+                                            (None, True)], ids=["air", "air-1024", "pad-2048", "pad-3024", "tight"])
+@pytest.mark.parametrize("suffix", [".nii.gz", ".mha"])
+def test_ct_in_hu_gets_no_note_and_the_same_scan_without_its_rescale_gets_one(tmp_path, outside, tight, suffix):
+    hu = _body(outside=outside, tight=tight)
+    sitk.WriteImage(sitk.GetImageFromArray(hu), str(tmp_path / f"ct{suffix}"))
+    assert _read_notes(tmp_path / f"ct{suffix}") == []
+    raw = np.where(hu > -1500, np.clip(hu + 1024, 0, None), -2000).astype(np.int16)  # stored values, padding -2000
+    sitk.WriteImage(sitk.GetImageFromArray(raw), str(tmp_path / f"raw{suffix}"))
+    [note] = _read_notes(tmp_path / f"raw{suffix}")
+    assert note.startswith(f"raw{suffix}: values ") and "none below -200: CT in HU has air near -1000" in note
+    assert "CT stored without its rescale (HU = value - 1024); denoisekit treats values as HU" in note
+    assert ("besides padding (-2000)" in note) == (not tight and outside < -1500)
+
+
+def test_a_label_map_gets_a_note_saying_so(tmp_path):
+    labels = np.zeros((3, 16, 16), np.uint8)
+    labels[:, 2:14, 2:14] = 1
+    labels[:, 4:8, 4:8] = 5
+    labels[1, 9:12, 9:12] = 3
+    sitk.WriteImage(sitk.GetImageFromArray(labels), str(tmp_path / "seg.nii.gz"))
+    assert _read_notes(tmp_path / "seg.nii.gz") == [
+        "seg.nii.gz: few distinct whole values, 0 to 5, none below -200: CT in HU has air near -1000; "
+        "this looks like a label map (segmentation), not CT; denoisekit treats values as HU"]
+
+
+def test_an_mr_volume_gets_a_note(tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    mr = np.abs(rng.normal(0, 20, (3, 24, 24)))  # magnitude: background noise above 0
+    mr[:, 4:20, 4:20] += rng.normal(2500, 400, (3, 16, 16))
+    sitk.WriteImage(sitk.GetImageFromArray(mr.astype(np.uint16)), str(tmp_path / "t1.nrrd"))
+    with caplog.at_level("WARNING", logger="denoisekit.io"):  # no note callback: the logger
+        read_volume(tmp_path / "t1.nrrd")
+    [note] = [r.getMessage() for r in caplog.records]
+    assert re.fullmatch(r"t1\.nrrd: values 0 to \d{4}, none below -200: CT in HU has air near -1000; this may be "
+                        r"a label map, MR, or CT stored without its rescale \(HU = value - 1024\); "
+                        r"denoisekit treats values as HU", note)
+
+
+def test_air_in_one_voxel_of_a_large_padded_volume_is_found():
+    from denoisekit.io.itk import not_hu
+
+    volume = np.full((8, 512, 512), -3024.0, np.float32)  # more voxels than the sample takes: strided
+    volume[:, 100:400, 100:400] = 40.0
+    assert "besides padding (-3024), none below -200" in not_hu(volume)
+    volume[5, 201, 203] = -700.0  # between the voxels sampled
+    assert not_hu(volume) is None
