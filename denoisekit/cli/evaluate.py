@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, err_console, out_console, print_json, status
+from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, note_to, out_console, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -83,6 +83,20 @@ def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
     return table
 
 
+def _window(text: str) -> tuple[float, float]:
+    """``--window``: a name from the figure's table (``FIGURE_WINDOWS``: lung, soft-tissue,
+    brain, bone, ...) or ``LO,HI`` in HU."""
+    from denoisekit.evaluate import FIGURE_WINDOWS, parse_window
+
+    key = "-".join(text.strip().lower().replace("_", " ").split())  # as --figure-window reads names
+    if key in FIGURE_WINDOWS:
+        return FIGURE_WINDOWS[key]
+    if "," not in text:
+        raise DenoiseKitError(f"unknown window {text!r}: use one of {', '.join(FIGURE_WINDOWS)}, "
+                              "or LO,HI in HU (e.g. -1000,1000)")
+    return parse_window(text)
+
+
 def _rows(scores: dict) -> list[tuple[str, dict]]:
     rows = [("denoised", scores)]
     if "noisy" in scores:
@@ -98,7 +112,12 @@ def evaluate(
         Optional[Path], typer.Option("--noisy", help="The noisy input, to report the gain over it.")
     ] = None,
     window: Annotated[
-        str, typer.Option("--window", help="HU window LO,HI: both volumes are clipped to it; PSNR's peak is its width.")
+        str,
+        typer.Option(
+            "--window",
+            help="HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, brain, bone): both "
+            "volumes are clipped to it; PSNR's peak is its width.",
+        ),
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
@@ -134,32 +153,40 @@ def evaluate(
     allow_irregular: AllowIrregularOpt = False,
     allow_tilt: AllowTiltOpt = False,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a denoised volume against a clean reference in one HU window."""
     from denoisekit.evaluate import check_figure_path, check_same_grid, evaluate as run, figure as draw
-    from denoisekit.evaluate import figure_window, parse_window
+    from denoisekit.evaluate import figure_window
     from denoisekit.cli.io_options import read_input
 
     # Every refusal before reading or computing anything.
-    lo_hi = parse_window(window)
+    lo_hi = _window(window)
     windows = [figure_window(w) for w in figure_windows] if figure_windows else None
     if windows is not None and figure is None:
         raise DenoiseKitError("--figure-window sets the figure's display windows: it needs --figure FILE.png")
     if figure is not None:
         check_figure_path(figure, force)
 
-    def read(path: Path):
-        return read_input(path, series, allow_irregular, allow_tilt, quiet=json_out)
+    notes: list[str] = []  # skipped files, accepted irregularities: in --json's record too
+    note = note_to(err_console(quiet or json_out), notes)
+
+    def read(path: Path, labels: bool = False):
+        """Read ``path``, its notes naming it: two to four volumes go into one record."""
+        def named(message: str) -> None:
+            note(message if path.name in message else f"{path.name}: {message}")
+
+        return read_input(path, series, allow_irregular, allow_tilt, quiet=quiet or json_out, note=named,
+                          labels=labels)
 
     den, ref = read(denoised), read(reference)
     check_same_grid(den, ref)
     noise = read(noisy) if noisy is not None else None
     # "body" is the keyword; a file of that name is reached as ./body (or any other path to it)
-    labels = None if mask is None else mask if mask == "body" else read(Path(mask))
+    labels = None if mask is None else mask if mask == "body" else read(Path(mask), labels=True)
     if mask == "body" and Path("body").exists():  # the keyword wins: say so, the user may have meant the file
-        status(err_console(json_out), "note: --mask body is the body found in the reference, not the file 'body' "
-               "here (give ./body to use the file)")
+        note("--mask body is the body found in the reference, not the file 'body' here (give ./body to use the file)")
     result = run(den, ref, noise, lo_hi, mask=labels)
     if result["mask"] is not None and mask != "body":
         result["mask"]["what"] = mask
@@ -176,6 +203,7 @@ def evaluate(
                     "noisy": None if noisy is None else str(noisy),
                     **result,
                     "figure": None if figure is None else str(figure),
+                    "notes": notes,
                 }
             )
         )

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from denoisekit.volume import Volume
 
 InputArg = Annotated[
@@ -54,10 +56,12 @@ def read_input(
     *,
     quiet: bool = False,
     notes: list[str] | None = None,
+    note: "Callable[[str], None] | None" = None,
+    labels: bool = False,
 ) -> "Volume":
     """Read ``path`` with the shared options; notes (skipped files, accepted
     irregularities) and a progress bar go to stderr unless ``quiet``, and the notes into
-    ``notes`` too (a command's ``--json`` record)."""
+    ``notes`` too (a command's ``--json`` record); or the notes to ``note`` when given."""
     from denoisekit.cli.common import err_console, note_to
     from denoisekit.io import read_volume
 
@@ -72,8 +76,9 @@ def read_input(
             series,
             allow_irregular=allow_irregular,
             allow_tilt=allow_tilt,
-            note=note_to(console, notes),
+            note=note or note_to(console, notes),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            labels=labels,
         )
     return volume
 

@@ -36,6 +36,7 @@ def read_volume(
     allow_tilt: bool = False,
     note: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    labels: bool = False,
 ) -> Volume:
     """Read a DICOM directory/file or a NIfTI/NRRD/MHA file into a Volume in HU.
 
@@ -43,6 +44,8 @@ def read_volume(
     several; ``allow_irregular`` / ``allow_tilt`` accept stacks that are otherwise refused.
     ``note`` receives diagnostics (skipped files, accepted irregularities; default: the
     ``denoisekit.io`` logger); ``progress(done, total)`` is called per slice read.
+    ``labels``: the file is a label volume (evaluate's mask), not CT: no note that its values
+    do not look like HU.
     """
     path = Path(path)
     note = note or logger.warning
@@ -53,7 +56,7 @@ def read_volume(
 
         if series is not None:
             note(f"--series is ignored for {path.name}: it holds one image")
-        volume = read_itk(path, note)  # refuses NaN and infinite voxels
+        volume = read_itk(path, note, labels=labels)  # refuses NaN and infinite voxels
         if progress is not None:
             progress(volume.shape[0], volume.shape[0])
         return volume

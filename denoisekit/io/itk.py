@@ -41,7 +41,7 @@ IMAGE_IO = {
 }
 
 
-def read_itk(path: Path, note: Callable[[str], None] | None = None) -> Volume:
+def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: bool = False) -> Volume:
     import SimpleITK as sitk
 
     path = Path(path)
@@ -96,7 +96,7 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None) -> Volume:
     # Unlike DICOM (RescaleType), these formats do not say their unit: a label map, an MR
     # volume or CT without its rescale is read as HU, which every stage assumes. Said, not
     # refused: CT cropped inside the skull holds no air either.
-    unlike = not_hu(array)
+    unlike = None if labels else not_hu(array)  # a label volume asked for as one is no CT
     if unlike:
         (note or logger.warning)(f"{path.name}: {unlike}")
     return Volume(

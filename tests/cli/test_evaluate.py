@@ -230,3 +230,53 @@ def test_mask_body_says_so_when_a_file_named_body_is_here(volumes, tmp_path, mon
     result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", "body")
     assert result.exit_code == 0, result.output
     assert "note: --mask body is the body found in the reference, not the file 'body' here" in result.stderr
+
+
+def test_read_notes_reach_json_and_quiet_hides_them(make_series):
+    series = make_series(shape=(4, 16, 16), drop=(2,))  # a missing slice: read with the mean spacing, and said so
+    args = ["evaluate", series.path, series.path, "--allow-irregular"]
+    result = _run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]  # one for each volume read, naming it
+    assert notes == [f"{series.path.name}: irregular slice spacing: gaps from 2.500 to 5.000 mm: read with the mean "
+                     "spacing 3.750 mm"] * 2
+    shown = _run(*args)
+    assert shown.exit_code == 0 and f"note: {notes[0]}" in " ".join(shown.stderr.split())
+    for quiet in ("--quiet", "-q"):
+        hidden = _run(*args, quiet)
+        assert hidden.exit_code == 0 and hidden.stderr == "" and "PSNR" in hidden.stdout, hidden.output
+
+
+@pytest.mark.parametrize(("name", "lo_hi"),
+                         [("brain", [0.0, 80.0]), ("Soft tissue", [-160.0, 240.0]), ("bone", [-500.0, 1300.0])])
+def test_window_takes_the_figure_windows_names(volumes, name, lo_hi):
+    paths, *_ = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--window", name, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["window"] == lo_hi
+    as_numbers = ",".join(f"{v:g}" for v in lo_hi)
+    numbers = _run("evaluate", paths["denoised"], paths["clean"], "--window", as_numbers, "--json")
+    assert json.loads(numbers.stdout)["overall"] == json.loads(result.stdout)["overall"]
+
+
+def test_unknown_window_name_lists_the_names(volumes):
+    paths, *_ = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--window", "liver")
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert "lung, soft-tissue, mediastinum, brain, bone" in result.stderr and "LO,HI" in result.stderr
+    helped = runner.invoke(get_app(), ["evaluate", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(helped.stdout.replace("│", " ").split())
+    assert "HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, brain, bone)" in text
+
+
+def test_a_label_mask_is_not_said_to_look_unlike_ct(volumes, tmp_path):
+    """A label volume is read as --mask on purpose: no 'may be a label map' note for it,
+    while the same file given as the reference still gets one."""
+    paths, clean, *_ = volumes
+    mask = write_volume(Volume((clean > 0).astype(np.uint8), spacing=(0.7, 0.7, 2.0)), tmp_path / "seg.nii.gz")
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", mask, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["notes"] == []
+    result = _run("evaluate", mask, mask, "--json")
+    notes = json.loads(result.stdout)["notes"]
+    assert notes and all(n.startswith("seg.nii.gz: ") and n.count("seg.nii.gz") == 1 for n in notes)
