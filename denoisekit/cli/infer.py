@@ -29,7 +29,8 @@ from denoisekit.plugins import complete, get_models
 def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, force: bool,
                   series: Optional[str] = None) -> list[Path]:
     """Every output path, checked before any work starts: none is an input, none exists
-    (unless ``force``), no two inputs write the same place."""
+    (unless ``force``), no two inputs write the same place. A single input that does not exist
+    is refused here; one of several is left to fail in its turn, as an unreadable one does."""
     from denoisekit.io import check_output, default_output, refuse_input
 
     if output is not None and len(inputs) > 1:
@@ -40,7 +41,9 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
     seen: set[Path] = set()
     for inp, out in zip(inputs, outputs):
         if not inp.exists():
-            raise DenoiseKitError(f"{inp} does not exist")
+            if len(inputs) == 1:
+                raise DenoiseKitError(f"{inp} does not exist")
+            continue  # reading it fails, and says so, with the others written
         for source in inputs:  # write_volume refuses these too, but only after denoising
             refuse_input(source, out)
         key = out.resolve()
@@ -49,6 +52,27 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
         seen.add(key)
         check_output(out, force=force)  # an unwritable or irreplaceable output fails now, not after denoising
     return outputs
+
+
+def _strength(value: str) -> str | float:
+    """``--strength``'s callback: a bad value is a usage error (exit 2), as ``--batch-size 0`` is."""
+    from denoisekit.strength import parse_strength
+
+    try:
+        return parse_strength(value)
+    except DenoiseKitError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("strength ")) from None
+
+
+def _refuse_weights_for_a_filter(model: Optional[str], weights: Optional[Path]) -> None:
+    """A fixed filter has nothing to load: refuse ``--weights`` before looking for the file."""
+    if weights is None or model is None:
+        return
+    from denoisekit.plugins import get_model
+
+    if not get_model(model).trainable:
+        raise DenoiseKitError(f"model '{model}' is a fixed filter and takes no --weights; "
+                              "set its options with --option (see 'denoisekit models')")
 
 
 @app.command()
@@ -82,6 +106,7 @@ def infer(
             help="How much of the model's correction to keep: 'auto' chooses per slice (by SURE) and keeps less "
             "where the model would take away more than the noise; or a fraction from 0 (the input) to 1 (the "
             "model's output as is).",
+            callback=_strength,
         ),
     ] = "auto",
     option: PluginOptionOpt = None,
@@ -107,7 +132,8 @@ def infer(
     from denoisekit.cli.io_options import read_input
     from denoisekit.io import write_volume
 
-    setting = parse_strength(strength)  # a bad value fails before any model or volume loads
+    setting = parse_strength(strength)  # checked by _strength already, before any model or volume loads
+    _refuse_weights_for_a_filter(model, weights)
     net = load_model_for_inference(model, weights, option)
     outputs = _plan_outputs(inputs, output, net.name, force, series)
     console = err_console(quiet)

@@ -228,12 +228,18 @@ def test_a_scan_left_mostly_as_it_was_is_said_so(tmp_path):
     assert forced.exit_code == 0 and "kept a median" not in forced.stderr
 
 
-def test_bad_strength_is_one_line_before_any_work(tmp_path):
+@pytest.mark.parametrize(("value", "message"), [
+    ("1.5", "must be from 0 (the input) to 1 (the model's output), got 1.5"),
+    ("2", "got 2"),
+    ("-0.5", "got -0.5"),
+    ("strong", "must be 'auto' or a number from 0 to 1, got 'strong'"),
+])
+def test_bad_strength_is_a_usage_error_before_any_work(tmp_path, value, message):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
-    for value in ("1.5", "strong"):
-        result = _run("infer", src, "--model", "tv", "--strength", value)
-        assert result.exit_code == 1 and "strength" in result.stderr
-        assert len(result.stderr.strip().splitlines()) == 1
+    result = _run("infer", src, "--model", "tv", "--strength", value)
+    assert result.exit_code == 2, result.output  # a bad option value, as --batch-size 0
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert "Invalid value for '--strength'" in text and message in text
     assert list(tmp_path.iterdir()) == [src]
 
 
@@ -328,3 +334,29 @@ def test_each_series_of_a_folder_gets_its_own_default_output(make_series, tmp_pa
     noisy = runner.invoke(get_app(), ["noise", str(shared), "--series", "5", "--kind", "gaussian", "--quiet"])
     assert noisy.exit_code == 0, noisy.output
     assert (tmp_path / "mixed_series-5_noise-gaussian").is_dir()
+
+
+def test_a_missing_input_among_several_is_one_failed_input(tmp_path):
+    a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
+    missing = tmp_path / "nope.nii.gz"
+    result = _run("infer", a, missing, "--model", "tv", "--json")
+    assert result.exit_code == 1, result.output
+    records = {r["input"]: r for r in json.loads(result.stdout)}
+    assert records[str(a)]["output"] == str(tmp_path / "a_denoised-tv.nii.gz")
+    assert (tmp_path / "a_denoised-tv.nii.gz").is_file()
+    assert records[str(missing)]["output"] is None and "does not exist" in records[str(missing)]["error"]
+    assert f"error: {missing}:" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == "Error: 1 of 2 inputs failed (nope.nii.gz); the others were written"
+
+
+@pytest.mark.parametrize("model", ["tv", "nl-means"])
+def test_weights_for_a_fixed_filter_are_refused_up_front(tmp_path, model):
+    src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
+    (tmp_path / "w.npz").write_bytes(b"not weights")
+    for weights in (tmp_path / "nope.npz", tmp_path / "w.npz"):
+        result = _run("infer", src, "-m", model, "--weights", weights)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip() == (f"Error: model '{model}' is a fixed filter and takes no --weights; "
+                                         "set its options with --option (see 'denoisekit models')")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz", "w.npz"]
