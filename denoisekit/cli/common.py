@@ -17,11 +17,34 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing o
 OUTPUT_FORMATS = "a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those formats"
 
 
+def output_path(text: str) -> Path:
+    """``-o``'s value as a Path, refusing a file format's name with a trailing slash
+    (``s0.nii.gz/``): the slash says a folder was meant, which Path drops, so the command would
+    write (with ``--force``, replace) the file."""
+    import os
+
+    seps = "/" + (os.sep if os.sep != "/" else "") + (os.altsep or "")
+    stripped = text.rstrip(seps)
+    if stripped and stripped != text:
+        from denoisekit.errors import DenoiseKitError
+        from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
+
+        suffix = itk_suffix(stripped)
+        if suffix in ITK_SUFFIXES:
+            kind = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(suffix, suffix[1:].upper())
+            raise DenoiseKitError(
+                f"-o {text}: a trailing '/' means a folder, but {stripped[-len(suffix):]} names a file: drop the "
+                f"slash to write a {kind} file, or name the folder without a file suffix"
+            )
+    return Path(text)
+
+
 def output_option(default: str) -> Any:
     """``-o/--output`` of a command that writes one volume, saying where it goes by ``default``."""
     return Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", help=f"Output path: {OUTPUT_FORMATS}. Default: {default}.", show_default=False),
+        typer.Option("--output", "-o", help=f"Output path: {OUTPUT_FORMATS}. Default: {default}.", show_default=False,
+                     parser=output_path),
     ]
 
 

@@ -11,7 +11,7 @@ import typer
 
 from denoisekit.cli import app
 from denoisekit.cli.common import (
-    OUTPUT_FORMATS, ForceOpt, JsonOpt, QuietOpt, err_console, note_to, print_json, status,
+    OUTPUT_FORMATS, ForceOpt, JsonOpt, QuietOpt, err_console, note_to, output_path, print_json, status,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
@@ -21,7 +21,8 @@ def export(
     input: InputArg,
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help=f"Output path (no default): {OUTPUT_FORMATS}.", show_default=False),
+        typer.Option("--output", "-o", help=f"Output path (no default): {OUTPUT_FORMATS}.", show_default=False,
+                     parser=output_path),
     ],
     series: SeriesOpt = None,
     force: ForceOpt = False,

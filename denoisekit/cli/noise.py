@@ -140,9 +140,10 @@ def noise(
         own = (before / after) ** 2  # noise variance goes as 1 / dose: the fraction of the scan's own dose it looks like
         asked = float(noise_kind.config["dose"])
         if not asked / 2 <= own <= asked * 2:
+            # --scan-relative takes a dose below 1 only: it cannot give a scan more dose than it had
+            relative = f"; --scan-relative gives {asked:g} of its own" if asked < 1 else ""
             note(f"dose {asked:g} is a fraction of i0, not of this scan's own dose: its soft-tissue noise went from "
-                 f"{before:.1f} to {after:.1f} HU, as at about {own:.2g} of its own dose; --scan-relative gives "
-                 f"{asked:g} of its own")
+                 f"{before:.1f} to {after:.1f} HU, as at about {own:.2g} of its own dose{relative}")
     result = {
         "input": str(input_path),
         "output": str(written),

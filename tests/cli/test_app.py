@@ -109,6 +109,29 @@ def test_a_missing_input_is_the_same_one_line_in_every_command(tmp_path):
         assert result.stderr.strip() == f"Error: {missing} does not exist", (args, result.stderr)
 
 
+@pytest.mark.parametrize(("output", "kind"), [("s0.nii.gz/", "NIfTI"), ("s0.nii/", "NIfTI"), ("s0.NRRD/", "NRRD"),
+                                              ("s0.mha//", "MHA")])
+def test_an_output_with_a_file_suffix_and_a_trailing_slash_is_refused_in_every_command(tmp_path, output, kind):
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    src = write_volume(Volume(np.zeros((1, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0)), tmp_path / "in.nii.gz")
+    existing = write_volume(Volume(np.ones((1, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0)),
+                            tmp_path / output.rstrip("/"))
+    before = existing.read_bytes()  # a file --force would replace: the slash says a folder was meant
+    for args in (["export", src], ["noise", src, "--kind", "gaussian"], ["infer", src, "-m", "tv"]):
+        result = runner.invoke(get_app(), [str(a) for a in args] + ["-o", f"{tmp_path}/{output}", "--force"])
+        assert result.exit_code == 1, (args, result.output)
+        suffix = existing.name[2:]
+        assert result.stderr.strip() == (f"Error: -o {tmp_path}/{output}: a trailing '/' means a folder, but "
+                                         f"{suffix} names a file: drop the slash to write a {kind} file, or name "
+                                         "the folder without a file suffix"), (args, result.stderr)
+        assert existing.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, existing.name])
+    folder = runner.invoke(get_app(), ["export", str(src), "-o", f"{tmp_path}/series/", "--quiet"])
+    assert folder.exit_code == 0 and (tmp_path / "series").is_dir()  # a folder with a slash: as ever
+
+
 def _hidden_command(name, callback):
     app.command(name, hidden=True)(callback)
     return lambda: app.registered_commands.__setitem__(

@@ -248,3 +248,18 @@ def test_a_label_map_is_noised_with_a_note_and_ct_written_by_noise_gets_none(bod
     assert noisy.exit_code == 0 and json.loads(noisy.stdout)["notes"] == []
     again = run(tmp_path / "noisy.nii.gz", "-o", tmp_path / "again.nii.gz", "--kind", "gaussian", "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["notes"] == []  # what denoisekit wrote
+
+
+def test_an_absolute_dose_of_1_or_more_does_not_suggest_scan_relative(tmp_path):
+    yy, xx = np.mgrid[:128, :128]
+    hu = np.where(((xx - 64) / 50) ** 2 + ((yy - 64) / 35) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
+    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
+    image.SetSpacing((2.0, 2.0, 3.0))
+    sitk.WriteImage(image, str(tmp_path / "body.nii.gz"))
+    scan = tmp_path / "scan.nii.gz"
+    assert run(tmp_path / "body.nii.gz", "-o", scan, "--kind", "lowdose", "--dose", 0.0625, "--quiet").exit_code == 0
+    result = run(scan, "-o", tmp_path / "b.nii.gz", "--kind", "lowdose", "--dose", 2, "--json")
+    assert result.exit_code == 0, result.output
+    [note] = json.loads(result.stdout)["notes"]  # still said: the dose is i0's, not the scan's
+    assert note.startswith("dose 2 is a fraction of i0, not of this scan's own dose")
+    assert "--scan-relative" not in note and "--scan-relative" not in result.stderr  # which refuses a dose >= 1
