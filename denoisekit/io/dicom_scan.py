@@ -59,7 +59,8 @@ class Series:
     conflicts: list[str] = field(default_factory=list)
 
     def label(self) -> str:
-        return f"{self.uid} (number {self.number or '-'}, '{self.description}', {len(self.frames)} slices)"
+        n = len(self.frames)
+        return f"{self.uid} (number {self.number or '-'}, '{self.description}', {n} slice{'' if n == 1 else 's'})"
 
 
 def is_dicom(path: Path) -> bool:

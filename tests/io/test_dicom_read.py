@@ -224,6 +224,9 @@ def test_several_series_need_a_choice(make_series, tmp_path):
     message = str(info.value)
     assert first.series_uid in message and second.series_uid in message
     assert "'lung', 6 slices" in message and "--series" in message
+    make_series(shared, series_number=8, description="scout", shape=(1, 16, 16), seed=2)
+    with pytest.raises(DenoiseKitError, match="'scout', 1 slice\\)"):
+        read_volume(shared)
     _assert_matches(read_volume(shared, "7"), second)
     _assert_matches(read_volume(shared, first.series_uid), first)
     with pytest.raises(DenoiseKitError, match="no series '9'"):
