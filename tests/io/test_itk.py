@@ -36,15 +36,22 @@ def test_nifti_equals_simpleitk_conversion(oblique, tmp_path):
     assert a.GetDirection() == pytest.approx(b.GetDirection(), abs=1e-5)
 
 
-def test_nifti_matches_dcm2niix(oblique, tmp_path):
+@pytest.mark.parametrize("source", ["oblique", "CT_small.dcm", "693_J2KR.dcm"])
+def test_nifti_matches_dcm2niix(oblique, real_ct, tmp_path, source):
     if shutil.which("dcm2niix") is None:
         pytest.skip("dcm2niix is not installed")
+    if source == "oblique":
+        folder = oblique.path
+    else:  # real CT (a JPEG 2000 one among them): dcm2niix converts a folder
+        folder = tmp_path / "series"
+        folder.mkdir()
+        shutil.copy(real_ct(source), folder)
     out = tmp_path / "dcm2niix"
     out.mkdir()
-    subprocess.run(["dcm2niix", "-z", "y", "-f", "conv", "-o", str(out), str(oblique.path)],
+    subprocess.run(["dcm2niix", "-z", "y", "-f", "conv", "-o", str(out), str(folder)],
                    check=True, capture_output=True)
     theirs = sitk.ReadImage(str(out / "conv.nii.gz"))
-    ours = sitk.ReadImage(str(write_volume(read_volume(oblique.path), tmp_path / "ours.nii.gz")))
+    ours = sitk.ReadImage(str(write_volume(read_volume(folder), tmp_path / "ours.nii.gz")))
     # dcm2niix may store the voxels in another order; compare in physical space
     resampled = sitk.Resample(theirs, ours, sitk.Transform(), sitk.sitkNearestNeighbor, -5000.0, sitk.sitkFloat32)
     np.testing.assert_allclose(sitk.GetArrayFromImage(resampled), sitk.GetArrayFromImage(ours), atol=0.5)
