@@ -74,3 +74,20 @@ def test_coarsest_trained_pixel_is_that_of_the_shipped_recipes_data(example):
         volumes, _ = pretrain.load_training_data(phantoms)
     coarsest = max(max(v.spacing[:2]) for v in volumes)
     assert coarsest <= COARSEST_TRAINED_PIXEL_MM < coarsest + 0.01
+
+
+def test_coarse_copies_resample_finer_volumes_only(example):
+    import numpy as np
+
+    from denoisekit.volume import Volume
+
+    pretrain = example("pretrain")
+    y, x = np.mgrid[:100, :80]
+    disc = np.where((y - 50) ** 2 + (x - 40) ** 2 < 30**2, 40.0, -1000.0).astype(np.float32)
+    fine = Volume(np.stack([disc, disc]), spacing=(0.5, 0.5, 2.0))
+    coarse = Volume(np.stack([disc]), spacing=(0.95, 0.95, 2.0))  # within 10% of 1 mm: left out
+    copies, sources = pretrain.coarse_copies([fine, coarse], ["fine", "coarse"], [1.0])
+    [copy] = copies
+    assert copy.shape == (2, 50, 40) and copy.spacing == (1.0, 1.0, 2.0)
+    assert sources == ["fine, resampled to 1 mm pixels (50x40)"]
+    assert abs(float((copy.array > -480).sum()) / 2 - np.pi * 15**2) < 0.05 * np.pi * 15**2  # the disc, half as wide
