@@ -101,3 +101,15 @@ def test_noise_spectrum_needs_flat_soft_tissue():
     assert noise_spectrum(-800.0 + rng.normal(0, 20, (128, 128))) is None  # lung only
     assert noise_spectrum(40.0 + rng.normal(0, 20, (12, 200))) is None  # narrower than a block
     assert noise_spectrum(np.full((128, 128), 40.0)) is None  # no noise at all
+
+
+def test_soft_tissue_windows_counts_whole_windows_in_tissue():
+    from denoisekit.noise_level import NOISE_WINDOW, soft_tissue_windows
+
+    tissue = np.full((64, 64), 40.0)
+    edge = NOISE_WINDOW // 2  # a window's centre this far inside the image (and the tissue)
+    assert soft_tissue_windows(tissue) == (64 - 2 * edge) ** 2
+    tissue[:, 32:] = -1000.0  # half of it air: windows reaching well into the air do not count
+    assert (64 - 2 * edge) * (32 - 4 * edge) <= soft_tissue_windows(tissue) <= (64 - 2 * edge) * (32 - 2 * edge)
+    assert soft_tissue_windows(np.full((64, 64), -1000.0)) == 0
+    assert soft_tissue_windows(np.full((8, 8), 40.0)) == 0  # too small to read, as soft_tissue_noise_hu

@@ -121,25 +121,27 @@ def tissue_level(slices, clean):
 
 
 def test_scan_relative_dose_scales_the_scans_own_noise():
-    clean = ellipse(50, 35, slices=3, bone=False)
-    for own_dose in (1.0, 0.25):  # two scans of one patient, the second at a quarter of the dose
+    clean = ellipse(50, 35, slices=5, bone=False)
+
+    def grown(own_dose, dose):
+        """How a relative ``dose`` grows the noise of a scan at ``own_dose`` (median over the
+        slices and two draws: one draw of three slices spreads by 5-10%), and the level reached."""
         scan = clean + noise_of(clean, 5, dose=own_dose)
-        quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
-        # a quarter of the scan's own dose doubles its noise, whatever that noise was
-        assert np.median(tissue_level(quarter, clean) / tissue_level(scan, clean)) == pytest.approx(2.0, rel=0.15)
+        draws = [scan + noise_of(scan, seed, dose=dose, scan_relative=True) for seed in (6, 7)]
+        after = np.array([tissue_level(noisy, clean) for noisy in draws])
+        return np.median(after / tissue_level(scan, clean)), np.median(after)
+
+    # two scans of one patient, the second at a quarter of the dose: a quarter of the scan's
+    # own dose doubles its noise, whatever that noise was
+    (full, quarter), (low, _) = grown(1.0, 0.25), grown(0.25, 0.25)
+    assert full == pytest.approx(2.0, rel=0.15) and low == pytest.approx(2.0, rel=0.15)
     # at low flux too, where electronic noise and starvation add more than 1 / flux
-    scan = clean + noise_of(clean, 5, dose=0.25)
-    tenth = scan + noise_of(scan, 6, dose=0.1, scan_relative=True)
-    assert np.median(tissue_level(tenth, clean) / tissue_level(scan, clean)) == pytest.approx(10**0.5, rel=0.15)
+    assert grown(0.25, 0.1)[0] == pytest.approx(10**0.5, rel=0.15)
     # and near the scan's own dose, where the noise to add is small next to its own
-    scan = clean + noise_of(clean, 5, dose=1.0)
-    most = scan + noise_of(scan, 6, dose=0.9, scan_relative=True)
-    assert np.median(tissue_level(most, clean) / tissue_level(scan, clean)) == pytest.approx(0.9**-0.5, rel=0.05)
+    assert grown(1.0, 0.9)[0] == pytest.approx(0.9**-0.5, rel=0.05)
     # and lands where simulating a quarter of the reference dose on the clean image does
-    scan = clean + noise_of(clean, 5, dose=1.0)
-    quarter = scan + noise_of(scan, 6, dose=0.25, scan_relative=True)
     absolute = clean + noise_of(clean, 7, dose=0.25)
-    assert np.median(tissue_level(quarter, clean)) == pytest.approx(np.median(tissue_level(absolute, clean)), rel=0.15)
+    assert quarter == pytest.approx(np.median(tissue_level(absolute, clean)), rel=0.15)
 
 
 def test_scan_relative_slices_without_soft_tissue_take_a_neighbours_flux():
@@ -151,6 +153,59 @@ def test_scan_relative_slices_without_soft_tissue_take_a_neighbours_flux():
     inside = clean[0] > -1000
     ratio = added[1][inside].std() / added[0][inside].std()
     assert ratio == pytest.approx(same_flux[1][inside].std() / same_flux[0][inside].std(), rel=0.2)
+
+
+def trunk(slices, n=N):
+    """A small trunk in HU: soft tissue (40) in a fat rim (-100) with a spine (1000), air around."""
+    yy, xx = np.mgrid[:n, :n]
+    x, y = xx - n // 2, yy - n // 2
+    hu = np.full((n, n), -1000.0, np.float32)
+    hu[(x / 50) ** 2 + (y / 36) ** 2 < 1] = -100.0
+    hu[(x / 44) ** 2 + (y / 30) ** 2 < 1] = 40.0
+    hu[x**2 + (y - 18) ** 2 < 36] = 1000.0
+    return np.repeat(hu[None], slices, axis=0)
+
+
+def test_scan_relative_one_misread_slice_does_not_set_its_own_noise():
+    clean = trunk(5)
+    scan = clean + noise_of(clean, 5, dose=0.25)  # one flux for all five slices
+    # fine anatomy all over the middle slice's soft tissue (+-30 HU, 4 pixels a period) reads
+    # as noise: its own noise reads 2.5 times its neighbours' (about 33 HU against 13)
+    stripes = np.where(np.arange(N) // 2 % 2, 30.0, -30.0)
+    scan[2] += np.where((clean[2] > 0) & (clean[2] < 100), stripes, 0.0)
+    added = tissue_level(noise_of(scan, 6, dose=0.25, scan_relative=True), clean)
+    others = np.median(np.delete(added, 2))
+    assert added[2] < 1.4 * others  # by its own reading alone it got 2.5 times theirs
+
+
+def test_scan_relative_pools_fluxes_along_z_by_the_readings_weight():
+    from denoisekit_plugins.noise.lowdose import POOL_WINDOWS, _pooled_along_z
+
+    ramp = [100.0 * 2 ** (k / 2) for k in range(7)]  # the tube current rising steeply
+    few = [POOL_WINDOWS // 1000] * 7  # small slices: their readings hardly count
+    pooled = _pooled_along_z(ramp, few)
+    assert pooled[2:5] == pytest.approx(ramp[2:5], rel=0.01)  # a window's median: kept
+    assert pooled[0] == pytest.approx(ramp[1], rel=0.01)  # one-sided at the ends: a slice's lag
+    assert pooled[-1] == pytest.approx(ramp[-2], rel=0.01)
+    steps = [100.0, 100.0, 100.0, 400.0, 400.0, 400.0]  # two scans, stacked: the step is kept
+    assert _pooled_along_z(steps, few[:6]) == pytest.approx(steps, rel=0.01)
+    misread = [100.0, 100.0, 25.0, 100.0, 100.0, None]  # None: no soft tissue to read
+    assert _pooled_along_z(misread, few[:6])[2] == pytest.approx(100.0, rel=0.05)
+    assert _pooled_along_z(misread, few[:6])[5] is None
+    # a big slice's reading is finer than a real scan's own slice-to-slice changes (helical
+    # noise has a period of a few slices): it keeps most of its own
+    helical = [100.0, 100.0, 150.0, 100.0, 100.0, 150.0]
+    assert _pooled_along_z(helical, [4 * POOL_WINDOWS] * 6)[2] == pytest.approx(100.0 * 1.5**0.8)
+    assert _pooled_along_z(helical, few[:6])[2] == pytest.approx(100.0, rel=0.01)
+
+
+def test_scan_relative_one_slice_is_not_pooled(monkeypatch):
+    from denoisekit_plugins.noise import lowdose
+
+    scan = trunk(1) + noise_of(trunk(1), 5, dose=0.25)
+    pooled = noise_of(scan, 6, dose=0.1, scan_relative=True)
+    monkeypatch.setattr(lowdose, "POOL_SLICES", 0)  # each slice's own flux, as before pooling
+    assert np.array_equal(pooled, noise_of(scan, 6, dose=0.1, scan_relative=True))
 
 
 @pytest.mark.parametrize(
