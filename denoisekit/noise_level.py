@@ -45,6 +45,12 @@ def soft_tissue_noise_hu(image: Any, tissue: Any = None) -> float | None:
     windows lie wholly in soft tissue. ``tissue`` (default ``image``) chooses the windows,
     so a noise field alone can be read where a clean slice has tissue, as the slice's own
     noise would be."""
+    return soft_tissue_reading(image, tissue)[0]
+
+
+def soft_tissue_reading(image: Any, tissue: Any = None) -> tuple[float | None, int]:
+    """``soft_tissue_noise_hu`` and the number of windows it read the noise in: how far to
+    trust the reading (its variance goes about as one over that number)."""
     import numpy as np
     from scipy import ndimage
 
@@ -52,27 +58,16 @@ def soft_tissue_noise_hu(image: Any, tissue: Any = None) -> float | None:
     t = a if tissue is None else np.asarray(tissue, dtype=np.float64)
     k = NOISE_WINDOW
     if min(a.shape) < 3 * k:
-        return None
+        return None, 0
     mean = ndimage.uniform_filter(a, k, mode="reflect")
     var = ndimage.uniform_filter(a * a, k, mode="reflect") - mean * mean
     t_mean = mean if tissue is None else ndimage.uniform_filter(t, k, mode="reflect")
     inside = _windows_in_tissue(t_mean)
-    if inside.sum() < MIN_WINDOWS:
-        return None
+    windows = int(inside.sum())
+    if windows < MIN_WINDOWS:
+        return None, windows
     sd = np.sqrt(np.maximum(var[inside], 0.0) * (k * k) / (k * k - 1))
-    return _half_sample_mode(sd)
-
-
-def soft_tissue_windows(image: Any) -> int:
-    """How many windows ``soft_tissue_noise_hu`` reads ``image``'s noise in: how far to
-    trust that reading (its variance goes about as one over this)."""
-    import numpy as np
-    from scipy import ndimage
-
-    a = np.asarray(image, dtype=np.float64)
-    if min(a.shape) < 3 * NOISE_WINDOW:
-        return 0
-    return int(_windows_in_tissue(ndimage.uniform_filter(a, NOISE_WINDOW, mode="reflect")).sum())
+    return _half_sample_mode(sd), windows
 
 
 def _windows_in_tissue(window_mean: Any) -> Any:

@@ -104,7 +104,10 @@ def test_noise_spectrum_needs_flat_soft_tissue():
 
 
 def test_soft_tissue_windows_counts_whole_windows_in_tissue():
-    from denoisekit.noise_level import NOISE_WINDOW, soft_tissue_windows
+    from denoisekit.noise_level import NOISE_WINDOW, soft_tissue_reading
+
+    def soft_tissue_windows(image):
+        return soft_tissue_reading(image)[1]
 
     tissue = np.full((64, 64), 40.0)
     edge = NOISE_WINDOW // 2  # a window's centre this far inside the image (and the tissue)

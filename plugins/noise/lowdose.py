@@ -226,14 +226,14 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
     import numpy as np
 
     from denoisekit.errors import DenoiseKitError
-    from denoisekit.noise_level import soft_tissue_noise_hu, soft_tissue_windows
+    from denoisekit.noise_level import soft_tissue_noise_hu, soft_tissue_reading
 
     unreadable = DenoiseKitError(
         "lowdose: no slice has soft tissue (-300..300 HU) with noise to read the scan's own noise "
         "from, which a relative dose needs; give the dose as a fraction of i0 instead (scan_relative off)"
     )
-    own = [soft_tissue_noise_hu(s) for s in hu]
-    own = [s if s is not None and s > 0 else None for s in own]  # 0: a noise-free phantom's flat tissue
+    readings = [soft_tissue_reading(s) for s in hu]  # (level, windows it was read in)
+    own = [s if s is not None and s > 0 else None for s, _ in readings]  # 0: a noise-free phantom's flat tissue
     if all(s is None for s in own):
         raise unreadable
     i0, dose = float(params["i0"]), float(params["dose"])
@@ -267,7 +267,7 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
     known = [k for k, f in enumerate(fluxes) if f is not None]
     if not known:
         raise unreadable
-    fluxes = _pooled_along_z(fluxes, [soft_tissue_windows(s) if f is not None else 0 for s, f in zip(hu, fluxes)])
+    fluxes = _pooled_along_z(fluxes, [n for _, n in readings])
     return [f if f is not None else fluxes[min(known, key=lambda j: abs(j - k))] for k, f in enumerate(fluxes)]
 
 

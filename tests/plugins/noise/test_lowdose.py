@@ -197,15 +197,9 @@ def test_scan_relative_pools_fluxes_along_z_by_the_readings_weight():
     helical = [100.0, 100.0, 150.0, 100.0, 100.0, 150.0]
     assert _pooled_along_z(helical, [4 * POOL_WINDOWS] * 6)[2] == pytest.approx(100.0 * 1.5**0.8)
     assert _pooled_along_z(helical, few[:6])[2] == pytest.approx(100.0, rel=0.01)
-
-
-def test_scan_relative_one_slice_is_not_pooled(monkeypatch):
-    from denoisekit_plugins.noise import lowdose
-
-    scan = trunk(1) + noise_of(trunk(1), 5, dose=0.25)
-    pooled = noise_of(scan, 6, dose=0.1, scan_relative=True)
-    monkeypatch.setattr(lowdose, "POOL_SLICES", 0)  # each slice's own flux, as before pooling
-    assert np.array_equal(pooled, noise_of(scan, 6, dose=0.1, scan_relative=True))
+    # nothing to pool with: a one-slice volume, or a slice whose neighbours are unreadable
+    assert _pooled_along_z([37.0], few[:1]) == [37.0]
+    assert _pooled_along_z([37.0, None, None, 80.0], few[:4]) == [37.0, None, None, 80.0]
 
 
 @pytest.mark.parametrize(
