@@ -134,6 +134,8 @@ def infer(
 
     setting = parse_strength(strength)  # checked by _strength already, before any model or volume loads
     _refuse_weights_for_a_filter(model, weights)
+    if not any(inp.exists() for inp in inputs):  # nothing to denoise: say so before loading a model
+        raise DenoiseKitError(f"{inputs[0]} does not exist")
     net = load_model_for_inference(model, weights, option)
     outputs = _plan_outputs(inputs, output, net.name, force, series)
     console = err_console(quiet)
@@ -206,5 +208,5 @@ def infer(
     if json_out:
         print_json(records)
     if failed:
-        raise DenoiseKitError(f"{len(failed)} of {len(inputs)} inputs failed ({', '.join(failed)}); "
-                              "the others were written")
+        rest = "the others were written" if len(failed) < len(inputs) else "nothing was written"
+        raise DenoiseKitError(f"{len(failed)} of {len(inputs)} inputs failed ({', '.join(failed)}); {rest}")

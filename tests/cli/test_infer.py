@@ -350,6 +350,23 @@ def test_a_missing_input_among_several_is_one_failed_input(tmp_path):
     assert last == "Error: 1 of 2 inputs failed (nope.nii.gz); the others were written"
 
 
+def test_all_inputs_missing_fail_before_a_model_loads_and_none_failing_is_not_called_written(tmp_path, monkeypatch):
+    import denoisekit.infer
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded with nothing to denoise")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(denoisekit.infer, "load_model_for_inference", no_model)
+        result = _run("infer", tmp_path / "m1.nii.gz", tmp_path / "m2.nii.gz", "-m", "tv")
+    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path / 'm1.nii.gz'} does not exist"
+    (tmp_path / "bad.nii.gz").write_bytes(b"not a volume")  # exists, unreadable: fails in its turn
+    result = _run("infer", tmp_path / "bad.nii.gz", tmp_path / "m2.nii.gz", "-m", "tv")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == ("Error: 2 of 2 inputs failed (bad.nii.gz, m2.nii.gz); "
+                                                      "nothing was written")
+
+
 @pytest.mark.parametrize("model", ["tv", "nl-means"])
 def test_weights_for_a_fixed_filter_are_refused_up_front(tmp_path, model):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
