@@ -173,9 +173,11 @@ def evaluate(
     note = note_to(err_console(quiet or json_out), notes)
 
     def read(path: Path, labels: bool = False):
-        """Read ``path``, its notes naming it: two to four volumes go into one record."""
+        """Read ``path``, its notes naming it as given: two to four volumes go into one record
+        (a note the reader already begins with the file's name keeps its own)."""
         def named(message: str) -> None:
-            note(message if path.name in message else f"{path.name}: {message}")
+            own = path.name and message.startswith(f"{path.name}: ")
+            note(message if own else f"{path}: {message}")
 
         return read_input(path, series, allow_irregular, allow_tilt, quiet=quiet or json_out, note=named,
                           labels=labels)

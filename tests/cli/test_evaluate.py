@@ -238,7 +238,7 @@ def test_read_notes_reach_json_and_quiet_hides_them(make_series):
     result = _run(*args, "--json")
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout)["notes"]  # one for each volume read, naming it
-    assert notes == [f"{series.path.name}: irregular slice spacing: gaps from 2.500 to 5.000 mm: read with the mean "
+    assert notes == [f"{series.path}: irregular slice spacing: gaps from 2.500 to 5.000 mm: read with the mean "
                      "spacing 3.750 mm"] * 2
     shown = _run(*args)
     assert shown.exit_code == 0 and f"note: {notes[0]}" in " ".join(shown.stderr.split())
@@ -280,3 +280,17 @@ def test_a_label_mask_is_not_said_to_look_unlike_ct(volumes, tmp_path):
     result = _run("evaluate", mask, mask, "--json")
     notes = json.loads(result.stdout)["notes"]
     assert notes and all(n.startswith("seg.nii.gz: ") and n.count("seg.nii.gz") == 1 for n in notes)
+
+
+def test_notes_name_each_volume_as_given_even_with_short_folder_names(make_series, tmp_path, monkeypatch):
+    """Numbered series folders ('1', 's') and '.' are common: their notes still say which
+    volume each is about (a name found anywhere in the text, or '', is no proof)."""
+    import shutil
+
+    series = make_series(tmp_path / "1", shape=(4, 16, 16), drop=(2,))
+    shutil.copytree(series.path, tmp_path / "s")
+    monkeypatch.chdir(tmp_path / "1")
+    result = _run("evaluate", ".", "../s", "--allow-irregular", "--json")
+    assert result.exit_code == 0, result.output
+    notes = json.loads(result.stdout)["notes"]
+    assert [n.split(":")[0] for n in notes] == [".", "../s"] and "slice" in notes[0]
