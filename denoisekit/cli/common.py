@@ -24,7 +24,14 @@ def output_path(text: str) -> Path:
     import os
 
     seps = "/" + (os.sep if os.sep != "/" else "") + (os.altsep or "")
-    stripped = text.rstrip(seps)
+    stripped = text
+    while True:  # trailing separators and '/.' (Path drops both): what is left names the target
+        shorter = stripped.rstrip(seps)
+        if len(shorter) > 1 and shorter.endswith(".") and shorter[-2] in seps:
+            shorter = shorter[:-1]
+        if shorter == stripped:
+            break
+        stripped = shorter
     if stripped and stripped != text:
         from denoisekit.errors import DenoiseKitError
         from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
@@ -33,8 +40,8 @@ def output_path(text: str) -> Path:
         if suffix in ITK_SUFFIXES:
             kind = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(suffix, suffix[1:].upper())
             raise DenoiseKitError(
-                f"-o {text}: a trailing '/' means a folder, but {stripped[-len(suffix):]} names a file: drop the "
-                f"slash to write a {kind} file, or name the folder without a file suffix"
+                f"-o {text}: a trailing '/' means a folder, but {Path(stripped).name[-len(suffix):]} names a file: "
+                f"drop the slash to write a {kind} file, or name the folder without a file suffix"
             )
     return Path(text)
 
@@ -44,7 +51,7 @@ def output_option(default: str) -> Any:
     return Annotated[
         Optional[Path],
         typer.Option("--output", "-o", help=f"Output path: {OUTPUT_FORMATS}. Default: {default}.", show_default=False,
-                     parser=output_path),
+                     parser=output_path, metavar="<path>"),
     ]
 
 

@@ -22,7 +22,7 @@ def export(
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help=f"Output path (no default): {OUTPUT_FORMATS}.", show_default=False,
-                     parser=output_path),
+                     parser=output_path, metavar="<path>"),
     ],
     series: SeriesOpt = None,
     force: ForceOpt = False,

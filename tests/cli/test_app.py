@@ -110,14 +110,14 @@ def test_a_missing_input_is_the_same_one_line_in_every_command(tmp_path):
 
 
 @pytest.mark.parametrize(("output", "kind"), [("s0.nii.gz/", "NIfTI"), ("s0.nii/", "NIfTI"), ("s0.NRRD/", "NRRD"),
-                                              ("s0.mha//", "MHA")])
+                                              ("s0.mha//", "MHA"), ("s0.nii.gz/.", "NIfTI"), ("s0.nii.gz/./", "NIfTI")])
 def test_an_output_with_a_file_suffix_and_a_trailing_slash_is_refused_in_every_command(tmp_path, output, kind):
     from denoisekit.io import write_volume
     from denoisekit.volume import Volume
 
     src = write_volume(Volume(np.zeros((1, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0)), tmp_path / "in.nii.gz")
     existing = write_volume(Volume(np.ones((1, 8, 8), np.float32), spacing=(1.0, 1.0, 1.0)),
-                            tmp_path / output.rstrip("/"))
+                            tmp_path / output.rstrip("/.").removesuffix("/"))
     before = existing.read_bytes()  # a file --force would replace: the slash says a folder was meant
     for args in (["export", src], ["noise", src, "--kind", "gaussian"], ["infer", src, "-m", "tv"]):
         result = runner.invoke(get_app(), [str(a) for a in args] + ["-o", f"{tmp_path}/{output}", "--force"])
