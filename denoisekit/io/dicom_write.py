@@ -146,8 +146,8 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     tags = volume.tags
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
-    if "PatientName" not in header and "PatientID" not in header:
-        header.update(PatientName="ANONYMOUS", PatientID="DENOISEKIT")
+    if not tags:  # no DICOM source (NIfTI): a new patient. A source's empty name and ID stay empty:
+        header.update(PatientName="ANONYMOUS", PatientID="DENOISEKIT")  # it is the source's study
     header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
     header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
     _identity_claim(header, note)

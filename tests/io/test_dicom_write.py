@@ -390,17 +390,22 @@ def test_a_padding_value_the_stages_change_is_declared_only_if_nothing_changed(r
         "the derived series declares none"]
 
 
-def test_an_empty_patient_name_stays_present(make_series, tmp_path):
-    """PatientName is type 2 (present, may be empty): a source that has it empty, as
-    LIDC-IDRI's anonymised series do, must not lose it (dciodvfy: missing type 2)."""
+@pytest.mark.parametrize("empty", [("PatientName",), ("PatientID",), ("PatientName", "PatientID")])
+def test_an_empty_patient_name_or_id_stays_present_and_empty(make_series, tmp_path, empty):
+    """PatientName and PatientID are type 2 (present, may be empty): a source that has them
+    empty, as LIDC-IDRI's anonymised series do, must not lose them (dciodvfy: missing type 2),
+    nor get a placeholder patient inside its own study (one study under two patients)."""
     series = make_series(shape=(2, 16, 16))
     for path in series.files:
         ds = pydicom.dcmread(path)
-        ds.PatientName = ""
+        for keyword in empty:
+            setattr(ds, keyword, "")
         ds.save_as(path)
     out = write_volume(read_volume(series.path), tmp_path / "out")
     ds = pydicom.dcmread(sorted(out.iterdir())[0])
-    assert "PatientName" in ds and str(ds.PatientName) == "" and ds.PatientID == "SYN-001"
+    assert str(ds.PatientName) == ("" if "PatientName" in empty else "SYNTHETIC^SERIES")
+    assert ds.PatientID == ("" if "PatientID" in empty else "SYN-001")
+    assert "PatientName" in ds and "PatientID" in ds and ds.StudyInstanceUID == series.study_uid
     if shutil.which("dciodvfy"):
         result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
         assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
