@@ -155,7 +155,10 @@ def not_hu(array: np.ndarray) -> str | None:
         seen, meaning = f"few distinct whole values, {span}", "this looks like a label map (segmentation), not CT"
     else:
         seen = f"values {span}"
-        meaning = "this may be a label map, MR, or CT stored without its rescale (HU = value - 1024)"
+        # raw stored CT values start near 0 (air); CT in HU cropped to the body, or reconstructed
+        # over a small field of view, has no air either
+        raw = ", CT stored without its rescale (HU = value - 1024)" if lowest >= 0 else ""
+        meaning = f"this may be a label map, MR{raw}, or CT with no air in its field of view (a crop)"
     return f"{seen}, none below {AIR_BELOW:g}: CT in HU has air near -1000; {meaning}; denoisekit treats values as HU"
 
 

@@ -426,8 +426,20 @@ def test_ct_in_hu_gets_no_note_and_the_same_scan_without_its_rescale_gets_one(tm
     sitk.WriteImage(sitk.GetImageFromArray(raw), str(tmp_path / f"raw{suffix}"))
     [note] = _read_notes(tmp_path / f"raw{suffix}")
     assert note.startswith(f"raw{suffix}: values ") and "none below -200: CT in HU has air near -1000" in note
-    assert "CT stored without its rescale (HU = value - 1024); denoisekit treats values as HU" in note
+    assert ("MR, CT stored without its rescale (HU = value - 1024), or CT with no air in its field of view (a crop); "
+            "denoisekit treats values as HU") in note
     assert ("besides padding (-2000)" in note) == (not tight and outside < -1500)
+
+
+def test_ct_cropped_to_soft_tissue_is_not_told_to_shift_by_1024(tmp_path):
+    """HU of a crop inside the body (-100..80, padded -3024): no air, but negative values, so
+    not raw stored values: the note must not suggest HU = value - 1024."""
+    rng = np.random.default_rng(4)
+    crop = np.clip(rng.normal(40, 30, (2, 24, 24)), -100, 80)
+    crop[:, :3] = -3024.0
+    sitk.WriteImage(sitk.GetImageFromArray(crop.astype(np.int16)), str(tmp_path / "liver.nii.gz"))
+    [note] = _read_notes(tmp_path / "liver.nii.gz")
+    assert "1024" not in note and "CT with no air in its field of view (a crop)" in note
 
 
 def test_a_label_map_gets_a_note_saying_so(tmp_path):
@@ -450,8 +462,8 @@ def test_an_mr_volume_gets_a_note(tmp_path, caplog):
         read_volume(tmp_path / "t1.nrrd")
     [note] = [r.getMessage() for r in caplog.records]
     assert re.fullmatch(r"t1\.nrrd: values 0 to \d{4}, none below -200: CT in HU has air near -1000; this may be "
-                        r"a label map, MR, or CT stored without its rescale \(HU = value - 1024\); "
-                        r"denoisekit treats values as HU", note)
+                        r"a label map, MR, CT stored without its rescale \(HU = value - 1024\), or CT with no air "
+                        r"in its field of view \(a crop\); denoisekit treats values as HU", note)
 
 
 def test_air_in_one_voxel_of_a_large_padded_volume_is_found():
