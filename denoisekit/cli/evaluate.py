@@ -115,7 +115,7 @@ def evaluate(
         str,
         typer.Option(
             "--window",
-            help="HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, brain, bone): both "
+            help="HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, mediastinum, brain, bone): both "
             "volumes are clipped to it; PSNR's peak is its width.",
         ),
     ] = "-1000,1000",
