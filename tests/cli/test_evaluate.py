@@ -266,7 +266,7 @@ def test_unknown_window_name_lists_the_names(volumes):
     assert "lung, soft-tissue, mediastinum, brain, bone" in result.stderr and "LO,HI" in result.stderr
     helped = runner.invoke(get_app(), ["evaluate", "--help"], env={"COLUMNS": "200"})
     text = " ".join(helped.stdout.replace("│", " ").split())
-    assert "HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, brain, bone)" in text
+    assert "HU window LO,HI, or one of the --figure-window names (lung, soft-tissue, mediastinum, brain, bone)" in text
 
 
 def test_a_label_mask_is_not_said_to_look_unlike_ct(volumes, tmp_path):
