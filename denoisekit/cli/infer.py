@@ -134,6 +134,10 @@ def infer(
 
     setting = parse_strength(strength)  # checked by _strength already, before any model or volume loads
     _refuse_weights_for_a_filter(model, weights)
+    if model is not None:  # an unknown or broken model is named first, as before (no weights or TensorFlow yet)
+        from denoisekit.plugins import get_model
+
+        get_model(model)
     if not any(inp.exists() for inp in inputs):  # nothing to denoise: say so before loading a model
         raise DenoiseKitError(f"{inputs[0]} does not exist")
     net = load_model_for_inference(model, weights, option)
