@@ -39,11 +39,15 @@ def export(
 
     Example: denoisekit export scan/ -o scan.nii.gz"""
     from denoisekit.io import check_output, write_volume
+    from denoisekit.io.paths import itk_suffix
 
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
-    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {input.name}"
+    # a file's name may be a patient's: named only where the series carries the patient anyway
+    kind_in = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(itk_suffix(input) or "", (itk_suffix(input) or ".?")[1:].upper())
+    source = input.name if volume.tags else f"a {kind_in} file"
+    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
     from rich.markup import escape
     from rich.progress import Progress
 

@@ -146,9 +146,17 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     tags = volume.tags
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
-    if not tags:  # no DICOM source (NIfTI): a new patient. A source's empty name and ID stay empty:
-        header.update(PatientName="ANONYMOUS", PatientID="DENOISEKIT")  # it is the source's study
     header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
+    if not tags:  # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never
+        # files unrelated volumes under one patient. A source's empty name and ID stay empty:
+        # it is the source's study.
+        import hashlib
+
+        patient = hashlib.sha256(header["StudyInstanceUID"].encode()).hexdigest()[:16].upper()
+        header.update(PatientName="ANONYMOUS", PatientID=f"DENOISEKIT-{patient}")
+    if "WindowCenter" not in header and tags.get("RescaleType", "HU") == "HU":
+        # no window from the source: a soft-tissue one (W400 L40); some viewers show CT black without
+        header.update(WindowCenter="40", WindowWidth="400")
     header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
     _identity_claim(header, note)
     if "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID"):
@@ -170,7 +178,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
         SeriesNumber=_series_number(source_number),
-        SeriesDescription=description[:64],
+        SeriesDescription=_fit(description, 64),
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
         ContentDate=now.strftime("%Y%m%d"),
@@ -178,7 +186,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         InstanceCreationDate=now.strftime("%Y%m%d"),
         InstanceCreationTime=now.strftime("%H%M%S"),
         ImageType=["DERIVED", "SECONDARY", "AXIAL", *extra_type],
-        DerivationDescription=description[:1024],
+        DerivationDescription=_fit(description, 1024),
         Manufacturer="denoisekit",
         SoftwareVersions=f"denoisekit {__version__}",
         BurnedInAnnotation="NO",
@@ -289,6 +297,13 @@ def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
         if problems:
             note(f"the source's {keyword} is not valid DICOM ({'; '.join(problems)}): copied as it was")
     return shared
+
+
+def _fit(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes in UTF-8 (the series' character set), never
+    inside a character: LO and ST count bytes for validators, and 64 characters of 'ü' are
+    128 bytes."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 def _is_items(value: Any) -> bool:

@@ -95,3 +95,21 @@ def test_a_source_value_the_series_cannot_copy_is_a_note(real_ct, tmp_path, as_j
     else:
         assert "note: the source's PatientIdentityRemoved records no de-identification method" in result.stderr
     assert "PatientIdentityRemoved" not in pydicom.dcmread(next((tmp_path / "series").glob("*.dcm")))
+
+
+def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series, tmp_path):
+    """A NIfTI's name may be its patient's ('Mueller_Juergen_thorax.nii.gz'): the series made
+    from it is filed under an anonymous patient, so its description must not carry the name;
+    from a DICOM source, which carries the patient anyway, the folder is named."""
+    import pydicom
+
+    series = make_series(tmp_path / "Mueller_Juergen", shape=(2, 16, 16))
+    named = tmp_path / "Mueller_Juergen_thorax.nii.gz"
+    assert run("export", series.path, "-o", named, "--quiet").exit_code == 0
+    assert run("export", named, "-o", tmp_path / "from_nifti", "--quiet").exit_code == 0
+    assert run("export", series.path, "-o", tmp_path / "from_dicom", "--quiet").exit_code == 0
+    nifti = pydicom.dcmread(sorted((tmp_path / "from_nifti").iterdir())[0])
+    assert nifti.SeriesDescription == "converted by denoisekit export from a NIfTI file"
+    assert "Mueller" not in nifti.DerivationDescription and nifti.PatientName == "ANONYMOUS"
+    dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])
+    assert dicom.SeriesDescription == "converted by denoisekit export from Mueller_Juergen"

@@ -94,6 +94,23 @@ def test_from_non_dicom_source_new_study(tmp_path):
     if shutil.which("dciodvfy"):
         result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
         assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+    # each new study its own patient: a PACS must not file unrelated volumes under one
+    other = pydicom.dcmread(sorted(write_volume(volume, tmp_path / "again").iterdir())[0])
+    assert ds.PatientName == other.PatientName == "ANONYMOUS" and ds.PatientID.startswith("DENOISEKIT-")
+    assert other.StudyInstanceUID != ds.StudyInstanceUID and other.PatientID != ds.PatientID
+    assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (40.0, 400.0)  # viewers show CT black without
+
+
+def test_descriptions_fit_their_vr_in_bytes_whatever_the_characters(tmp_path):
+    volume = Volume(np.zeros((1, 16, 16), np.float32), spacing=(0.7, 0.7, 2.0))
+    text = "entrauscht für Müller_Jürgen_Überlänge " * 40  # 2 bytes a character for the umlauts
+    ds = pydicom.dcmread(sorted(write_volume(volume, tmp_path / "out", description=text).iterdir())[0])
+    assert len(ds.SeriesDescription.encode("utf-8")) <= 64 and text.startswith(ds.SeriesDescription)
+    assert len(ds.DerivationDescription.encode("utf-8")) <= 1024 and text.startswith(ds.DerivationDescription)
+    if shutil.which("dciodvfy"):
+        result = subprocess.run(["dciodvfy", str(sorted((tmp_path / "out").iterdir())[0])], capture_output=True,
+                                text=True)
+        assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
 
 
 def test_values_beyond_int16_use_a_slope():
