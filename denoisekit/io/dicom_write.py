@@ -178,7 +178,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
         SeriesNumber=_series_number(source_number),
-        SeriesDescription=_fit(description, 64),
+        SeriesDescription=_fit(description, 64, words=True),  # the label a PACS shows: whole words
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
         ContentDate=now.strftime("%Y%m%d"),
@@ -299,11 +299,17 @@ def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
     return shared
 
 
-def _fit(text: str, limit: int) -> str:
+def _fit(text: str, limit: int, words: bool = False) -> str:
     """``text`` cut to at most ``limit`` bytes in UTF-8 (the series' character set), never
-    inside a character: LO and ST count bytes for validators, and 64 characters of 'ü' are
-    128 bytes."""
-    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+    inside a character (LO and ST count bytes for validators, and 64 characters of 'ü' are
+    128 bytes), nor, with ``words``, inside a word where a space comes early enough."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    cut = data[:limit].decode("utf-8", "ignore")
+    if words and data[limit:limit + 1] != b" " and " " in cut[limit // 2:]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip()
 
 
 def _is_items(value: Any) -> bool:

@@ -106,6 +106,7 @@ def test_descriptions_fit_their_vr_in_bytes_whatever_the_characters(tmp_path):
     text = "entrauscht für Müller_Jürgen_Überlänge " * 40  # 2 bytes a character for the umlauts
     ds = pydicom.dcmread(sorted(write_volume(volume, tmp_path / "out", description=text).iterdir())[0])
     assert len(ds.SeriesDescription.encode("utf-8")) <= 64 and text.startswith(ds.SeriesDescription)
+    assert text[len(ds.SeriesDescription)] == " "  # the label a PACS shows ends with a whole word
     assert len(ds.DerivationDescription.encode("utf-8")) <= 1024 and text.startswith(ds.DerivationDescription)
     if shutil.which("dciodvfy"):
         result = subprocess.run(["dciodvfy", str(sorted((tmp_path / "out").iterdir())[0])], capture_output=True,
