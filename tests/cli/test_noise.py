@@ -18,6 +18,11 @@ runner = CliRunner()
 @pytest.fixture
 def body_nifti(tmp_path):
     """A 3-slice 64x64 water ellipse with a bone insert, in HU, 5 mm pixels."""
+    return body_nifti_64(tmp_path)
+
+
+def body_nifti_64(tmp_path):
+    """``body_nifti``'s volume, for a test that needs another besides."""
     yy, xx = np.mgrid[:64, :64]
     x, y = xx - 32, yy - 32
     hu = np.full((64, 64), -1000.0, np.float32)
@@ -165,9 +170,21 @@ def test_the_noise_level_said_is_the_one_in_the_field_of_view(tmp_path):
     assert json.loads(result.stdout)["noise_std_hu"] == pytest.approx(30, rel=0.05)
 
 
-def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_said(body_nifti, tmp_path):
+def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_said(tmp_path):
+    # 128x128: enough soft tissue to read the scan's own noise in (lowdose.READ_WINDOWS)
+    yy, xx = np.mgrid[:128, :128]
+    x, y = xx - 64, yy - 64
+    hu = np.full((128, 128), -1000.0, np.float32)
+    hu[(x / 52) ** 2 + (y / 36) ** 2 < 1] = 40.0
+    hu[(x - 20) ** 2 + y**2 < 36] = 1100.0
+    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
+    image.SetSpacing((2.5, 2.5, 3.0))
+    body = tmp_path / "body128.nii.gz"
+    sitk.WriteImage(image, str(body))
     scan = tmp_path / "scan.nii.gz"
-    assert run(body_nifti, "-o", scan, "--kind", "lowdose", "--dose", 0.5, "--quiet").exit_code == 0
+    assert run(body, "-o", scan, "--kind", "lowdose", "--dose", 0.5, "--quiet").exit_code == 0
+    small = run(body_nifti_64(tmp_path), "-o", tmp_path / "s.nii.gz", "--kind", "lowdose", "--scan-relative")
+    assert small.exit_code == 1 and "a crop or a small slice has too few" in small.output  # 64x64: refused
     out = tmp_path / "quarter.nii.gz"
     result = run(scan, "-o", out, "--kind", "lowdose", "--dose", 0.25, "--scan-relative", "--json")
     assert result.exit_code == 0, result.output
