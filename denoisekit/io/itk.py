@@ -118,8 +118,9 @@ PADDING_BELOW = -1500.0
 #: Voxels looked at (strided, every axis) before the whole volume is: about 1M.
 _SAMPLE = 1 << 20
 #: No air, background 0 and at most this many distinct whole values to 255 (in the sample):
-#: a label map, said as such (CT cropped to soft tissue has noise: far more values).
-_FEW_LABELS = 16
+#: a label map, said as such (CT cropped to soft tissue has noise and negative values; a
+#: whole-body segmentation such as TotalSegmentator's has 117 labels).
+_FEW_LABELS = 128
 
 
 def not_hu(array: np.ndarray) -> str | None:
@@ -157,7 +158,8 @@ def not_hu(array: np.ndarray) -> str | None:
         seen = f"values {span}"
         # raw stored CT values start near 0 (air); CT in HU cropped to the body, or reconstructed
         # over a small field of view, has no air either
-        raw = ", CT stored without its rescale (HU = value - 1024)" if lowest >= 0 else ""
+        # stored values put soft tissue near 1064: a volume that never reaches 1000 is not one
+        raw = ", CT stored without its rescale (HU = value - 1024)" if lowest >= 0 and high >= 1000 else ""
         meaning = f"this may be a label map, MR{raw}, or CT with no air in its field of view (a crop)"
     return f"{seen}, none below {AIR_BELOW:g}: CT in HU has air near -1000; {meaning}; denoisekit treats values as HU"
 

@@ -474,3 +474,13 @@ def test_air_in_one_voxel_of_a_large_padded_volume_is_found():
     assert "besides padding (-3024), none below -200" in not_hu(volume)
     volume[5, 201, 203] = -700.0  # between the voxels sampled
     assert not_hu(volume) is None
+
+
+def test_a_whole_body_segmentation_is_a_label_map_and_a_low_range_volume_gets_no_1024_hint():
+    from denoisekit.io.itk import not_hu
+
+    rng = np.random.default_rng(5)
+    segmentation = rng.integers(0, 118, (4, 64, 64)).astype(np.float32)  # TotalSegmentator: 117 labels
+    assert "this looks like a label map" in not_hu(segmentation)
+    pet = np.abs(rng.normal(1.0, 3.0, (4, 64, 64))).astype(np.float32)  # SUV 0..13: never soft tissue's 1064
+    assert "1024" not in not_hu(pet) and "label map, MR" in not_hu(pet)
