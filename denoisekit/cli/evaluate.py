@@ -83,6 +83,14 @@ def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
     return table
 
 
+def _figure_path(text: str) -> Path:
+    """``--figure``'s value: a trailing '/' says a folder was meant, which Path drops (and
+    ``--force`` would replace the file ``cmp.png``)."""
+    if text.endswith(("/", "/.")):
+        raise DenoiseKitError(f"--figure {text}: a trailing '/' means a folder; the figure is a file: drop the slash")
+    return Path(text)
+
+
 def _window(text: str) -> tuple[float, float]:
     """``--window``: a name from the figure's table (``FIGURE_WINDOWS``: lung, soft-tissue,
     brain, bone, ...) or ``LO,HI`` in HU."""
@@ -121,7 +129,8 @@ def evaluate(
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
-        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of a representative slice (PNG)."),
+        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of a representative slice (PNG).",
+                     parser=_figure_path, metavar="<path>"),
     ] = None,
     figure_windows: Annotated[
         Optional[list[str]],

@@ -294,3 +294,11 @@ def test_notes_name_each_volume_as_given_even_with_short_folder_names(make_serie
     assert result.exit_code == 0, result.output
     notes = json.loads(result.stdout)["notes"]
     assert [n.split(":")[0] for n in notes] == [".", "../s"] and "slice" in notes[0]
+
+
+@pytest.mark.parametrize("suffix", ["/", "/."])
+def test_a_figure_path_with_a_trailing_slash_is_refused(volumes, tmp_path, suffix):
+    paths, *_ = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--figure", f"{tmp_path}/cmp.png{suffix}")
+    assert result.exit_code == 1 and "a trailing '/' means a folder" in result.output
+    assert not (tmp_path / "cmp.png").exists()
