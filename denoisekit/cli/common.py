@@ -41,7 +41,8 @@ def output_path(text: str) -> Path:
             kind = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(suffix, suffix[1:].upper())
             raise DenoiseKitError(
                 f"-o {text}: a trailing '/' means a folder, but {Path(stripped).name[-len(suffix):]} names a file: "
-                f"drop the slash to write a {kind} file, or name the folder without a file suffix"
+                f"drop the slash to write {'an' if kind == 'MHA' else 'a'} {kind} file, or name the "
+                "folder without a file suffix"
             )
     return Path(text)
 

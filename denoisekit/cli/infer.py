@@ -139,7 +139,8 @@ def infer(
 
         get_model(model)
     if not any(inp.exists() for inp in inputs):  # nothing to denoise: say so before loading a model
-        raise DenoiseKitError(f"{inputs[0]} does not exist")
+        raise DenoiseKitError(f"{inputs[0]} does not exist" if len(inputs) == 1
+                              else f"none of the inputs exists: {', '.join(map(str, inputs))}")
     net = load_model_for_inference(model, weights, option)
     outputs = _plan_outputs(inputs, output, net.name, force, series)
     console = err_console(quiet)
@@ -212,5 +213,6 @@ def infer(
     if json_out:
         print_json(records)
     if failed:
-        rest = "the others were written" if len(failed) < len(inputs) else "nothing was written"
+        written = len(inputs) - len(failed)
+        rest = {0: "nothing was written", 1: "the other was written"}.get(written, "the others were written")
         raise DenoiseKitError(f"{len(failed)} of {len(inputs)} inputs failed ({', '.join(failed)}); {rest}")

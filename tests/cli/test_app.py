@@ -124,7 +124,7 @@ def test_an_output_with_a_file_suffix_and_a_trailing_slash_is_refused_in_every_c
         assert result.exit_code == 1, (args, result.output)
         suffix = existing.name[2:]
         assert result.stderr.strip() == (f"Error: -o {tmp_path}/{output}: a trailing '/' means a folder, but "
-                                         f"{suffix} names a file: drop the slash to write a {kind} file, or name "
+                                         f"{suffix} names a file: drop the slash to write {'an' if kind == 'MHA' else 'a'} {kind} file, or name "
                                          "the folder without a file suffix"), (args, result.stderr)
         assert existing.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([src.name, existing.name])

@@ -129,7 +129,7 @@ def test_a_failed_input_does_not_stop_the_others_and_every_one_is_in_json(tmp_pa
     assert records[str(b)]["output"] is None and "b.nii.gz" in records[str(b)]["error"]
     assert f"wrote {records[str(a)]['output']}" in result.stderr and f"error: {b}:" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last == "Error: 1 of 2 inputs failed (b.nii.gz); the others were written"
+    assert last == "Error: 1 of 2 inputs failed (b.nii.gz); the other was written"
 
 
 def test_a_single_failed_input_is_the_one_line_error_as_ever(tmp_path):
@@ -347,7 +347,7 @@ def test_a_missing_input_among_several_is_one_failed_input(tmp_path):
     assert records[str(missing)]["output"] is None and "does not exist" in records[str(missing)]["error"]
     assert f"error: {missing}:" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last == "Error: 1 of 2 inputs failed (nope.nii.gz); the others were written"
+    assert last == "Error: 1 of 2 inputs failed (nope.nii.gz); the other was written"
 
 
 def test_all_inputs_missing_fail_before_a_model_loads_and_none_failing_is_not_called_written(tmp_path, monkeypatch):
@@ -359,7 +359,8 @@ def test_all_inputs_missing_fail_before_a_model_loads_and_none_failing_is_not_ca
     with monkeypatch.context() as patch:
         patch.setattr(denoisekit.infer, "load_model_for_inference", no_model)
         result = _run("infer", tmp_path / "m1.nii.gz", tmp_path / "m2.nii.gz", "-m", "tv")
-    assert result.exit_code == 1 and result.stderr.strip() == f"Error: {tmp_path / 'm1.nii.gz'} does not exist"
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: none of the inputs exists: {tmp_path / 'm1.nii.gz'}, {tmp_path / 'm2.nii.gz'}"
     (tmp_path / "bad.nii.gz").write_bytes(b"not a volume")  # exists, unreadable: fails in its turn
     result = _run("infer", tmp_path / "bad.nii.gz", tmp_path / "m2.nii.gz", "-m", "tv")
     assert result.exit_code == 1
