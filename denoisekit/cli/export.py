@@ -46,7 +46,7 @@ def export(
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
     # a file's name may be a patient's: named only where the series carries the patient anyway
     kind_in = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(itk_suffix(input) or "", (itk_suffix(input) or ".?")[1:].upper())
-    source = input.name if volume.tags else f"a {kind_in} file"
+    source = input.name if volume.tags.get("SeriesInstanceUID") else f"a {kind_in} file"
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
     from rich.markup import escape
     from rich.progress import Progress

@@ -99,8 +99,9 @@ def _source_uid(tags: dict[str, Any], keyword: str, note: Note) -> str:
     if _valid_uid(value):
         return value
     series = str(tags.get("SeriesInstanceUID") or "")
-    if not value and not series:
-        return generate_uid()
+    if not value and not series:  # not DICOM: one study and frame per source volume, else random
+        digest = tags.get("SourceDigest")
+        return generate_uid(entropy_srcs=[keyword, "of volume", digest]) if digest else generate_uid()
     # the patient too: anonymisers leave the same placeholder (e.g. 'REMOVED') for every patient
     patient = str(tags.get("PatientID") or "")
     uid = generate_uid(entropy_srcs=[keyword, value, patient] if value else [keyword, "of series", series])
@@ -147,7 +148,9 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
     header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
-    if not tags:  # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never
+    new_study = "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID")
+    if new_study and "PatientName" not in tags and "PatientID" not in tags:
+        # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never
         # files unrelated volumes under one patient. A source's empty name and ID stay empty:
         # it is the source's study.
         import hashlib
@@ -159,7 +162,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         header.update(WindowCenter="40", WindowWidth="400")
     header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
     _identity_claim(header, note)
-    if "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID"):
+    if new_study:
         # a new study (no DICOM source): date it now. A DICOM source without a study UID gets
         # one derived from its series, the same every run, so no "now" that changes per run.
         header.setdefault("StudyDate", now.strftime("%Y%m%d"))

@@ -99,13 +99,27 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
     unlike = None if labels else not_hu(array)  # a label volume asked for as one is no CT
     if unlike:
         (note or logger.warning)(f"{path.name}: {unlike}")
+    spacing, origin, direction = (tuple(float(v) for v in x) for x in (spacing, origin, direction))
     return Volume(
         array=array,
-        spacing=tuple(float(v) for v in spacing),
-        origin=tuple(float(v) for v in origin),
-        direction=tuple(float(v) for v in direction),
+        spacing=spacing,
+        origin=origin,
+        direction=direction,
+        tags={"SourceDigest": _digest(array, spacing, origin, direction)},
         source=str(path),
     )
+
+
+def _digest(array: np.ndarray, *geometry: tuple[float, ...]) -> str:
+    """What the volume is, voxels and geometry, as 32 hex digits: a DICOM series written from
+    it (export, infer) takes its study, frame of reference and patient from this, so every
+    series made from one file files into one study, and files that differ never share one."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(geometry).encode())
+    h.update(memoryview(np.ascontiguousarray(array)).cast("B"))  # no copy of a contiguous array
+    return h.hexdigest()
 
 
 #: CT in HU holds air (about -1000: around the body, in the lungs, bowel gas, sinuses, and

@@ -113,3 +113,26 @@ def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series,
     assert "Mueller" not in nifti.DerivationDescription and nifti.PatientName == "ANONYMOUS"
     dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])
     assert dicom.SeriesDescription == "converted by denoisekit export from Mueller_Juergen"
+
+
+def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
+    """Original and denoised, exported on different runs, open side by side in a PACS: one
+    study, one frame of reference, one patient; another volume is another study and patient."""
+    import pydicom
+
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    rng = np.random.default_rng(2)
+    scan = write_volume(Volume(rng.normal(0, 200, (2, 16, 16)).astype(np.float32) - 500, spacing=(0.7, 0.7, 2.0)),
+                        tmp_path / "scan.nii.gz")
+    other = write_volume(Volume(rng.normal(0, 200, (2, 16, 16)).astype(np.float32) - 500, spacing=(0.7, 0.7, 2.0)),
+                         tmp_path / "other.nii.gz")
+    for args in (["export", scan, "-o", tmp_path / "a"], ["export", scan, "-o", tmp_path / "b"],
+                 ["infer", scan, "-m", "tv", "-o", tmp_path / "c"], ["export", other, "-o", tmp_path / "d"]):
+        assert runner.invoke(get_app(), list(map(str, args)) + ["--quiet"]).exit_code == 0, args
+    first = {name: pydicom.dcmread(sorted((tmp_path / name).iterdir())[0]) for name in "abcd"}
+    same = {(ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) for name, ds in first.items() if name != "d"}
+    assert len(same) == 1 and len({first[n].SeriesInstanceUID for n in "abc"}) == 3
+    d = first["d"]
+    assert (d.StudyInstanceUID, d.FrameOfReferenceUID, d.PatientID) not in same
