@@ -18,19 +18,21 @@ runner = CliRunner()
 @pytest.fixture
 def body_nifti(tmp_path):
     """A 3-slice 64x64 water ellipse with a bone insert, in HU, 5 mm pixels."""
-    return body_nifti_64(tmp_path)
+    return body_volume(tmp_path)
 
 
-def body_nifti_64(tmp_path):
-    """``body_nifti``'s volume, for a test that needs another besides."""
-    yy, xx = np.mgrid[:64, :64]
-    x, y = xx - 32, yy - 32
-    hu = np.full((64, 64), -1000.0, np.float32)
-    hu[(x / 26) ** 2 + (y / 18) ** 2 < 1] = 40.0
-    hu[(x - 10) ** 2 + y**2 < 9] = 1100.0
+def body_volume(tmp_path, size=64, name="body.nii.gz"):
+    """``body_nifti``'s volume (the same body over ``size`` pixels), for a test that needs
+    another besides."""
+    k = size / 64
+    yy, xx = np.mgrid[:size, :size]
+    x, y = xx - size // 2, yy - size // 2
+    hu = np.full((size, size), -1000.0, np.float32)
+    hu[(x / (26 * k)) ** 2 + (y / (18 * k)) ** 2 < 1] = 40.0
+    hu[(x - 10 * k) ** 2 + y**2 < 9 * k * k] = 1100.0
     image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
-    image.SetSpacing((5.0, 5.0, 3.0))
-    path = tmp_path / "body.nii.gz"
+    image.SetSpacing((5.0 / k, 5.0 / k, 3.0))
+    path = tmp_path / name
     sitk.WriteImage(image, str(path))
     return path
 
@@ -172,18 +174,10 @@ def test_the_noise_level_said_is_the_one_in_the_field_of_view(tmp_path):
 
 def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_said(tmp_path):
     # 128x128: enough soft tissue to read the scan's own noise in (lowdose.READ_WINDOWS)
-    yy, xx = np.mgrid[:128, :128]
-    x, y = xx - 64, yy - 64
-    hu = np.full((128, 128), -1000.0, np.float32)
-    hu[(x / 52) ** 2 + (y / 36) ** 2 < 1] = 40.0
-    hu[(x - 20) ** 2 + y**2 < 36] = 1100.0
-    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
-    image.SetSpacing((2.5, 2.5, 3.0))
-    body = tmp_path / "body128.nii.gz"
-    sitk.WriteImage(image, str(body))
+    body = body_volume(tmp_path, size=128, name="body128.nii.gz")
     scan = tmp_path / "scan.nii.gz"
     assert run(body, "-o", scan, "--kind", "lowdose", "--dose", 0.5, "--quiet").exit_code == 0
-    small = run(body_nifti_64(tmp_path), "-o", tmp_path / "s.nii.gz", "--kind", "lowdose", "--scan-relative")
+    small = run(body_volume(tmp_path), "-o", tmp_path / "s.nii.gz", "--kind", "lowdose", "--scan-relative")
     assert small.exit_code == 1 and "a crop or a small slice has too few" in small.output  # 64x64: refused
     out = tmp_path / "quarter.nii.gz"
     result = run(scan, "-o", out, "--kind", "lowdose", "--dose", 0.25, "--scan-relative", "--json")
