@@ -64,17 +64,6 @@ def _strength(value: str) -> str | float:
         raise typer.BadParameter(str(exc).removeprefix("strength ")) from None
 
 
-def _refuse_weights_for_a_filter(model: Optional[str], weights: Optional[Path]) -> None:
-    """A fixed filter has nothing to load: refuse ``--weights`` before looking for the file."""
-    if weights is None or model is None:
-        return
-    from denoisekit.plugins import get_model
-
-    if not get_model(model).trainable:
-        raise DenoiseKitError(f"model '{model}' is a fixed filter and takes no --weights; "
-                              "set its options with --option (see 'denoisekit models')")
-
-
 @app.command()
 def infer(
     inputs: Annotated[
@@ -133,11 +122,12 @@ def infer(
     from denoisekit.io import write_volume
 
     setting = parse_strength(strength)  # checked by _strength already, before any model or volume loads
-    _refuse_weights_for_a_filter(model, weights)
     if model is not None:  # an unknown or broken model is named first, as before (no weights or TensorFlow yet)
         from denoisekit.plugins import get_model
 
-        get_model(model)
+        if not get_model(model).trainable and weights is not None:  # nothing to load: not looked for
+            raise DenoiseKitError(f"model '{model}' is a fixed filter and takes no --weights; "
+                                  "set its options with --option (see 'denoisekit models')")
     if not any(inp.exists() for inp in inputs):  # nothing to denoise: say so before loading a model
         raise DenoiseKitError(f"{inputs[0]} does not exist" if len(inputs) == 1
                               else f"none of the inputs exists: {', '.join(map(str, inputs))}")

@@ -151,8 +151,8 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     new_study = "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID")
     if new_study and "PatientName" not in tags and "PatientID" not in tags:
         # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never
-        # files unrelated volumes under one patient. A source's empty name and ID stay empty:
-        # it is the source's study.
+        # files unrelated volumes under one patient (a DICOM source's empty name and ID stay
+        # empty, type 2: the series is in the source's study)
         import hashlib
 
         patient = hashlib.sha256(header["StudyInstanceUID"].encode()).hexdigest()[:16].upper()
