@@ -17,21 +17,27 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing o
 OUTPUT_FORMATS = "a directory gives a DICOM series, .nii/.nii.gz NIfTI, .nrrd/.mha those formats"
 
 
-def output_path(text: str) -> Path:
-    """``-o``'s value as a Path, refusing a file format's name with a trailing slash
-    (``s0.nii.gz/``): the slash says a folder was meant, which Path drops, so the command would
-    write (with ``--force``, replace) the file."""
+def without_trailing_slash(text: str) -> str:
+    """``text`` less trailing separators and '/.', which Path drops: a path given as
+    ``s0.nii.gz/`` says a folder was meant, and Path would make it the file ``s0.nii.gz``."""
     import os
 
     seps = "/" + (os.sep if os.sep != "/" else "") + (os.altsep or "")
     stripped = text
-    while True:  # trailing separators and '/.' (Path drops both): what is left names the target
+    while True:
         shorter = stripped.rstrip(seps)
         if len(shorter) > 1 and shorter.endswith(".") and shorter[-2] in seps:
             shorter = shorter[:-1]
         if shorter == stripped:
-            break
+            return stripped
         stripped = shorter
+
+
+def output_path(text: str) -> Path:
+    """``-o``'s value as a Path, refusing a file format's name with a trailing slash
+    (``s0.nii.gz/``): the slash says a folder was meant, which Path drops, so the command would
+    write (with ``--force``, replace) the file."""
+    stripped = without_trailing_slash(text)
     if stripped and stripped != text:
         from denoisekit.errors import DenoiseKitError
         from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix

@@ -9,7 +9,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from denoisekit.cli import app
-from denoisekit.cli.common import ForceOpt, JsonOpt, QuietOpt, err_console, note_to, out_console, print_json, status
+from denoisekit.cli.common import (
+    ForceOpt, JsonOpt, QuietOpt, err_console, note_to, out_console, print_json, status, without_trailing_slash,
+)
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
 from denoisekit.errors import DenoiseKitError
 
@@ -86,7 +88,7 @@ def _slice_table(per_slice: list[dict], window: list[float], mask: dict | None):
 def _figure_path(text: str) -> Path:
     """``--figure``'s value: a trailing '/' says a folder was meant, which Path drops (and
     ``--force`` would replace the file ``cmp.png``)."""
-    if text.endswith(("/", "/.")):
+    if without_trailing_slash(text) != text:
         raise DenoiseKitError(f"--figure {text}: a trailing '/' means a folder; the figure is a file: drop the slash")
     return Path(text)
 
