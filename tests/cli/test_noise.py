@@ -215,15 +215,11 @@ def test_projection_noise_on_slices_that_are_not_axial_gets_a_note(tmp_path):
 
 
 def test_an_absolute_dose_far_from_the_scans_own_fraction_gets_a_note(tmp_path):
-    yy, xx = np.mgrid[:128, :128]
-    hu = np.where(((xx - 64) / 50) ** 2 + ((yy - 64) / 35) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
-    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
-    image.SetSpacing((2.0, 2.0, 3.0))
-    sitk.WriteImage(image, str(tmp_path / "body.nii.gz"))
+    body = body_volume(tmp_path, size=128)
 
     def scan_at(dose):
         path = tmp_path / f"scan-{dose}.nii.gz"
-        assert run(tmp_path / "body.nii.gz", "-o", path, "--kind", "lowdose", "--dose", dose, "--quiet").exit_code == 0
+        assert run(body, "-o", path, "--kind", "lowdose", "--dose", dose, "--quiet").exit_code == 0
         return path
 
     near = run(scan_at(1.0), "-o", tmp_path / "a.nii.gz", "--kind", "lowdose", "--dose", 0.25, "--json")
@@ -262,13 +258,9 @@ def test_a_label_map_is_noised_with_a_note_and_ct_written_by_noise_gets_none(bod
 
 
 def test_an_absolute_dose_of_1_or_more_does_not_suggest_scan_relative(tmp_path):
-    yy, xx = np.mgrid[:128, :128]
-    hu = np.where(((xx - 64) / 50) ** 2 + ((yy - 64) / 35) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
-    image = sitk.GetImageFromArray(np.repeat(hu[None], 3, axis=0))
-    image.SetSpacing((2.0, 2.0, 3.0))
-    sitk.WriteImage(image, str(tmp_path / "body.nii.gz"))
+    body = body_volume(tmp_path, size=128)
     scan = tmp_path / "scan.nii.gz"
-    assert run(tmp_path / "body.nii.gz", "-o", scan, "--kind", "lowdose", "--dose", 0.0625, "--quiet").exit_code == 0
+    assert run(body, "-o", scan, "--kind", "lowdose", "--dose", 0.0625, "--quiet").exit_code == 0
     result = run(scan, "-o", tmp_path / "b.nii.gz", "--kind", "lowdose", "--dose", 2, "--json")
     assert result.exit_code == 0, result.output
     [note] = json.loads(result.stdout)["notes"]  # still said: the dose is i0's, not the scan's
