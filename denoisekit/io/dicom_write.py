@@ -87,21 +87,21 @@ def _series_number(source: Any) -> int:
     return number if number <= 2**31 - 1 else source - 1000
 
 
-def _source_uid(tags: dict[str, Any], keyword: str, note: Note) -> str:
+def _source_uid(tags: dict[str, Any], keyword: str, note: Note, identity: str | None = None) -> str:
     """The source's study or frame-of-reference UID. An invalid one (strict archives reject
     it) is replaced by a UID derived from it, and a missing one by a UID derived from the
     source series: every slice and every re-run then stays in one study / frame, as the
-    source's did, where a random UID would scatter them. Only a source with neither (not
-    DICOM) gets a random one."""
+    source's did, where a random UID would scatter them. A source with neither (not DICOM)
+    gets one derived from its file's ``identity`` (``_file_digest``), or without one a random
+    one."""
     from pydicom.uid import generate_uid
 
     value = str(tags.get(keyword) or "").strip()
     if _valid_uid(value):
         return value
     series = str(tags.get("SeriesInstanceUID") or "")
-    if not value and not series:  # not DICOM: one study and frame per source volume, else random
-        digest = tags.get("SourceDigest")
-        return generate_uid(entropy_srcs=[keyword, "of volume", digest]) if digest else generate_uid()
+    if not value and not series:  # not DICOM: one study and frame per source file (identity), else random
+        return generate_uid(entropy_srcs=[keyword, "of file", identity]) if identity else generate_uid()
     # the patient too: anonymisers leave the same placeholder (e.g. 'REMOVED') for every patient
     patient = str(tags.get("PatientID") or "")
     uid = generate_uid(entropy_srcs=[keyword, value, patient] if value else [keyword, "of series", series])
@@ -109,6 +109,24 @@ def _source_uid(tags: dict[str, Any], keyword: str, note: Note) -> str:
     note(f"the source's {keyword} {what}: the derived series has {uid} instead, derived from "
          f"the source's {'value' if value else 'SeriesInstanceUID'} (the same on every run)")
     return uid
+
+
+def _file_digest(path: str) -> str | None:
+    """What the source file (a NIfTI, NRRD or MHA) holds, as 32 hex digits, or None for no
+    file: every DICOM series written from one file (export of it, infer of it, any run) takes
+    its study, frame of reference and patient from this, so they file into one study, and
+    files that differ never share one. Read here, when a series is written, not on every
+    read of a volume."""
+    import hashlib
+    from pathlib import Path
+
+    if not path or not Path(path).is_file():
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 24):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _valid_uid(value: Any) -> bool:
@@ -147,8 +165,9 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     tags = volume.tags
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
-    header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note)
     new_study = "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID")
+    identity = _file_digest(volume.source) if new_study else None  # read once, for study and frame
+    header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note, identity)
     if new_study and "PatientName" not in tags and "PatientID" not in tags:
         # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never
         # files unrelated volumes under one patient (a DICOM source's empty name and ID stay
@@ -160,7 +179,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     if "WindowCenter" not in header and tags.get("RescaleType", "HU") == "HU":
         # no window from the source: a soft-tissue one (W400 L40); some viewers show CT black without
         header.update(WindowCenter="40", WindowWidth="400")
-    header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note)
+    header["FrameOfReferenceUID"] = _source_uid(tags, "FrameOfReferenceUID", note, identity)
     _identity_claim(header, note)
     if new_study:
         # a new study (no DICOM source): date it now. A DICOM source without a study UID gets

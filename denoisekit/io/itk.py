@@ -105,21 +105,8 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
         spacing=spacing,
         origin=origin,
         direction=direction,
-        tags={"SourceDigest": _digest(array, spacing, origin, direction)},
         source=str(path),
     )
-
-
-def _digest(array: np.ndarray, *geometry: tuple[float, ...]) -> str:
-    """What the volume is, voxels and geometry, as 32 hex digits: a DICOM series written from
-    it (export, infer) takes its study, frame of reference and patient from this, so every
-    series made from one file files into one study, and files that differ never share one."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    h.update(repr(geometry).encode())
-    h.update(memoryview(np.ascontiguousarray(array)).cast("B"))  # no copy of a contiguous array
-    return h.hexdigest()
 
 
 #: CT in HU holds air (about -1000: around the body, in the lungs, bowel gas, sinuses, and
