@@ -62,22 +62,14 @@ def soft_tissue_reading(image: Any, tissue: Any = None) -> tuple[float | None, i
     mean = ndimage.uniform_filter(a, k, mode="reflect")
     var = ndimage.uniform_filter(a * a, k, mode="reflect") - mean * mean
     t_mean = mean if tissue is None else ndimage.uniform_filter(t, k, mode="reflect")
-    inside = _windows_in_tissue(t_mean)
+    lo, hi = SOFT_TISSUE_HU
+    # whole windows in tissue: a window's centre k // 2 pixels from the tissue's border
+    inside = ndimage.binary_erosion((t_mean > lo) & (t_mean < hi), iterations=k // 2, border_value=0)
     windows = int(inside.sum())
     if windows < MIN_WINDOWS:
         return None, windows
     sd = np.sqrt(np.maximum(var[inside], 0.0) * (k * k) / (k * k - 1))
     return _half_sample_mode(sd), windows
-
-
-def _windows_in_tissue(window_mean: Any) -> Any:
-    """Pixels whose whole ``NOISE_WINDOW`` window lies in soft tissue, from the windows'
-    means: a window's centre ``NOISE_WINDOW // 2`` pixels inside the tissue's border."""
-    from scipy import ndimage
-
-    lo, hi = SOFT_TISSUE_HU
-    return ndimage.binary_erosion((window_mean > lo) & (window_mean < hi), iterations=NOISE_WINDOW // 2,
-                                  border_value=0)
 
 
 #: Slices ``volume_noise_hu`` reads, evenly spaced: a level, not a per-slice profile.
