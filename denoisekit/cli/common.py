@@ -40,11 +40,11 @@ def output_path(text: str) -> Path:
     stripped = without_trailing_slash(text)
     if stripped and stripped != text:
         from denoisekit.errors import DenoiseKitError
-        from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
+        from denoisekit.io.paths import ITK_SUFFIXES, format_name, itk_suffix
 
         suffix = itk_suffix(stripped)
         if suffix in ITK_SUFFIXES:
-            kind = {".nii": "NIfTI", ".nii.gz": "NIfTI"}.get(suffix, suffix[1:].upper())
+            kind = format_name(suffix)
             raise DenoiseKitError(
                 f"-o {text}: a trailing '/' means a folder, but {Path(stripped).name[-len(suffix):]} names a file: "
                 f"drop the slash to write {'an' if kind == 'MHA' else 'a'} {kind} file, or name the "

@@ -16,10 +16,6 @@ from denoisekit.cli.common import (
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, InputArg, SeriesOpt, describe, read_input, summary
 
 
-#: How a description names the format of a non-DICOM input.
-_FORMAT_NAMES = {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nhdr": "NRRD"}
-
-
 @app.command()
 def export(
     input: InputArg,
@@ -43,14 +39,14 @@ def export(
 
     Example: denoisekit export scan/ -o scan.nii.gz"""
     from denoisekit.io import check_output, write_volume
-    from denoisekit.io.paths import itk_suffix
+    from denoisekit.io.paths import format_name, itk_suffix
 
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
     # a file's name may be a patient's: named only for DICOM, whose series carries the patient anyway
     suffix = itk_suffix(input)
-    source = f"a {_FORMAT_NAMES.get(suffix, suffix[1:].upper())} file" if suffix else input.name
+    source = f"a {format_name(suffix)} file" if suffix else input.name
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
     from rich.markup import escape
     from rich.progress import Progress

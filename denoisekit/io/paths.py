@@ -27,6 +27,11 @@ def itk_suffix(path: str | Path) -> str | None:
     return None
 
 
+def format_name(suffix: str) -> str:
+    """How messages and descriptions name the format of an ``itk_suffix``: NIfTI, NRRD, MHA."""
+    return {".nii": "NIfTI", ".nii.gz": "NIfTI", ".nhdr": "NRRD"}.get(suffix, suffix[1:].upper())
+
+
 def output_kind(path: str | Path) -> str:
     """'nifti', 'nrrd', 'mha' (single files) or 'dicom' (a directory: a DICOM series)."""
     from denoisekit.errors import DenoiseKitError
