@@ -78,13 +78,19 @@ def _kept_padding(volume: Volume, note: Note) -> list[float] | None:
     return None
 
 
-def _series_number(source: Any) -> int:
-    """The source's number + 1000, as derived series are often numbered, kept within the
-    signed 32-bit range of DICOM's IS; 1001 for a source without one."""
-    if not isinstance(source, int):
-        return 1001
-    number = source + 1000
-    return number if number <= 2**31 - 1 else source - 1000
+def _series_number(source: Any, description: str) -> int:
+    """The source's number plus a multiple of 1000 (1000..99000) picked by ``description``:
+    derived series are often numbered source + 1000, but then every series derived from one
+    source (noisy, denoised by each model) shared one number and a viewer listing by number
+    could not tell them apart; now two share one about once in 99, and a rerun keeps its
+    number. Kept within the signed 32-bit range of DICOM's IS; a source without one counts
+    as 1."""
+    import hashlib
+
+    base = source if isinstance(source, int) else 1
+    digest = hashlib.blake2b(description.encode("utf-8"), digest_size=4).digest()
+    step = 1000 * (1 + int.from_bytes(digest, "big") % 99)
+    return base + step if base + step <= 2**31 - 1 else base - step
 
 
 def _source_uid(tags: dict[str, Any], keyword: str, note: Note, identity: str | None = None) -> str:
@@ -199,7 +205,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         SOPClassUID=CT_IMAGE_STORAGE,
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
-        SeriesNumber=_series_number(source_number),
+        SeriesNumber=_series_number(source_number, description),
         SeriesDescription=_fit(description, 64, words=True),  # the label a PACS shows: whole words
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),

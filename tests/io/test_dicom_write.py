@@ -176,11 +176,31 @@ def test_a_ct_series_stays_hu_and_axial(derived):
     assert first.RescaleType == "HU" and list(first.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
 
 
-@pytest.mark.parametrize("source, expected", [(7, 1007), (2**31 - 600, 2**31 - 1600), (None, 1001)])
-def test_the_series_number_stays_within_dicoms_range(source, expected, tmp_path):
+def _series_number(tags, tmp_path, description):
+    volume = Volume(np.zeros((1, 4, 4), np.float32), tags=tags)
+    out = write_volume(volume, tmp_path / f"out{len(list(tmp_path.iterdir()))}", description=description)
+    return pydicom.dcmread(next(out.iterdir())).SeriesNumber
+
+
+def test_series_derived_from_one_source_are_numbered_apart(tmp_path):
+    """A viewer listing a study by series number told the noisy and every denoised series of one
+    source apart by description only: all were source + 1000."""
+    descriptions = [
+        "lowdose noise, dose 0.25 of i0 2e+05", "denoised by residual-mul (pretrained)",
+        "denoised by residual-mul-add (pretrained)", "denoised by vanilla-ae (pretrained)",
+        "denoised by tv (weight 0.08)", "denoised by nl-means", "converted by denoisekit export",
+    ]
+    numbers = [_series_number({"SeriesNumber": 7}, tmp_path, d) for d in descriptions]
+    assert len(set(numbers)) == len(numbers)
+    assert all(n % 1000 == 7 and 1007 <= n <= 99007 for n in numbers)  # still read as "from 7"
+    assert _series_number({"SeriesNumber": 7}, tmp_path, descriptions[1]) == numbers[1]  # a rerun keeps it
+
+
+@pytest.mark.parametrize("source", [2**31 - 600, None])
+def test_the_series_number_stays_within_dicoms_range(source, tmp_path):
     tags = {} if source is None else {"SeriesNumber": source}
-    volume = Volume(np.zeros((1, 4, 4), np.float32), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), tags=tags)
-    assert pydicom.dcmread(next(write_volume(volume, tmp_path / "out").iterdir())).SeriesNumber == expected
+    number = _series_number(tags, tmp_path, "denoised")
+    assert 0 < number <= 2**31 - 1 and number % 1000 == (source or 1) % 1000 and number != source
 
 
 @pytest.mark.parametrize("tags", [{}, {"SliceThickness": 1.0}], ids=["no source", "thinner source slices"])
