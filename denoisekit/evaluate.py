@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 from denoisekit.metrics import DEFAULT_WINDOW, NoSSIMThere, psnr, rmse, ssim
 
 LUNG_WINDOW = (-1350.0, 150.0)
@@ -43,11 +43,11 @@ def parse_window(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise DenoiseKitError(f"window must be LO,HI in HU (e.g. -1000,1000), got {text!r}") from None
+        raise UsageError(f"window must be LO,HI in HU (e.g. -1000,1000), got {text!r}") from None
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise DenoiseKitError(f"window {text!r} must be finite HU values")
+        raise UsageError(f"window {text!r} must be finite HU values")
     if not hi > lo:
-        raise DenoiseKitError(f"window {text!r} is empty: HI must be above LO")
+        raise UsageError(f"window {text!r} is empty: HI must be above LO")
     return lo, hi
 
 
@@ -61,9 +61,9 @@ def figure_window(text: str) -> tuple[str, tuple[float, float]]:
     try:
         lo, hi = (float(p) for p in text.split(","))
     except ValueError:
-        raise DenoiseKitError(f"unknown figure window {text!r}: use one of {names}, or LO,HI in HU") from None
+        raise UsageError(f"unknown figure window {text!r}: use one of {names}, or LO,HI in HU") from None
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
-        raise DenoiseKitError(f"figure window {text!r} must have finite HI above LO (or use one of {names})")
+        raise UsageError(f"figure window {text!r} must have finite HI above LO (or use one of {names})")
     return "", (lo, hi)
 
 

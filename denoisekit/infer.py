@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 
 if TYPE_CHECKING:  # NumPy is imported by the functions, so the CLI can read DEFAULT_MODEL cheaply
     import numpy as np
@@ -38,7 +38,7 @@ def load_model_for_inference(
         import_tensorflow()
     if weights is not None:
         if options:
-            raise DenoiseKitError(
+            raise UsageError(
                 "--option cannot be combined with --weights: a trained model's options come from its weights file"
             )
         from denoisekit.weights import load_model
@@ -48,7 +48,7 @@ def load_model_for_inference(
     cls = get_model(name)
     if cls.trainable:
         if options:
-            raise DenoiseKitError(f"model '{name}' is trained: its options come from its weights, not --option")
+            raise UsageError(f"model '{name}' is trained: its options come from its weights, not --option")
         from denoisekit.pretrained import load_pretrained
 
         return load_pretrained(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from denoisekit.errors import DenoiseKitError, PluginError
+from denoisekit.errors import DenoiseKitError, PluginError, UsageError
 from denoisekit.hookspecs import hookimpl
 
 __all__ = [
@@ -70,16 +70,16 @@ class Plugin:
             key, sep, value = pair.partition("=")
             key = key.strip().replace("-", "_")
             if not sep:
-                raise DenoiseKitError(f"option {pair!r} is not of the form key=value")
+                raise UsageError(f"option {pair!r} is not of the form key=value")
             if key not in cls.options:
                 known = ", ".join(sorted(cls.options)) or "none"
-                raise DenoiseKitError(
+                raise UsageError(
                     f"{cls.kind} '{cls.name}' has no option {key!r} (options: {known})"
                 )
             try:
                 options[key] = parse_option_value(value, cls.options[key])
             except ValueError as exc:
-                raise DenoiseKitError(f"{cls.kind} '{cls.name}' option {key}: {exc}") from None
+                raise UsageError(f"{cls.kind} '{cls.name}' option {key}: {exc}") from None
         return cls(**options)
 
     @classmethod

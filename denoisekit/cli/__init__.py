@@ -16,7 +16,7 @@ from typer import core as _typer_core
 from typer.core import TyperGroup
 
 from denoisekit import __version__
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 
 
 def _click_module():
@@ -183,7 +183,7 @@ class _Group(TyperGroup):
                 message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
                 message += " (rerun as 'denoisekit --debug ...' for the traceback)"
             typer.echo(f"Error: {message}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(2 if isinstance(exc, UsageError) else 1)
 
 
 app = typer.Typer(

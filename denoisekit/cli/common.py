@@ -39,13 +39,13 @@ def output_path(text: str) -> Path:
     write (with ``--force``, replace) the file."""
     stripped = without_trailing_slash(text)
     if stripped and stripped != text:
-        from denoisekit.errors import DenoiseKitError
+        from denoisekit.errors import UsageError
         from denoisekit.io.paths import ITK_SUFFIXES, format_name, itk_suffix
 
         suffix = itk_suffix(stripped)
         if suffix in ITK_SUFFIXES:
             kind = format_name(suffix)
-            raise DenoiseKitError(
+            raise UsageError(
                 f"-o {text}: a trailing '/' means a folder, but {Path(stripped).name[-len(suffix):]} names a file: "
                 f"drop the slash to write {'an' if kind == 'MHA' else 'a'} {kind} file, or name the "
                 "folder without a file suffix"
@@ -127,16 +127,16 @@ def flag_options(cls: Any, pairs: list[str] | None, **flags: Any) -> dict[str, A
     """Dedicated flags (``--sigma``, ``--dose``, ...) as options of plugin ``cls``, typed by
     the option's default; a flag the plugin has no option for, or one that ``pairs`` (the
     ``key=value`` options) also set, is a clear error: which of two values was meant is a guess."""
-    from denoisekit.errors import DenoiseKitError
+    from denoisekit.errors import UsageError
 
     given = {k: v for k, v in flags.items() if v is not None}
     paired = {p.partition("=")[0].strip().replace("-", "_") for p in pairs or []}
     for key in given:
         flag = "--" + key.replace("_", "-")
         if key not in cls.options:
-            raise DenoiseKitError(
+            raise UsageError(
                 f"{flag} does not apply to {cls.kind} '{cls.name}' (options: {', '.join(sorted(cls.options))})"
             )
         if key in paired:
-            raise DenoiseKitError(f"{flag} and an option {key}=... both set {key}: give one")
+            raise UsageError(f"{flag} and an option {key}=... both set {key}: give one")
     return {k: type(cls.options[k])(v) for k, v in given.items()}

@@ -30,7 +30,7 @@ def demo(
     Simulate a quarter-dose scan of the embedded chest phantom, denoise it with the default
     pretrained model and a classical baseline, write NIfTI, a derived DICOM series and a
     figure, and print the evaluation table."""
-    from denoisekit.errors import DenoiseKitError
+    from denoisekit.errors import DenoiseKitError, UsageError
 
     output = Path(output)
     if output.exists() or output.is_symlink():
@@ -38,7 +38,7 @@ def demo(
         if not force:
             raise DenoiseKitError(f"{output} already exists; choose another --output or pass --force")
     if slices is not None and slices < 1:
-        raise DenoiseKitError("--slices must be at least 1")
+        raise UsageError("--slices must be at least 1")
     console = err_console(quiet)
 
     from denoisekit.demo import run_demo

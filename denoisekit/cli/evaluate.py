@@ -13,7 +13,7 @@ from denoisekit.cli.common import (
     ForceOpt, JsonOpt, QuietOpt, err_console, note_to, out_console, print_json, status, without_trailing_slash,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import UsageError
 
 
 def _finite(value: Any) -> Any:
@@ -89,7 +89,7 @@ def _figure_path(text: str) -> Path:
     """``--figure``'s value: a trailing '/' says a folder was meant, which Path drops (and
     ``--force`` would replace the file ``cmp.png``)."""
     if without_trailing_slash(text) != text:
-        raise DenoiseKitError(f"--figure {text}: a trailing '/' means a folder; the figure is a file: drop the slash")
+        raise UsageError(f"--figure {text}: a trailing '/' means a folder; the figure is a file: drop the slash")
     return Path(text)
 
 
@@ -102,8 +102,8 @@ def _window(text: str) -> tuple[float, float]:
     if key in FIGURE_WINDOWS:
         return FIGURE_WINDOWS[key]
     if "," not in text:
-        raise DenoiseKitError(f"unknown window {text!r}: use one of {', '.join(FIGURE_WINDOWS)}, "
-                              "or LO,HI in HU (e.g. -1000,1000)")
+        raise UsageError(f"unknown window {text!r}: use one of {', '.join(FIGURE_WINDOWS)}, "
+                         "or LO,HI in HU (e.g. -1000,1000)")
     return parse_window(text)
 
 
@@ -176,7 +176,7 @@ def evaluate(
     lo_hi = _window(window)
     windows = [figure_window(w) for w in figure_windows] if figure_windows else None
     if windows is not None and figure is None:
-        raise DenoiseKitError("--figure-window sets the figure's display windows: it needs --figure FILE.png")
+        raise UsageError("--figure-window sets the figure's display windows: it needs --figure FILE.png")
     if figure is not None:
         check_figure_path(figure, force)
 

@@ -21,7 +21,7 @@ from denoisekit.cli.common import (
     status,
 )
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 from denoisekit.infer import DEFAULT_MODEL
 from denoisekit.plugins import complete, get_models
 
@@ -34,7 +34,7 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
     from denoisekit.io import check_output, default_output, refuse_input
 
     if output is not None and len(inputs) > 1:
-        raise DenoiseKitError("-o/--output names one output; with several inputs, outputs go next to each input")
+        raise UsageError("-o/--output names one output; with several inputs, outputs go next to each input")
     from denoisekit.cli.io_options import output_tag
 
     outputs = [output or default_output(p, output_tag(f"denoised-{model_name}", series)) for p in inputs]
@@ -126,8 +126,8 @@ def infer(
         from denoisekit.plugins import get_model
 
         if not get_model(model).trainable and weights is not None:  # nothing to load: not looked for
-            raise DenoiseKitError(f"model '{model}' is a fixed filter and takes no --weights; "
-                                  "set its options with --option (see 'denoisekit models')")
+            raise UsageError(f"model '{model}' is a fixed filter and takes no --weights; "
+                             "set its options with --option (see 'denoisekit models')")
     if not any(inp.exists() for inp in inputs):  # nothing to denoise: say so before loading a model
         raise DenoiseKitError(f"{inputs[0]} does not exist" if len(inputs) == 1
                               else f"none of the inputs exists: {', '.join(map(str, inputs))}")

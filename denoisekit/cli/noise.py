@@ -98,7 +98,7 @@ def noise(
     import time
 
     from denoisekit.cli.io_options import read_input
-    from denoisekit.errors import DenoiseKitError
+    from denoisekit.errors import UsageError
     from denoisekit.io import check_output, default_output, sidecar_path, write_volume
     from denoisekit.noise import add_noise
     from denoisekit.plugins import get_noise
@@ -107,7 +107,7 @@ def noise(
     flags = flag_options(cls, option, sigma=sigma, dose=dose, i0=i0, aec=aec, scan_relative=scan_relative or None)
     noise_kind = cls.from_strings(option, **flags)
     if noise_kind.config.get("scan_relative") and (i0 is not None or any(o.startswith("i0=") for o in option or [])):
-        raise DenoiseKitError("--i0 has no meaning with --scan-relative: the scan's own noise sets each slice's flux")
+        raise UsageError("--i0 has no meaning with --scan-relative: the scan's own noise sets each slice's flux")
 
     from denoisekit.cli.io_options import output_tag
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import UsageError
 from denoisekit.plugin import Backprop
 from denoisekit_plugins.backprops.manual import backward_chain
 
@@ -38,9 +38,9 @@ class Dilated(Backprop):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if self.config["variant"] not in ("sum", "product"):
-            raise DenoiseKitError(f"backprop 'dilated': variant must be sum or product, got {self.config['variant']!r}")
+            raise UsageError(f"backprop 'dilated': variant must be sum or product, got {self.config['variant']!r}")
         if float(self.config["decay"]) < 0:
-            raise DenoiseKitError("backprop 'dilated': decay must be >= 0")
+            raise UsageError("backprop 'dilated': decay must be >= 0")
 
     def p(self, step):
         import tensorflow as tf

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from denoisekit.cpu import usable_cores
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 from denoisekit.noise_level import estimate_noise_hu, haar_noise_hu  # noqa: F401  (re-exported)
 from denoisekit.plugin import Model
 
@@ -46,10 +46,10 @@ class _Classical(Model):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         if float(self.config["sigma"]) < 0:  # refused before any volume is read
-            raise DenoiseKitError(f"option sigma must be >= 0 HU (0 = estimate), got {self.config['sigma']}")
+            raise UsageError(f"option sigma must be >= 0 HU (0 = estimate), got {self.config['sigma']}")
         for key in self.positive:
             if not float(self.config[key]) > 0:
-                raise DenoiseKitError(f"{self.name} option {key} must be above 0, got {self.config[key]}")
+                raise UsageError(f"{self.name} option {key} must be above 0, got {self.config[key]}")
         self._unread = [0, 0]  # slices with no noise read, slices seen (for take_notes)
 
     def take_notes(self) -> list[str]:
@@ -146,21 +146,21 @@ class BM3D(_Classical):
 
         super().__init__(**options)
         if self.config["profile"] not in self.PROFILES:  # else bm3d fails on the first slice, obscurely
-            raise DenoiseKitError(f"option profile must be one of {', '.join(self.PROFILES)}, "
+            raise UsageError(f"option profile must be one of {', '.join(self.PROFILES)}, "
                                   f"got {self.config['profile']!r}")
         # From Python, a measured spectrum (e.g. the scanner's, on a water phantom) may be given
         # as an array, as ``noise_spectrum`` returns it.
         spectrum = self.config["spectrum"]
         if isinstance(spectrum, str):
             if spectrum not in ("estimated", "white"):
-                raise DenoiseKitError(f"option spectrum must be 'estimated' or 'white', got {spectrum!r}")
+                raise UsageError(f"option spectrum must be 'estimated' or 'white', got {spectrum!r}")
         else:
             import numpy as np
 
             array = np.asarray(spectrum, dtype=np.float64)
             if array.ndim != 2 or array.shape[0] != array.shape[1] or not np.isfinite(array).all() \
                     or (array < 0).any() or not array.sum() > 0:
-                raise DenoiseKitError("option spectrum must be 'estimated', 'white' or a square array of "
+                raise UsageError("option spectrum must be 'estimated', 'white' or a square array of "
                                       "non-negative powers over FFT frequencies, not all zero")
             self.config["spectrum"] = array
         # Checked here, so 'infer --model bm3d' fails before reading any volume.

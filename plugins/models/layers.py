@@ -15,7 +15,7 @@ import math
 
 import tensorflow as tf
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import UsageError
 
 _STRIDES = [1, 1, 1, 1]
 
@@ -35,7 +35,7 @@ ACTIVATIONS = {
 
 def check_activation(name: str) -> str:
     if name not in ACTIVATIONS:
-        raise DenoiseKitError(f"unknown activation {name!r} (choose from {', '.join(ACTIVATIONS)})")
+        raise UsageError(f"unknown activation {name!r} (choose from {', '.join(ACTIVATIONS)})")
     return name
 
 
@@ -69,7 +69,7 @@ def init_std(init: str, fan_in: int, fan_out: int, activation: str) -> float:
         return math.sqrt(2.0 / (fan_in + fan_out))
     if init == "normal":
         return 1.0
-    raise DenoiseKitError(f"unknown init {init!r} (choose from auto, he, glorot, normal)")
+    raise UsageError(f"unknown init {init!r} (choose from auto, he, glorot, normal)")
 
 
 def _variable(shape, std: float, name: str):

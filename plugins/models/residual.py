@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import UsageError
 from denoisekit.plugin import TrainableModel
 
 HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "arctan", "relu", "tanh")
@@ -66,19 +66,19 @@ class _Residual(TrainableModel):
         c = self.config
         depth = len(c["kernels"])
         if depth < 1:
-            raise DenoiseKitError(f"model '{self.name}': kernels must list at least one size")
+            raise UsageError(f"model '{self.name}': kernels must list at least one size")
         if len(c["channels"]) != depth - 1:
-            raise DenoiseKitError(
+            raise UsageError(
                 f"model '{self.name}': channels lists the {depth - 1} hidden layers' widths "
                 f"(one fewer than kernels), got {len(c['channels'])}"
             )
         if len(c["activations"]) != depth:
-            raise DenoiseKitError(
+            raise UsageError(
                 f"model '{self.name}': activations needs one name per layer ({depth}), "
                 f"got {len(c['activations'])}"
             )
         if any(k < 1 for k in c["kernels"]) or any(ch < 1 for ch in c["channels"]):
-            raise DenoiseKitError(f"model '{self.name}': kernel sizes and channels must be >= 1")
+            raise UsageError(f"model '{self.name}': kernel sizes and channels must be >= 1")
 
     def build(self, patch_size: int | None = None) -> None:
         """Any slice size works (stride 1, SAME padding); ``patch_size`` is only recorded."""

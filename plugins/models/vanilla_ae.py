@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import UsageError
 from denoisekit.plugin import TrainableModel
 
 #: HU mapped linearly onto [0, 1] for the sigmoid output: the 12-bit CT range -1024..3071.
@@ -61,18 +61,18 @@ class VanillaAE(TrainableModel):
         c = self.config
         depth = len(c["kernels"])
         if depth < 1:
-            raise DenoiseKitError(f"model '{self.name}': kernels must list at least one encoder size")
+            raise UsageError(f"model '{self.name}': kernels must list at least one encoder size")
         if s < 2**depth or s % 2**depth:
-            raise DenoiseKitError(
+            raise UsageError(
                 f"model '{self.name}' with {depth} pooling stages needs a patch size divisible by {2**depth}, got {s}"
             )
         if len(c["activations"]) != 2 * depth + 2:
-            raise DenoiseKitError(
+            raise UsageError(
                 f"model '{self.name}': activations needs {2 * depth + 2} names ({depth} encoder convs, latent, "
                 f"decoder dense, {depth} decoder convs), got {len(c['activations'])}"
             )
         if c["channels"] < 1 or c["latent"] < 1:
-            raise DenoiseKitError(f"model '{self.name}': channels and latent must be >= 1")
+            raise UsageError(f"model '{self.name}': channels and latent must be >= 1")
         ch, acts, bias, init = c["channels"], c["activations"], c["bias"], c["init"]
         small = s // 2**depth
         flat = small * small * ch

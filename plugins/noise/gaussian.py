@@ -16,12 +16,12 @@ class Gaussian(NoiseKind):
     options = {"sigma": 25.0, "relative": 0.0}
 
     def __init__(self, **options: Any) -> None:
-        from denoisekit.errors import DenoiseKitError
+        from denoisekit.errors import UsageError
 
         super().__init__(**options)
         for key in ("sigma", "relative"):
             if not float(self.config[key]) >= 0:  # NaN too
-                raise DenoiseKitError(f"gaussian: {key} must be >= 0, got {self.config[key]}")
+                raise UsageError(f"gaussian: {key} must be >= 0, got {self.config[key]}")
 
     def apply(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Any:
         import numpy as np

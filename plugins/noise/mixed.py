@@ -36,15 +36,15 @@ class Mixed(NoiseKind):
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        from denoisekit.errors import DenoiseKitError
+        from denoisekit.errors import UsageError
 
         c = self.config
         if not 0 < float(c["dose_min"]) <= float(c["dose_max"]):
-            raise DenoiseKitError(f"mixed: need 0 < dose_min <= dose_max, got {c['dose_min']}, {c['dose_max']}")
+            raise UsageError(f"mixed: need 0 < dose_min <= dose_max, got {c['dose_min']}, {c['dose_max']}")
         if not 0 <= float(c["sigma_min"]) <= float(c["sigma_max"]):
-            raise DenoiseKitError(f"mixed: need 0 <= sigma_min <= sigma_max, got {c['sigma_min']}, {c['sigma_max']}")
+            raise UsageError(f"mixed: need 0 <= sigma_min <= sigma_max, got {c['sigma_min']}, {c['sigma_max']}")
         if not 0 <= float(c["p_lowdose"]) <= 1:
-            raise DenoiseKitError(f"mixed: p_lowdose must be in [0, 1], got {c['p_lowdose']}")
+            raise UsageError(f"mixed: p_lowdose must be in [0, 1], got {c['p_lowdose']}")
         from denoisekit_plugins.noise.lowdose import LowDose
 
         LowDose(aec=c["aec"])  # refuses an unknown choice now, not at the first slice

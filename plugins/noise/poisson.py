@@ -23,9 +23,9 @@ class Poisson(NoiseKind):
         hu = np.asarray(hu, dtype=np.float32)
         photons = float(params["photons"])
         if photons <= 0:
-            from denoisekit.errors import DenoiseKitError
+            from denoisekit.errors import UsageError
 
-            raise DenoiseKitError(f"poisson: photons must be positive, got {photons}")
+            raise UsageError(f"poisson: photons must be positive, got {photons}")
         rng = np.random.default_rng(params["seed"])
         relative = np.clip(1.0 + hu.astype(np.float64) / 1000.0, 0.0, None)
         counts = rng.poisson(photons * relative)

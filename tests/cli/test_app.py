@@ -121,7 +121,7 @@ def test_an_output_with_a_file_suffix_and_a_trailing_slash_is_refused_in_every_c
     before = existing.read_bytes()  # a file --force would replace: the slash says a folder was meant
     for args in (["export", src], ["noise", src, "--kind", "gaussian"], ["infer", src, "-m", "tv"]):
         result = runner.invoke(get_app(), [str(a) for a in args] + ["-o", f"{tmp_path}/{output}", "--force"])
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)  # a usage error
         suffix = existing.name[2:]
         assert result.stderr.strip() == (f"Error: -o {tmp_path}/{output}: a trailing '/' means a folder, but "
                                          f"{suffix} names a file: drop the slash to write {'an' if kind == 'MHA' else 'a'} {kind} file, or name "

@@ -92,7 +92,7 @@ def test_mismatched_volumes_are_refused(volumes, tmp_path):
 def test_bad_window_is_refused(volumes):
     paths, *_ = volumes
     result = _run("evaluate", paths["denoised"], paths["clean"], "--window", "240,-160")
-    assert result.exit_code == 1 and "window" in result.stderr
+    assert result.exit_code == 2 and "window" in result.stderr
 
 
 def test_identical_volumes_give_null_psnr_in_json(volumes):
@@ -159,7 +159,7 @@ def test_bad_figure_windows_are_refused_before_reading(tmp_path, window, with_fi
     fig = tmp_path / "f.png"
     args = ["--figure-window", window, *(["--figure", fig] if with_figure else [])]
     result = _run("evaluate", tmp_path / "missing.nii.gz", tmp_path / "missing2.nii.gz", *args)
-    assert result.exit_code == 1 and message in result.stderr, result.output
+    assert result.exit_code == 2 and message in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not fig.exists()
 
 
@@ -262,7 +262,7 @@ def test_window_takes_the_figure_windows_names(volumes, name, lo_hi):
 def test_unknown_window_name_lists_the_names(volumes):
     paths, *_ = volumes
     result = _run("evaluate", paths["denoised"], paths["clean"], "--window", "liver")
-    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "lung, soft-tissue, mediastinum, brain, bone" in result.stderr and "LO,HI" in result.stderr
     helped = runner.invoke(get_app(), ["evaluate", "--help"], env={"COLUMNS": "200"})
     text = " ".join(helped.stdout.replace("│", " ").split())
@@ -300,5 +300,5 @@ def test_notes_name_each_volume_as_given_even_with_short_folder_names(make_serie
 def test_a_figure_path_with_a_trailing_slash_is_refused(volumes, tmp_path, suffix):
     paths, *_ = volumes
     result = _run("evaluate", paths["denoised"], paths["clean"], "--figure", f"{tmp_path}/cmp.png{suffix}")
-    assert result.exit_code == 1 and "a trailing '/' means a folder" in result.output
+    assert result.exit_code == 2 and "a trailing '/' means a folder" in result.output
     assert not (tmp_path / "cmp.png").exists()

@@ -47,4 +47,4 @@ def test_unknown_model_and_option():
     result = runner.invoke(get_app(), ["gradcheck", "--model", "nope"])
     assert result.exit_code == 1 and "no model named 'nope'" in result.stderr
     result = runner.invoke(get_app(), ["gradcheck", "--model", "residual-mul", "--option", "width=3"])
-    assert result.exit_code == 1 and "has no option 'width'" in result.stderr
+    assert result.exit_code == 2 and "has no option 'width'" in result.stderr

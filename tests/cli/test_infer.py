@@ -144,7 +144,7 @@ def test_one_output_for_several_inputs_is_refused(tmp_path):
     a, _ = _phantom_nifti(tmp_path / "a.nii.gz")
     b, _ = _phantom_nifti(tmp_path / "b.nii.gz")
     result = _run("infer", a, b, "--model", "tv", "-o", tmp_path / "x.nii.gz")
-    assert result.exit_code == 1 and "several inputs" in result.stderr
+    assert result.exit_code == 2 and "several inputs" in result.stderr
     assert not (tmp_path / "x.nii.gz").exists()
 
 
@@ -193,7 +193,7 @@ def test_trained_weights_file_picks_the_model(tmp_path):
     wrong = _run("infer", src, "--model", "residual-mul-add", "--weights", weights, "--quiet")
     assert wrong.exit_code == 1 and "not 'residual-mul-add'" in wrong.stderr
     mixed = _run("infer", src, "--weights", weights, "--option", "sigma=3", "--force", "--quiet")
-    assert mixed.exit_code == 1 and "--option" in mixed.stderr
+    assert mixed.exit_code == 2 and "--option" in mixed.stderr
 
 
 def test_strength_auto_blends_each_slice_and_says_how_much(tmp_path):
@@ -374,7 +374,7 @@ def test_weights_for_a_fixed_filter_are_refused_up_front(tmp_path, model):
     (tmp_path / "w.npz").write_bytes(b"not weights")
     for weights in (tmp_path / "nope.npz", tmp_path / "w.npz"):
         result = _run("infer", src, "-m", model, "--weights", weights)
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output
         assert result.stderr.strip() == (f"Error: model '{model}' is a fixed filter and takes no --weights; "
                                          "set its options with --option (see 'denoisekit models')")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz", "w.npz"]

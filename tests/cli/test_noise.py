@@ -98,20 +98,21 @@ def test_default_seed_makes_runs_reproducible_and_output_is_never_overwritten(bo
 
 
 @pytest.mark.parametrize(
-    "args,message",
+    "args,message,code",
     [
-        (["--kind", "lowdose", "--sigma", "5"], "--sigma does not apply"),
-        (["--kind", "salt"], "no noise kind named 'salt'"),
-        (["--kind", "gaussian", "--option", "dose=0.1"], "no option 'dose'"),
-        (["--kind", "gaussian", "--aec", "z"], "--aec does not apply"),
-        (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'"),
-        (["--kind", "lowdose", "--dose", "0.25", "--option", "dose=0.5"], "--dose and an option dose=... both set"),
+        (["--kind", "lowdose", "--sigma", "5"], "--sigma does not apply", 2),
+        (["--kind", "salt"], "no noise kind named 'salt'", 1),  # maybe a plugin not installed
+        (["--kind", "gaussian", "--option", "dose=0.1"], "no option 'dose'", 2),
+        (["--kind", "gaussian", "--aec", "z"], "--aec does not apply", 2),
+        (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'", 1),
+        (["--kind", "lowdose", "--dose", "0.25", "--option", "dose=0.5"], "--dose and an option dose=... both set", 2),
+        (["--kind", "gaussian", "--sigma", "-3"], "sigma must be >= 0", 2),
     ],
 )
-def test_bad_requests_fail_with_one_line(body_nifti, tmp_path, args, message):
+def test_bad_requests_fail_with_one_line(body_nifti, tmp_path, args, message, code):
     result = run(body_nifti, "-o", tmp_path / "x.nii.gz", *args, "--quiet")
-    assert result.exit_code == 1
-    assert message in result.output
+    assert result.exit_code == code
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.nii.gz").exists()
 
 
@@ -190,12 +191,12 @@ def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_sa
 
 def test_scan_relative_is_refused_where_it_means_nothing(body_nifti, tmp_path):
     result = run(body_nifti, "-o", tmp_path / "g.nii.gz", "--kind", "gaussian", "--scan-relative")
-    assert result.exit_code == 1 and "--scan-relative does not apply to noise 'gaussian'" in result.output
+    assert result.exit_code == 2 and "--scan-relative does not apply to noise 'gaussian'" in result.output
     result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--dose", 2, "--scan-relative")
     assert result.exit_code == 1 and "below 1" in result.output
     for i0 in (["--i0", "1000"], ["--option", "i0=1000"]):  # the scan sets the flux: i0 would only skew the trials
         result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--scan-relative", *i0)
-        assert result.exit_code == 1 and "--i0 has no meaning with --scan-relative" in result.output
+        assert result.exit_code == 2 and "--i0 has no meaning with --scan-relative" in result.output
 
 
 def test_projection_noise_on_slices_that_are_not_axial_gets_a_note(tmp_path):
