@@ -188,12 +188,16 @@ def evaluate(
         (a note the reader already begins with the file's name keeps its own)."""
         def named(message: str) -> None:
             own = path.name and message.startswith(f"{path.name}: ")
-            note(message if own else f"{path}: {message}")
+            message = message if own else f"{path}: {message}"
+            if message not in notes:  # one file given twice says its notes once
+                note(message)
 
         return read_input(path, series, allow_irregular, allow_tilt, quiet=quiet or json_out, note=named,
                           labels=labels)
 
     den, ref = read(denoised), read(reference)
+    if denoised.resolve() == reference.resolve():
+        note(f"{denoised} is both the denoised volume and the reference: the scores are perfect by construction")
     check_same_grid(den, ref)
     noise = read(noisy) if noisy is not None else None
     # "body" is the keyword; a file of that name is reached as ./body (or any other path to it)

@@ -237,9 +237,11 @@ def test_read_notes_reach_json_and_quiet_hides_them(make_series):
     args = ["evaluate", series.path, series.path, "--allow-irregular"]
     result = _run(*args, "--json")
     assert result.exit_code == 0, result.output
-    notes = json.loads(result.stdout)["notes"]  # one for each volume read, naming it
+    notes = json.loads(result.stdout)["notes"]  # the file's note once (it was read twice), naming it
     assert notes == [f"{series.path}: irregular slice spacing: gaps from 2.500 to 5.000 mm: read with the mean "
-                     "spacing 3.750 mm"] * 2
+                     "spacing 3.750 mm",
+                     f"{series.path} is both the denoised volume and the reference: the scores are perfect by "
+                     "construction"]
     shown = _run(*args)
     assert shown.exit_code == 0 and f"note: {notes[0]}" in " ".join(shown.stderr.split())
     for quiet in ("--quiet", "-q"):
@@ -278,8 +280,9 @@ def test_a_label_mask_is_not_said_to_look_unlike_ct(volumes, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["notes"] == []
     result = _run("evaluate", mask, mask, "--json")
-    notes = json.loads(result.stdout)["notes"]
+    *notes, same = json.loads(result.stdout)["notes"]
     assert notes and all(n.startswith("seg.nii.gz: ") and n.count("seg.nii.gz") == 1 for n in notes)
+    assert "is both the denoised volume and the reference" in same
 
 
 def test_notes_name_each_volume_as_given_even_with_short_folder_names(make_series, tmp_path, monkeypatch):
