@@ -65,8 +65,8 @@ def reflow(help_text: str) -> str:
 
 def _value_label(param) -> None:
     """Typer's help labels a flag's value ``<bool>``, as if it took one, and a repeatable
-    option's ``<list[str]>``, as if it took a list at once: a flag gets no label, a
-    repeatable option its item's (its help says it repeats)."""
+    option's or several positional paths' ``<list[str]>``, as if they took a list at once: a
+    flag gets no label, a repeatable option or argument its item's (its help says it repeats)."""
     if getattr(param, "is_flag", False) and param.metavar is None:
         param.metavar = ""
     elif getattr(param, "multiple", False) and param.metavar is None and hasattr(param, "display_type"):
@@ -76,6 +76,16 @@ def _value_label(param) -> None:
             return
         if label.startswith("<list[") and label.endswith("]>"):
             param.metavar = f"<{label[6:-2]}>"
+    elif getattr(param, "nargs", 1) != 1 and param.param_type_name == "argument" and hasattr(param, "display_type"):
+        # several positional paths: the row already says "inputs...", so its type is one item's
+        # (a metavar would rename the row itself); an instance attribute, as Typer reads it
+        try:
+            label = param.display_type(None)
+        except Exception:  # noqa: BLE001 - as Typer shows it
+            return
+        if label.startswith("<list[") and label.endswith("]>"):
+            item = f"<{label[6:-2].lower()}>"
+            param.display_type = lambda ctx, item=item: item
 
 
 def _first_line(exc: BaseException) -> str:

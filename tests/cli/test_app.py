@@ -221,14 +221,15 @@ def test_help_lists_the_demo_first_then_the_pipeline_in_order():
 
 
 def test_help_gives_flags_no_value_and_repeatable_options_their_item():
-    """Typer labels a flag '<bool>' (as if it took a value) and a repeatable option
-    '<list[str]>' (as if it took a list at once)."""
+    """Typer labels a flag '<bool>' (as if it took a value) and a repeatable option or
+    several positional paths '<list[str]>' / '<list[Path]>' (as if they took a list at once)."""
     for args in (["--help"], ["infer", "--help"], ["train", "--help"], ["noise", "--help"]):
         result = runner.invoke(get_app(), args, env={"COLUMNS": "120"})
         assert result.exit_code == 0, result.output
-        assert "<bool>" not in result.stdout and "<list[str]>" not in result.stdout, args
+        assert "<bool>" not in result.stdout and "<list[" not in result.stdout, args
     infer = runner.invoke(get_app(), ["infer", "--help"], env={"COLUMNS": "120"}).stdout
     assert re.search(r"--option\s+<str>", infer) and re.search(r"--force\s+Overwrite", infer)
+    assert re.search(r"inputs\.\.\.\s+<path>\s+CT volumes", infer)  # several paths: each one a path
 
 
 BROKEN = {
