@@ -128,29 +128,43 @@ def not_hu(array: np.ndarray) -> str | None:
     """Why the (finite) values of ``array`` do not look like CT in HU, or None: no voxel below
     ``AIR_BELOW`` but padding. Real CT is judged by the minimum (one pass), or where padding
     makes that say nothing, by a strided sample; only when the sample shows no air is the whole
-    volume looked at again, slice by slice. No copy of the volume is made."""
+    volume looked at again, slice by slice. No copy of the volume is made.
+
+    Padding is what lies below ``PADDING_BELOW``, or one value in the air range that is the
+    minimum while everything else is >= 0 and reaches 1000: CT stored without its rescale
+    (air near 0) whose field of view was filled with -1024, which a minimum in the air range
+    would otherwise pass as HU. A CT in HU clipped at -1000 keeps its fat and lung below 0."""
     if array.size == 0:
         return None
     low = float(array.min())
-    if PADDING_BELOW <= low < AIR_BELOW:
-        return None  # air, lung or gas: CT in HU
     step = max(1, math.ceil((array.size / _SAMPLE) ** (1 / array.ndim)))
     sample = array[(slice(None, None, step),) * array.ndim]
+    if PADDING_BELOW <= low < AIR_BELOW:
+        rest = sample[sample != low]
+        if not (rest.size and float(rest.min()) >= 0 and float(array.max()) >= 1000):
+            return None  # air, lung or gas: CT in HU
+
+        def padding(values):
+            return values == low
+    else:
+        def padding(values):
+            return values < PADDING_BELOW
     lowest = low
-    if low < PADDING_BELOW:
-        if np.any((sample >= PADDING_BELOW) & (sample < AIR_BELOW)):
+    if low < AIR_BELOW:
+        kept = sample[~padding(sample)]
+        if np.any((kept >= PADDING_BELOW) & (kept < AIR_BELOW)):
             return None
         lowest = np.inf  # of the values that are no padding: exact, a slice's copy at a time
         for plane in array.reshape(-1, *array.shape[-2:]):
-            lowest = min(lowest, float(plane[plane >= PADDING_BELOW].min(initial=np.inf)))
-            if lowest < AIR_BELOW:
+            lowest = min(lowest, float(plane[~padding(plane)].min(initial=np.inf)))
+            if lowest < (AIR_BELOW if low < PADDING_BELOW else 0):
                 return None
         if lowest == np.inf:
             return None  # padding only: nothing to judge
-        sample = sample[sample >= PADDING_BELOW]
+        sample = kept
     high = float(array.max())
     span = f"{_value(lowest)} to {_value(high)}" if lowest < high else f"all {_value(high)}"
-    if low < PADDING_BELOW:
+    if low < AIR_BELOW:
         span += f" besides padding ({_value(low)})"
     values = np.unique(sample)  # labels: background 0 and a few small whole numbers
     if low == 0 and high <= 255 and 1 < values.size <= _FEW_LABELS and np.array_equal(values, np.rint(values)):

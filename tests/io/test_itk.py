@@ -484,3 +484,31 @@ def test_a_whole_body_segmentation_is_a_label_map_and_a_low_range_volume_gets_no
     assert "this looks like a label map" in not_hu(segmentation)
     pet = np.abs(rng.normal(1.0, 3.0, (4, 64, 64))).astype(np.float32)  # SUV 0..13: never soft tissue's 1064
     assert "1024" not in not_hu(pet) and "label map, MR" in not_hu(pet)
+
+
+def _stored_ct(rng):
+    """A CT slice stack as stored, unsigned (HU + 1024, from 0): air near 0, fat near 930."""
+    y, x = np.mgrid[:64, :64]
+    body = ((y - 32) / 26) ** 2 + ((x - 32) / 22) ** 2 < 1
+    hu = np.where(body, 40.0, -1000.0) + rng.normal(0, 15, (3, 64, 64))
+    hu[:, 28:34, 20:26] = -90.0  # fat
+    hu[:, 30:33, 40:44] = 1200.0  # bone
+    return np.maximum(hu + 1024.0, 0.0)
+
+
+def test_ct_stored_without_its_rescale_and_padded_with_minus_1024_gets_the_hint():
+    """-1024 outside the field of view put the minimum in the air range: such a volume passed as HU
+    (new-user pass), though everything else in it is >= 0 as stored values are."""
+    from denoisekit.io.itk import not_hu
+
+    rng = np.random.default_rng(2)
+    stored = _stored_ct(rng)
+    stored[:, :, :6] = -1024.0  # outside the reconstructed field of view
+    note = not_hu(stored.astype(np.float32))
+    assert note is not None and "besides padding (-1024)" in note and "HU = value - 1024" in note
+    # CT in HU clipped at -1000 (air all one value) keeps fat below 0: no note
+    hu = np.maximum(_stored_ct(rng) - 1024.0, -1000.0)
+    assert (hu == -1000.0).sum() > 1000 and not_hu(hu.astype(np.float32)) is None
+    # one stray negative value among the stored ones: it is no padding scheme we know, no note
+    stored[1, 40, 40] = -5.0
+    assert not_hu(stored.astype(np.float32)) is None
