@@ -105,8 +105,25 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
         spacing=spacing,
         origin=origin,
         direction=direction,
+        history=_own_history(image),
         source=str(path),
     )
+
+
+#: What ``write_itk`` puts in the ``aux_file`` field (NIfTI's 24 bytes; NRRD and MetaImage keep
+#: it as a key): the description beside it is denoisekit's own account of what was done.
+WRITER_MARK = "denoisekit"
+
+
+def _own_history(image) -> tuple[str, ...]:
+    """What a file denoisekit wrote says was done to it (``write_itk``'s description, in NIfTI's
+    descrip), so a DICOM series exported from a denoised NIfTI describes the denoising, not a
+    conversion; other writers' descrip (a converter's, a scanner protocol's) is not history."""
+    keys = set(image.GetMetaDataKeys())
+    if "aux_file" not in keys or image.GetMetaData("aux_file").strip() != WRITER_MARK:
+        return ()
+    text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
+    return (text,) if text else ()
 
 
 #: CT in HU holds air (about -1000: around the body, in the lungs, bowel gas, sinuses, and
@@ -529,6 +546,7 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if description:
         text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
         image.SetMetaData("ITK_FileNotes", text)
+        image.SetMetaData("aux_file", WRITER_MARK)
     try:
         with _held_stderr() as held:
             sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")

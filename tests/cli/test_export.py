@@ -99,8 +99,9 @@ def test_a_source_value_the_series_cannot_copy_is_a_note(real_ct, tmp_path, as_j
 
 def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series, tmp_path):
     """A NIfTI's name may be its patient's ('Mueller_Juergen_thorax.nii.gz'): the series made
-    from it is filed under an anonymous patient, so its description must not carry the name;
-    from a DICOM source, which carries the patient anyway, the folder is named."""
+    from it is filed under an anonymous patient, so its description must not carry the name,
+    nor the NIfTI's own description the DICOM folder's (a series made from the NIfTI carries
+    that on); from DICOM to DICOM, which carries the patient anyway, the folder is named."""
     import pydicom
 
     series = make_series(tmp_path / "Mueller_Juergen", shape=(2, 16, 16))
@@ -108,8 +109,9 @@ def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series,
     assert run("export", series.path, "-o", named, "--quiet").exit_code == 0
     assert run("export", named, "-o", tmp_path / "from_nifti", "--quiet").exit_code == 0
     assert run("export", series.path, "-o", tmp_path / "from_dicom", "--quiet").exit_code == 0
+    assert read_volume(named).history == ("converted by denoisekit export from a DICOM series",)
     nifti = pydicom.dcmread(sorted((tmp_path / "from_nifti").iterdir())[0])
-    assert nifti.SeriesDescription == "converted by denoisekit export from a NIfTI file"
+    assert nifti.SeriesDescription == "converted by denoisekit export from a DICOM series"
     assert "Mueller" not in nifti.DerivationDescription and nifti.PatientName == "ANONYMOUS"
     dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])
     assert dicom.SeriesDescription == "converted by denoisekit export from Mueller_Juergen"
@@ -136,3 +138,22 @@ def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
     assert len(same) == 1 and len({first[n].SeriesInstanceUID for n in "abc"}) == 3
     d = first["d"]
     assert (d.StudyInstanceUID, d.FrameOfReferenceUID, d.PatientID) not in same
+
+
+def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series, tmp_path):
+    """infer writes no record beside a NIfTI: its description in the file is what a series
+    exported from it can say (it said 'converted ... from a NIfTI file')."""
+    import SimpleITK as sitk
+    import pydicom
+
+    series = make_series(tmp_path / "s", shape=(2, 24, 24))
+    assert run("infer", series.path, "-m", "tv", "-o", tmp_path / "den.nii.gz", "-q").exit_code == 0
+    assert run("export", tmp_path / "den.nii.gz", "-o", tmp_path / "den", "-q").exit_code == 0
+    first = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0])
+    assert first.SeriesDescription.startswith("denoised tv") and first.DerivationDescription.startswith("denoised tv")
+    # another writer's descrip (a converter's) is no account of denoising
+    image = sitk.ReadImage(str(tmp_path / "den.nii.gz"))
+    image.EraseMetaData("aux_file")
+    sitk.WriteImage(image, str(tmp_path / "other.nii.gz"))
+    assert sitk.ReadImage(str(tmp_path / "other.nii.gz")).GetMetaData("descrip").startswith("denoised tv")
+    assert read_volume(tmp_path / "other.nii.gz").history == ()
