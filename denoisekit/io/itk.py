@@ -26,7 +26,7 @@ import numpy as np
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
-from denoisekit.volume import Volume
+from denoisekit.volume import AIR, Volume
 
 logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes too
 
@@ -147,10 +147,11 @@ def not_hu(array: np.ndarray) -> str | None:
     makes that say nothing, by a strided sample; only when the sample shows no air is the whole
     volume looked at again, slice by slice. No copy of the volume is made.
 
-    Padding is what lies below ``PADDING_BELOW``, or one value in the air range that is the
+    Padding is what lies below ``PADDING_BELOW``, or one value from there to -1024 that is the
     minimum while everything else is >= 0 and reaches 1000: CT stored without its rescale
     (air near 0) whose field of view was filled with -1024, which a minimum in the air range
-    would otherwise pass as HU. A CT in HU clipped at -1000 keeps its fat and lung below 0."""
+    would otherwise pass as HU. A CT in HU keeps fat, lung or its noise below 0, and air
+    clipped at -1000 (a noise-free phantom's) is no fill."""
     if array.size == 0:
         return None
     low = float(array.min())
@@ -158,7 +159,7 @@ def not_hu(array: np.ndarray) -> str | None:
     sample = array[(slice(None, None, step),) * array.ndim]
     if PADDING_BELOW <= low < AIR_BELOW:
         rest = sample[sample != low]
-        if not (rest.size and float(rest.min()) >= 0 and float(array.max()) >= 1000):
+        if not (low <= AIR and rest.size and float(rest.min()) >= 0 and float(array.max()) >= 1000):
             return None  # air, lung or gas: CT in HU
 
         def padding(values):

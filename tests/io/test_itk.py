@@ -509,6 +509,10 @@ def test_ct_stored_without_its_rescale_and_padded_with_minus_1024_gets_the_hint(
     # CT in HU clipped at -1000 (air all one value) keeps fat below 0: no note
     hu = np.maximum(_stored_ct(rng) - 1024.0, -1000.0)
     assert (hu == -1000.0).sum() > 1000 and not_hu(hu.astype(np.float32)) is None
+    # a noise-free phantom in HU: air all -1000, tissue 40, bone 1100 (nothing below 0 but air)
+    phantom = np.where(stored > 500, 40.0, -1000.0)
+    phantom[:, 30:33, 40:44] = 1100.0
+    assert not_hu(phantom.astype(np.float32)) is None
     # one stray negative value among the stored ones: it is no padding scheme we know, no note
     stored[1, 40, 40] = -5.0
     assert not_hu(stored.astype(np.float32)) is None
