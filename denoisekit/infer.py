@@ -63,17 +63,17 @@ def weights_label(model: Any) -> str | None:
 
 
 def series_description(model: Any, strength: str | float = 1.0) -> str:
-    """A DICOM SeriesDescription (at most 64 characters) naming model, strength (unless 1;
-    e.g. ``auto 0.84``, what auto kept) and weights; the strength comes before the weights'
-    path, which may be cut short."""
+    """What was done, naming model, strength (unless 1; e.g. ``auto 0.84``, what auto kept)
+    and weights, for the output's description: a DICOM series' SeriesDescription keeps its
+    first 64 bytes (whole words: the strength comes before the weights' path, which may not
+    fit), its DerivationDescription all of it."""
     label = weights_label(model)
     if label is not None and label not in ("pretrained", "untrained"):
         label = "/".join(Path(label).parts[-2:])  # run_dir/best.npz, not a long absolute path
     if not isinstance(strength, str):
         strength = "" if strength == 1.0 else f"{strength:g}"
     text = f"denoised {model.name}" + (f" strength {strength}" if strength else "")
-    text += "" if label is None else f" weights {label}"
-    return text if len(text) <= 64 else text[:61] + "..."
+    return text + ("" if label is None else f" weights {label}")
 
 
 def describe(model: Any) -> str:

@@ -177,6 +177,23 @@ def test_dicom_series_directory_with_explicit_output(make_series, tmp_path):
     np.testing.assert_allclose(denoised.origin, series.origin, atol=1e-3)
 
 
+def test_a_long_weights_name_is_whole_in_the_series_derivation(make_series, tmp_path):
+    """The SeriesDescription a PACS lists holds 64 bytes; the DerivationDescription (1024) kept
+    only those too, so a long run name was cut there as well ('weights keras-auto2/best...')."""
+    import pydicom
+
+    model = get_model("residual-mul")()
+    model.build(16)
+    run = "a-long-run-name-" * 3 + "for-the-chest-series"
+    weights = save_weights(tmp_path / run / "best.npz", model)
+    series = make_series(shape=(2, 24, 24))
+    result = _run("infer", series.path, "--weights", weights, "--strength", "1", "-o", tmp_path / "den", "--quiet")
+    assert result.exit_code == 0, result.output
+    ds = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0])
+    assert ds.DerivationDescription == f"denoised residual-mul weights {run}/best.npz"
+    assert len(ds.SeriesDescription) <= 64 and ds.DerivationDescription.startswith(ds.SeriesDescription)
+
+
 def test_trained_weights_file_picks_the_model(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     model = get_model("residual-mul")()
