@@ -4,6 +4,12 @@ Randomness flows one way: ``np.random.default_rng(seed)`` -> ``kind.sample`` (ev
 choice, including the noise field's own seed, lands in a JSON-able dict) -> ``kind.apply``
 (deterministic). The returned record holds everything needed to redo the output exactly
 with :func:`apply_recorded`; the CLI writes it to the JSON sidecar.
+
+A kind that needs something the source recorded (lowdose's relative dose: each slice's tube
+current) names those ``Volume.tags`` keys in a ``volume_tags`` attribute; the stage copies the
+ones the volume has into ``params``, so ``apply`` still sees params only and the record keeps
+them. A kind may also have ``take_notes()`` (as models do): what its ``apply`` did that the
+user should hear, kept in the record's ``notes``.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ def add_noise(
     noise = make_noise(kind, **options)
     rng = np.random.default_rng(int(seed))
     params = noise.sample(rng, volume.shape)
+    params.update(_from_volume(noise, volume))
     record = {
         "kind": noise.name,
         "options": dict(noise.config),
@@ -55,7 +62,15 @@ def add_noise(
         "denoisekit_version": __version__,
     }
     noisy = _apply(noise, volume.array, params, volume.spacing, progress)
+    notes = getattr(noise, "take_notes", list)()
+    if notes:
+        record["notes"] = list(notes)
     return volume.derive(noisy, describe(record)), record
+
+
+def _from_volume(noise: Any, volume: Volume) -> dict[str, Any]:
+    """The tags of ``volume`` the kind names in ``volume_tags``, for its ``params``."""
+    return {key: volume.tags[key] for key in getattr(noise, "volume_tags", ()) if key in volume.tags}
 
 
 def apply_recorded(volume: Volume, record: dict[str, Any], progress: Optional[Callable[[int], None]] = None) -> Volume:

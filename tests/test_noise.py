@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 from denoisekit.noise import add_noise, apply_recorded, describe, make_noise, noise_slices
+from denoisekit.plugin import NoiseKind
 from denoisekit.volume import Volume
 
 
@@ -98,3 +100,50 @@ def test_unknown_kind_and_option_are_user_errors():
         add_noise(body(1), "gaussian", seed=0, dose=0.5)
     with pytest.raises(DenoiseKitError, match="lacks"):
         apply_recorded(body(1), {"kind": "gaussian"})
+
+
+def scanned(currents=(100, 200, 400), n=128):
+    """A trunk with noise of its own, its variance going as 1 / each slice's tube current, which
+    its tags record as a DICOM series' do; enough soft tissue for a relative dose to read."""
+    yy, xx = np.mgrid[:n, :n]
+    hu = np.full((n, n), -1000.0, np.float32)
+    hu[((xx - n // 2) / 50) ** 2 + ((yy - n // 2) / 36) ** 2 < 1] = 40.0
+    own = np.random.default_rng(0).normal(0.0, 1.0, (len(currents), n, n)) * 20.0 * np.sqrt(400.0 / np.array(currents))[:, None, None]
+    tags = {"TubeCurrents": list(currents), "PatientID": "SYN-001"}
+    return Volume((hu[None] + own).astype(np.float32), spacing=(2.5, 2.5, 5.0), tags=tags)
+
+
+RELATIVE = {"views": 60, "dose": 0.25, "scan_relative": True}
+
+
+def test_a_kind_gets_the_volume_tags_it_asks_for_and_the_record_keeps_them():
+    scan = scanned()
+    noisy, record = add_noise(scan, "lowdose", seed=1, **RELATIVE)
+    assert record["params"]["TubeCurrents"] == [100, 200, 400] and "PatientID" not in record["params"]
+    assert record["notes"] == ["flux from the series' tube current (100-400 mA over 3 slices), scaled to the scan's own noise"]
+    again = apply_recorded(replace(scan, tags={}), json.loads(json.dumps(record)))  # the record says them
+    assert np.array_equal(again.array, noisy.array)
+    for kind, options in (("gaussian", {}), ("lowdose", {"views": 60})):  # only a kind that asks gets them
+        assert "TubeCurrents" not in add_noise(scan, kind, seed=1, **options)[1]["params"]
+
+
+def test_records_from_before_the_tube_currents_still_reproduce():
+    scan = scanned()
+    before, record = add_noise(replace(scan, tags={}), "lowdose", seed=1, **RELATIVE)  # as a record from before
+    assert "TubeCurrents" not in record["params"] and "own noise, pooled" in record["notes"][0]
+    assert np.array_equal(apply_recorded(scan, record).array, before.array)  # the volume's tags are not read
+    assert not np.array_equal(add_noise(scan, "lowdose", seed=1, **RELATIVE)[0].array, before.array)
+
+
+def test_any_kind_may_ask_for_volume_tags():
+    class Gains(NoiseKind):
+        name = "gains"
+        volume_tags = ("Gains", "Absent")
+
+        def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+            return hu + np.asarray(params["Gains"], np.float32)[:, None, None]
+
+    volume = Volume(np.zeros((2, 4, 4), np.float32), tags={"Gains": [1.0, 2.0], "PatientID": "SYN-001"})
+    noisy, record = add_noise(volume, Gains(), seed=0)
+    assert record["params"]["Gains"] == [1.0, 2.0] and set(record["params"]) == {"kind", "seed", "Gains"}
+    assert noisy.array[1].max() == 2.0 and "notes" not in record

@@ -125,6 +125,8 @@ def noise(
     with slice_progress(console) as bar:
         task = bar.add_task(f"noise {kind}", total=volume.shape[0] * getattr(noise_kind, "passes", 1))
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
+    for message in record.get("notes", []):  # what the kind did that the user should hear (a relative dose's flux)
+        note(message)
     record["input"] = str(input_path)
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)

@@ -3,6 +3,7 @@ acquisition context), as plain JSON-able values."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COPIED = (
@@ -21,6 +22,11 @@ COPIED = (
     "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",
     "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth",
 )
+
+#: What sets a slice's photons per mA (kV, rotation time, pitch, slice thickness) or its noise
+#: per photon (kernel): per-slice tube currents give the slices' relative flux only where each
+#: of these is one value (or absent) on every slice.
+FLUX_ALIKE = ("KVP", "ExposureTime", "SpiralPitchFactor", "SliceThickness", "ConvolutionKernel")
 
 
 def plain(value: Any) -> Any:
@@ -49,7 +55,8 @@ def plain(value: Any) -> Any:
 
 def source_tags(ds: Any, frames: list) -> dict[str, Any]:
     """The attributes of ``COPIED`` present in ``ds``, plus the source image references
-    (``SourceImages``: [SOPClassUID, SOPInstanceUID, frame number or None] per slice).
+    (``SourceImages``: [SOPClassUID, SOPInstanceUID, frame number or None] per slice) and,
+    where every slice has one, each slice's ``InstanceNumbers`` and ``TubeCurrents``.
     Values pydicom finds invalid (a malformed UID) are kept without its warning: a derived
     DICOM series replaces or drops them and says so in a note (``dicom_write``)."""
     import warnings
@@ -89,10 +96,35 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
         numbers = []
     if numbers and len(set(numbers)) == len(numbers) and all(0 < n < 2**31 for n in numbers):
         tags["InstanceNumbers"] = numbers
+    # Each slice's tube current, for a relative low dose's fluxes (lowdose, scan_relative).
+    currents = tube_currents(frames)
+    if currents is not None:
+        tags["TubeCurrents"] = currents
     padding = padding_hu(ds, frames)
     if padding is not None:
         tags["PixelPaddingHU"] = padding
     return tags
+
+
+def tube_currents(frames: list) -> list[float] | None:
+    """Each slice's XRayTubeCurrent (mA) in ``frames``' order, where every slice has one above 0
+    and the ``FLUX_ALIKE`` attributes do not vary: slice k's flux is then one scale times it.
+    None otherwise, and for multi-frame files (their currents lie in functional groups)."""
+    if not frames or any(frame.index is not None for frame in frames):
+        return None
+    currents = []
+    for frame in frames:
+        try:
+            current = float(frame.header.get("XRayTubeCurrent"))
+        except (TypeError, ValueError):  # absent, empty or not a number
+            return None
+        if not (math.isfinite(current) and current > 0):
+            return None
+        currents.append(current)
+    for keyword in FLUX_ALIKE:
+        if len({repr(plain(frame.header.get(keyword))) for frame in frames}) > 1:
+            return None
+    return currents
 
 
 def padding_hu(ds: Any, frames: list) -> list[float] | None:

@@ -104,7 +104,7 @@ def test_default_seed_makes_runs_reproducible_and_output_is_never_overwritten(bo
         (["--kind", "salt"], "no noise kind named 'salt'", 1),  # maybe a plugin not installed
         (["--kind", "gaussian", "--option", "dose=0.1"], "no option 'dose'", 2),
         (["--kind", "gaussian", "--aec", "z"], "--aec does not apply", 2),
-        (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'", 1),
+        (["--kind", "lowdose", "--aec", "auto"], "unknown aec 'auto'", 2),
         (["--kind", "lowdose", "--dose", "0.25", "--option", "dose=0.5"], "--dose and an option dose=... both set", 2),
         (["--kind", "gaussian", "--sigma", "-3"], "sigma must be >= 0", 2),
     ],
@@ -187,13 +187,36 @@ def test_scan_relative_dose_is_a_fraction_of_the_scans_own_and_the_levels_are_sa
     assert after / before == pytest.approx(2.0, rel=0.2)
     assert f"soft tissue {before:.1f} -> {after:.1f} HU" in result.stderr
     assert json.loads((tmp_path / "quarter.json").read_text())["options"]["scan_relative"] is True
+    # where the flux came from is said: a NIfTI records no tube current
+    [how] = [n for n in json.loads(result.stdout)["notes"] if n.startswith("flux from")]
+    assert how.startswith("flux from each slice's own noise, pooled") and f"note: {how}" in " ".join(result.stderr.split())
+
+
+def test_scan_relative_on_a_series_with_its_tube_current_says_so(tmp_path):
+    import pydicom
+
+    from denoisekit.io import read_volume, write_volume
+
+    body = body_volume(tmp_path, size=128, name="body128.nii.gz")
+    assert run(body, "-o", tmp_path / "scan.nii.gz", "--kind", "lowdose", "--dose", 0.5, "--quiet").exit_code == 0
+    series = write_volume(read_volume(tmp_path / "scan.nii.gz"), tmp_path / "series")
+    for path in series.iterdir():  # as a scanner records it, slice by slice
+        ds = pydicom.dcmread(path)
+        ds.XRayTubeCurrent = 300
+        ds.save_as(path)
+    result = run(series, "-o", tmp_path / "quarter", "--kind", "lowdose", "--scan-relative", "--json")
+    assert result.exit_code == 0, result.output
+    slices = len(list(series.iterdir()))
+    expected = f"flux from the series' tube current (300 mA on all {slices} slices), scaled to the scan's own noise"
+    assert expected in json.loads(result.stdout)["notes"]
+    assert json.loads((tmp_path / "quarter.json").read_text())["params"]["TubeCurrents"] == [300.0] * slices
 
 
 def test_scan_relative_is_refused_where_it_means_nothing(body_nifti, tmp_path):
     result = run(body_nifti, "-o", tmp_path / "g.nii.gz", "--kind", "gaussian", "--scan-relative")
     assert result.exit_code == 2 and "--scan-relative does not apply to noise 'gaussian'" in result.output
     result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--dose", 2, "--scan-relative")
-    assert result.exit_code == 1 and "below 1" in result.output
+    assert result.exit_code == 2 and "below 1" in result.output
     for i0 in (["--i0", "1000"], ["--option", "i0=1000"]):  # the scan sets the flux: i0 would only skew the trials
         result = run(body_nifti, "-o", tmp_path / "q.nii.gz", "--kind", "lowdose", "--scan-relative", *i0)
         assert result.exit_code == 2 and "--i0 has no meaning with --scan-relative" in result.output

@@ -40,6 +40,7 @@ def test_ct_small_hu_and_geometry(real_ct):
     assert volume.tags["StudyInstanceUID"] == ds.StudyInstanceUID
     assert volume.tags["PatientName"] == str(ds.PatientName)
     assert volume.tags["SourceImages"] == [[ds.SOPClassUID, ds.SOPInstanceUID, None]]
+    assert volume.tags["TubeCurrents"] == [170.0]  # its XRayTubeCurrent, mA
 
 
 def test_real_512_slice_and_its_lossless_jpeg2000_copy_agree(real_ct):
@@ -75,6 +76,7 @@ def test_enhanced_ct_multiframe_uses_functional_groups(real_ct):
     assert volume.spacing == pytest.approx((0.388672, 0.388672, 10.0))
     assert volume.direction == pytest.approx((-1, 0, 0, 0, 1, 0, 0, 0, -1))
     assert volume.tags["SourceImages"][0][2] == 2
+    assert "TubeCurrents" not in volume.tags  # a frame's current lies in its functional groups: not read
 
 
 def test_values_that_are_not_hu_are_said_so(real_ct):
@@ -231,6 +233,41 @@ def test_several_series_need_a_choice(make_series, tmp_path):
     _assert_matches(read_volume(shared, first.series_uid), first)
     with pytest.raises(DenoiseKitError, match="no series '9'"):
         read_volume(shared, "9")
+
+
+def _with_tube_currents(series, current_of, **other):
+    """Each file of ``series`` given XRayTubeCurrent ``current_of(k)`` (None: none), k its slice
+    in the volume (the position along the normal), and ``other`` attributes per slice alike."""
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        k = round((float(ds.ImagePositionPatient[2]) - series.origin[2]) / series.spacing[2])
+        if current_of(k) is not None:
+            ds.XRayTubeCurrent = current_of(k)
+        for keyword, value_of in other.items():
+            setattr(ds, keyword, value_of(k))
+        ds.save_as(path)
+
+
+def test_each_slices_tube_current_is_kept_in_slice_order(make_series):
+    series = make_series(shape=(5, 16, 16), shuffle_names=True, reverse_instance=True, descending=True, KVP="120")
+    _with_tube_currents(series, lambda k: 100 + 10 * k, ExposureTime=lambda k: 500)
+    assert read_volume(series.path).tags["TubeCurrents"] == [100.0, 110.0, 120.0, 130.0, 140.0]
+
+
+@pytest.mark.parametrize(
+    "current_of, other",
+    [
+        (lambda k: None if k == 3 else 200, {}),  # one slice without
+        (lambda k: 0 if k == 3 else 200, {}),  # or with none
+        (lambda k: 200, {"KVP": lambda k: "100" if k == 3 else "120"}),  # another kV on one slice
+        (lambda k: 200, {"ExposureTime": lambda k: 1000 if k == 3 else 500}),  # or another rotation time
+    ],
+    ids=["missing", "zero", "kv", "exposure-time"],
+)
+def test_no_tube_currents_unless_every_slice_has_one_at_one_kv(make_series, current_of, other):
+    series = make_series(shape=(5, 16, 16), shuffle_names=True)
+    _with_tube_currents(series, current_of, **other)
+    assert "TubeCurrents" not in read_volume(series.path).tags
 
 
 def test_a_copy_of_a_slice_is_read_once_with_a_note(make_series):

@@ -202,6 +202,87 @@ def test_scan_relative_pools_fluxes_along_z_by_the_readings_weight():
     assert _pooled_along_z([37.0, None, None, 80.0], few[:4]) == [37.0, None, None, 80.0]
 
 
+def scanned_at(currents, clean):
+    """``clean`` with each slice's own noise at a tube current of ``currents[k]`` mA (400 mA:
+    the reference flux), so its noise variance goes as 1 / current."""
+    return np.concatenate([c[None] + noise_of(c[None], 5 + k, dose=mA / 400.0) for k, (c, mA) in enumerate(zip(clean, currents))])
+
+
+def relative_fluxes(scan, **params):
+    from denoisekit_plugins.noise.lowdose import _relative_fluxes, _Simulator
+
+    kind = LowDose(views=VIEWS, dose=0.25, scan_relative=True)
+    params = {**kind.sample(np.random.default_rng(0), scan.shape), **params}
+    return _relative_fluxes(_Simulator(scan, params, SPACING), scan, params, None)
+
+
+def test_scan_relative_fluxes_follow_the_series_tube_current():
+    clean, currents = trunk(3), [100, 200, 400]
+    scan = scanned_at(currents, clean)
+    fluxes = relative_fluxes(scan, TubeCurrents=currents)
+    assert fluxes[1] / fluxes[0] == pytest.approx(2.0, rel=1e-9) and fluxes[2] / fluxes[0] == pytest.approx(4.0, rel=1e-9)
+    # each slice's own noise grows alike (read slice by slice and pooled, the step from 100 to
+    # 400 mA was flattened: 1.3, 1.9 and 2.2 times)
+    kind = LowDose(views=VIEWS, dose=0.25, scan_relative=True)
+    params = {**kind.sample(np.random.default_rng(0), scan.shape), "TubeCurrents": currents}
+    grown = tissue_level(kind.apply(scan, params, SPACING), clean) / tissue_level(scan, clean)
+    assert grown.max() < 1.2 * grown.min() and np.median(grown) == pytest.approx(2.0, rel=0.15)
+    assert kind.take_notes() == ["flux from the series' tube current (100-400 mA over 3 slices), scaled to the scan's own noise"]
+
+
+def test_scan_relative_slices_without_soft_tissue_have_their_tube_current():
+    clean = trunk(3)
+    clean[1][clean[1] > -1000] = -600.0  # lung-like: no soft tissue to read the noise in
+    fluxes = relative_fluxes(scanned_at([100, 400, 100], clean), TubeCurrents=[100, 400, 100])
+    assert fluxes == pytest.approx([fluxes[0], 4 * fluxes[0], fluxes[0]], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "currents", [None, [400, 400], [400, 0, 400], [400, None, 400], [400, "n/a", 400], "400"],
+    ids=["none", "too-few", "zero", "missing", "not-a-number", "not-a-list"],
+)
+def test_scan_relative_without_a_current_for_every_slice_reads_each_slice(currents):
+    from denoisekit_plugins.noise.lowdose import _tube_currents
+
+    assert _tube_currents({} if currents is None else {"TubeCurrents": currents}, 3) is None
+    assert _tube_currents({"TubeCurrents": [400, 200, 400]}, 3) == [400.0, 200.0, 400.0]
+
+
+def test_scan_relative_scale_is_the_median_weighted_by_the_readings_windows():
+    from denoisekit_plugins.noise.lowdose import _scaled_by_current
+
+    currents = [100.0, 100.0, 200.0, 200.0, 100.0]
+    # a slice whose fine anatomy reads as noise gives far too low a flux, one without soft
+    # tissue none: neither moves the scale (10 per mA) the others agree on
+    fluxes = [1000.0, 1000.0, 2000.0, 50.0, None]
+    assert _scaled_by_current(fluxes, currents, [9000] * 5) == pytest.approx([1000.0, 1000.0, 2000.0, 2000.0, 1000.0])
+    # two readings: the one read in more windows counts more; equal ones meet in the middle
+    assert _scaled_by_current([1000.0, 4000.0], [100.0, 100.0], [3000, 9000]) == pytest.approx([4000.0, 4000.0])
+    assert _scaled_by_current([1000.0, 4000.0], [100.0, 100.0], [5000, 5000]) == pytest.approx([2000.0, 2000.0])
+
+
+def test_scan_relative_scale_follows_a_drift_along_a_long_series():
+    """Over a whole chest series the simulator's flux per mA that doubles each slice's noise
+    drifts (about 20x over LIDC-IDRI-0001): one scale for all of it grew whole blocks of slices
+    by 1.3 to 2.3; the scale is read from the slices up to SCALE_SLICES away."""
+    from denoisekit_plugins.noise.lowdose import SCALE_SLICES, _scaled_by_current
+
+    n = 4 * SCALE_SLICES + 8
+    currents = [200.0] * n
+    fluxes = [2000.0] * (n // 2) + [8000.0] * (n // 2)  # 10 per mA, then 40
+    scaled = _scaled_by_current(fluxes, currents, [9000] * n)
+    assert scaled[:SCALE_SLICES] == pytest.approx([2000.0] * SCALE_SLICES)
+    assert scaled[-SCALE_SLICES:] == pytest.approx([8000.0] * SCALE_SLICES)
+    # a stretch with nothing readable within reach takes the scale of all the readable ones
+    lone = _scaled_by_current([2000.0] + [None] * (n - 1), currents, [9000] * n)
+    assert lone == pytest.approx([2000.0] * n)
+
+
+def test_only_a_relative_dose_asks_for_the_tube_currents():
+    assert LowDose(dose=0.25, scan_relative=True).volume_tags == ("TubeCurrents",)
+    assert LowDose().volume_tags == ()
+
+
 @pytest.mark.parametrize(
     "volume, message",
     [
