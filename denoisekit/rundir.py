@@ -11,7 +11,9 @@
       best.npz                      the weights with the best validation PSNR
 
 Every file is written under a temporary name and renamed into place. An epoch counts as
-complete when its weights file exists; its optimiser state is written first.
+complete when its weights file exists; its optimiser state is written first. A new run that
+stops before its first trained epoch is saved is removed again (``discard``): it holds
+nothing a rerun would not make, and its name would refuse the corrected command.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import contextmanager
+from itertools import takewhile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.atomic import replacing
@@ -54,6 +58,7 @@ class RunDir:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._made: list[Path] = []  # directories create() made, deepest first
 
     # creation ---------------------------------------------------------------------------
     def check_new(self) -> None:
@@ -67,14 +72,40 @@ class RunDir:
     def create(self, config: dict[str, Any]) -> None:
         """Start a new run."""
         self.check_new()
+        self._made = list(takewhile(lambda p: not p.exists(), [self.path, *self.path.parents]))
         (self.path / EPOCHS).mkdir(parents=True, exist_ok=True)
         self.write_config(config)
+
+    def discard(self) -> None:
+        """Undo ``create`` of a run with no trained epoch. Only the files this layout names
+        go, and only directories left empty: someone's file put there meanwhile stays."""
+        files = [self.path / name for name in (CONFIG, METRICS, CURVES, BEST)]
+        for path in files + sorted((self.path / EPOCHS).glob("epoch-*.npz")):
+            path.unlink(missing_ok=True)
+        for directory in [self.path / EPOCHS, *self._made]:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or gone): leave it, and its parents
+                break
+
+    @contextmanager
+    def discarded_unless_trained(self, new: bool = True) -> Iterator[None]:
+        """Discard a ``new`` run when the block fails or is interrupted before an epoch after
+        epoch 0 (the untrained start) is complete; a run with a trained epoch stays resumable."""
+        try:
+            yield
+        except BaseException:
+            if new and not any(e > 0 for e in self.complete_epochs()):
+                self.discard()
+            raise
 
     def write_config(self, config: dict[str, Any]) -> None:
         _write_atomic(self.path / CONFIG, json.dumps(config, indent=2, default=str) + "\n")
 
     def read_config(self) -> dict[str, Any]:
         path = self.path / CONFIG
+        if not self.path.exists():
+            raise DenoiseKitError(f"{self.path} does not exist")
         if not path.is_file():
             raise DenoiseKitError(f"{self.path} is not a training run (no {CONFIG})")
         try:

@@ -25,7 +25,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from denoisekit import metrics as M
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 from denoisekit.rundir import RunDir
 
 #: Learning-rate schedules (see :class:`denoisekit.optim.Adam`).
@@ -44,6 +44,9 @@ _RESUME_KEYS = (
     "model", "backprop", "noise", "seed", "batch_size", "patch_size", "lr", "lr_decay",
     "grad_norm", "loss_weight", "steps_per_epoch", "val_fraction", "realisations", "val_tiles",
 )
+#: Config keys saying what the run trains on; compared only where both runs record them (a
+#: run from Python may name no data; older versions recorded no read options).
+_DATA_KEYS = ("data", "read")
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -95,17 +98,22 @@ class TrainResult:
     already_complete: bool = False
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-able outcome (what ``train --json`` prints)."""
+        """The JSON-able outcome (what ``train --json`` prints). ``seconds``,
+        ``steps_trained`` and ``seconds_per_step`` are of this call alone, so they agree: a
+        resume counts only what it trained, a finished run's lookup nothing."""
         first, last = self.rows[0], self.rows[-1]
+        start = self.resumed_from or 0
+        now = [r for r in self.rows if r["epoch"] >= start]  # where this call started, and what it trained
         per_step = [
             b["seconds"] / (b["step"] - a["step"])
-            for a, b in zip(self.rows, self.rows[1:]) if b["step"] > a["step"]
+            for a, b in zip(now, now[1:]) if b["step"] > a["step"]
         ]
         return {
             "run_dir": str(self.run_dir),
             "model": self.model.name,
             "epochs": self.epochs,
             "steps": self.steps,
+            "steps_trained": self.steps - int(now[0]["step"]),
             "seconds": round(self.seconds, 2),
             # median over epochs: the first epoch also pays for tracing the step function
             "seconds_per_step": round(float(np.median(per_step)), 5) if per_step else None,
@@ -122,15 +130,31 @@ class TrainResult:
 def epoch_plan(epochs: int | None, steps: int | None, steps_per_epoch: int) -> list[int]:
     """Steps in each epoch: ``epochs`` full epochs, or ``steps`` in total (last one shorter)."""
     if steps_per_epoch < 1:
-        raise DenoiseKitError("steps per epoch must be at least 1")
+        raise UsageError(f"--steps-per-epoch must be at least 1, not {steps_per_epoch}")
     if steps is not None:
         if steps < 1:
-            raise DenoiseKitError("--steps must be at least 1")
+            raise UsageError(f"--steps must be at least 1, not {steps}")
         full, rest = divmod(steps, steps_per_epoch)
         return [steps_per_epoch] * full + ([rest] if rest else [])
     if epochs is None or epochs < 1:
-        raise DenoiseKitError("--epochs must be at least 1")
+        raise UsageError(f"--epochs must be at least 1, not {epochs}")
     return [steps_per_epoch] * epochs
+
+
+def check_settings(*, batch_size: int, patch_size: int, realisations: int, lr: float, lr_decay: str,
+                   grad_norm: str, loss_weight: str, **_: Any) -> None:
+    """Refuse values no run can use, naming the option: a command line wrong whatever the
+    data (so the CLI can ask before reading any)."""
+    for option, value, least in (("--batch-size", batch_size, 1), ("--patch-size", patch_size, 4),
+                                 ("--realisations", realisations, 1)):
+        if value < least:
+            raise UsageError(f"{option} must be at least {least}, not {value}")
+    if not lr > 0:
+        raise UsageError(f"--lr must be positive, not {lr:g}")
+    for what, value, known in (("lr decay", lr_decay, LR_DECAYS), ("grad norm", grad_norm, GRAD_NORMS),
+                               ("loss weight", loss_weight, LOSS_WEIGHTS)):
+        if value not in known:
+            raise UsageError(f"unknown {what} {value!r} (choose from {', '.join(known)})")
 
 
 def evaluate(forward, model, noisy: np.ndarray, clean: np.ndarray, batch_size: int) -> dict[str, float]:
@@ -190,6 +214,7 @@ def train(
     realisations: int = 4,
     val_tiles: int = 64,
     sources: Sequence[str] | None = None,
+    read_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     distribution: Any = None,
     volume_shard: bool = False,
@@ -202,18 +227,17 @@ def train(
 
     ``distribution`` (from :func:`denoisekit.distribute.create`) trains on its strategy;
     ``volume_shard`` says that ``volumes`` are this worker's own share (every worker then
-    draws its part of each batch from its own volumes) rather than the same for all."""
+    draws its part of each batch from its own volumes) rather than the same for all.
+
+    ``sources`` name the volumes and ``read_options`` say how they were read (the CLI's
+    ``--series``, ``--allow-irregular``, ``--allow-tilt``); both are recorded, and a resume
+    that gives other ones is refused. A new run's directory appears once the noisy copies
+    are made, and goes again if training stops before its first trained epoch is saved."""
     from denoisekit.plugins import check_trainable
 
     check_trainable(type(model), type(backprop))
-    if batch_size < 1 or patch_size < 4 or realisations < 1 or not lr > 0:
-        raise DenoiseKitError("batch size, realisations and lr must be positive, patch size at least 4")
-    if lr_decay not in LR_DECAYS:
-        raise DenoiseKitError(f"unknown lr decay {lr_decay!r} (choose from {', '.join(LR_DECAYS)})")
-    if grad_norm not in GRAD_NORMS:
-        raise DenoiseKitError(f"unknown grad norm {grad_norm!r} (choose from {', '.join(GRAD_NORMS)})")
-    if loss_weight not in LOSS_WEIGHTS:
-        raise DenoiseKitError(f"unknown loss weight {loss_weight!r} (choose from {', '.join(LOSS_WEIGHTS)})")
+    check_settings(batch_size=batch_size, patch_size=patch_size, realisations=realisations, lr=lr,
+                   lr_decay=lr_decay, grad_norm=grad_norm, loss_weight=loss_weight)
     if loss_weight != "none" and not _accepts_weights(backprop):
         raise DenoiseKitError(
             f"backprop '{backprop.name}' takes no per-sample weights: train it with loss weight 'none'")
@@ -264,7 +288,7 @@ def train(
     config = _config(model, backprop, noise, plan, seed=seed, batch_size=batch_size, patch_size=patch_size, lr=lr,
                      lr_decay=lr_decay, grad_norm=grad_norm, loss_weight=loss_weight,
                      steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, realisations=realisations,
-                     val_tiles=val_tiles, sources=sources)
+                     val_tiles=val_tiles, sources=sources, read_options=read_options)
     if dist is not None:
         config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
@@ -275,9 +299,10 @@ def train(
             return _complete(run, model, last, old_rows, t0, scope)
         if chief:
             budget = {k: config[k] for k in ("epochs", "steps", "distribution") if k in config}
-            run.write_config({**old, **budget})
-    elif chief:  # other workers write nothing
-        run.create(config)
+            learnt = {k: config[k] for k in _DATA_KEYS if old.get(k) is None and config[k] is not None}
+            run.write_config({**old, **learnt, **budget})  # an older run learns how its data is read
+    elif chief:  # other workers write nothing; the run is created once the noise is made
+        run.check_new()
 
     from denoisekit.optim import Adam
 
@@ -337,69 +362,78 @@ def train(
         rows = [old_rows[e] for e in range(start + 1) if e in old_rows]
         if chief:
             run.drop_epochs_after(start)
-    if not rows:
-        row = {"epoch": 0, "step": 0, "loss": None, "seconds": 0.0}
-        rows = [row]
-        if chief:
-            row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
-            if not row["val_psnr"] > -math.inf:  # NaN or -inf: no learning rate makes this, the model does
-                raise DenoiseKitError(f"model '{model.name}' gives NaN or infinite output before any training: "
-                                      "its build() or call() is broken")
-            row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
-            row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
-            run.save_epoch(0, model, opt, step=0, **extra)
-            run.save_best(model, epoch=0, val_psnr=row["val_psnr"], **extra)
-            run.write_metrics(rows)
-            run.write_curves(rows)
+    new = not resume and chief
+    if new:
+        run.create(config)
+    with run.discarded_unless_trained(new):  # a rerun would make all it holds
+        if not rows:
+            row = {"epoch": 0, "step": 0, "loss": None, "seconds": 0.0}
+            rows = [row]
+            if chief:
+                row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+                if not row["val_psnr"] > -math.inf:  # NaN or -inf: no learning rate makes this, the model does
+                    raise DenoiseKitError(f"model '{model.name}' gives NaN or infinite output before any training: "
+                                          "its build() or call() is broken")
+                row["noisy_psnr"] = M.psnr(val_clean, val_noisy)
+                row["noisy_ssim"] = M.ssim(val_clean, val_noisy)
+                run.save_epoch(0, model, opt, step=0, **extra)
+                run.save_best(model, epoch=0, val_psnr=row["val_psnr"], **extra)
+                run.write_metrics(rows)
+                run.write_curves(rows)
 
-    step = int(rows[-1]["step"])
-    best_row = _best_row(rows)
-    best_epoch, best_psnr = best_row["epoch"], best_row.get("val_psnr", -math.inf)
-    if progress is not None:
-        progress.start(int(sum(plan)), step)
-    try:
-        for epoch in range(start + 1, len(plan) + 1):
-            t_epoch = time.perf_counter()
-            losses = []
-            for x, y in batches(epoch, plan[epoch - 1]):
-                loss, ok = train_step(x, y)
-                loss = float(loss)
-                if not bool(ok):
-                    last = rows[-1]["epoch"]
-                    raise TrainingDiverged(
-                        f"the loss became {'nan' if math.isnan(loss) else loss} at step {step + 1} "
-                        f"(epoch {epoch}); training stopped. The last good weights are kept: "
-                        f"{run.epoch_weights(last)} and {run.path / 'best.npz'} (epoch {best_epoch}); "
-                        f"try a lower --lr (was {lr:g})"
-                    )
-                step += 1
-                losses.append(loss)
-                if progress is not None:
-                    progress.step(step, loss)
-            t_eval = time.perf_counter()
-            row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
-                   "seconds": round(t_eval - t_epoch, 3)}  # training only, for per-step costs
-            rows.append(row)
-            if not chief:
-                continue
-            row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
-            row["eval_seconds"] = round(time.perf_counter() - t_eval, 3)
-            run.save_epoch(epoch, model, opt, step=step, **extra)
-            if row["val_psnr"] > best_psnr:
-                best_epoch, best_psnr = epoch, row["val_psnr"]
-                run.save_best(model, epoch=epoch, val_psnr=row["val_psnr"], **extra)
-            run.write_metrics(rows)
-            run.write_curves(rows)
-            if progress is not None:
-                progress.epoch(row)
-    finally:
+        step = int(rows[-1]["step"])
+        best_row = _best_row(rows)
+        best_epoch, best_psnr = best_row["epoch"], best_row.get("val_psnr", -math.inf)
         if progress is not None:
-            progress.stop()
+            progress.start(int(sum(plan)), step)
+        try:
+            for epoch in range(start + 1, len(plan) + 1):
+                t_epoch = time.perf_counter()
+                losses = []
+                for x, y in batches(epoch, plan[epoch - 1]):
+                    loss, ok = train_step(x, y)
+                    loss = float(loss)
+                    if not bool(ok):
+                        raise TrainingDiverged(_diverged(run, loss, step + 1, epoch, rows[-1]["epoch"], best_epoch,
+                                                         lr, discarded=new and rows[-1]["epoch"] == 0))
+                    step += 1
+                    losses.append(loss)
+                    if progress is not None:
+                        progress.step(step, loss)
+                t_eval = time.perf_counter()
+                row = {"epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+                       "seconds": round(t_eval - t_epoch, 3)}  # training only, for per-step costs
+                rows.append(row)
+                if not chief:
+                    continue
+                row.update(evaluate(forward, model, val_noisy, val_clean, batch_size))
+                row["eval_seconds"] = round(time.perf_counter() - t_eval, 3)
+                run.save_epoch(epoch, model, opt, step=step, **extra)
+                if row["val_psnr"] > best_psnr:
+                    best_epoch, best_psnr = epoch, row["val_psnr"]
+                    run.save_best(model, epoch=epoch, val_psnr=row["val_psnr"], **extra)
+                run.write_metrics(rows)
+                run.write_curves(rows)
+                if progress is not None:
+                    progress.epoch(row)
+        finally:
+            if progress is not None:
+                progress.stop()
     best = next(r for r in rows if r["epoch"] == best_epoch)
     return TrainResult(
         run.path, model, rows[-1]["epoch"], step, rows, best_epoch,
         time.perf_counter() - t0, resumed_from, best,
     )
+
+
+def _diverged(run: RunDir, loss: float, step: int, epoch: int, last: int, best_epoch: int, lr: float,
+              discarded: bool) -> str:
+    """What a stop on a non-finite loss says, and what it leaves."""
+    kept = (f"the new run {run.path} is removed (no epoch was trained)" if discarded else
+            f"the last good weights are kept: {run.epoch_weights(last)} and {run.path / 'best.npz'} "
+            f"(epoch {best_epoch})")
+    return (f"the loss became {'nan' if math.isnan(loss) else loss} at step {step} (epoch {epoch}); "
+            f"training stopped and {kept}; try a lower --lr (was {lr:g})")
 
 
 def finished_run(run_dir: str | Path, model: Any, backprop: Any, noise: Any, **settings: Any) -> TrainResult | None:
@@ -417,7 +451,7 @@ def finished_run(run_dir: str | Path, model: Any, backprop: Any, noise: Any, **s
         noise = noise[0]  # as train records it
     plan = epoch_plan(a["epochs"], a["steps"], a["steps_per_epoch"])
     keys = ("seed", "batch_size", "patch_size", "lr", "lr_decay", "grad_norm", "loss_weight", "steps_per_epoch",
-            "val_fraction", "realisations", "val_tiles")
+            "val_fraction", "realisations", "val_tiles", "sources", "read_options")
     run = RunDir(run_dir)
     _, last, old_rows = _resume_point(run, _config(model, backprop, noise, plan, **{k: a[k] for k in keys}), plan)
     if last != len(plan):
@@ -431,7 +465,8 @@ def finished_run(run_dir: str | Path, model: Any, backprop: Any, noise: Any, **s
 
 def _config(model: Any, backprop: Any, noise: Any, plan: list[int], *, seed: int, batch_size: int, patch_size: int,
             lr: float, lr_decay: str, grad_norm: str, loss_weight: str, steps_per_epoch: int, val_fraction: float,
-            realisations: int, val_tiles: int, sources: Sequence[str] | None = None) -> dict[str, Any]:
+            realisations: int, val_tiles: int, sources: Sequence[str] | None = None,
+            read_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """A run's config.json: what it is trained with (a resume must match it) and on what."""
     import denoisekit
 
@@ -453,6 +488,7 @@ def _config(model: Any, backprop: Any, noise: Any, plan: list[int], *, seed: int
         "realisations": int(realisations),
         "val_tiles": int(val_tiles),
         "data": list(sources) if sources is not None else None,
+        "read": dict(read_options) if read_options is not None else None,
         "denoisekit": denoisekit.__version__,
     }
 
@@ -464,6 +500,9 @@ def _resume_point(run: RunDir, config: dict[str, Any], plan: list[int]) -> tuple
     diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
     if diff:
         raise DenoiseKitError(f"cannot resume {run.path}: it was trained with different {', '.join(diff)}")
+    other_data = _other_data(old, config)
+    if other_data:
+        raise DenoiseKitError(f"cannot resume {run.path}: {other_data}")
     last, old_rows = _last_usable_epoch(run, plan)
     trained = max((int(r["step"]) for r in old_rows.values()), default=0)
     if trained > sum(plan):  # resuming would drop trained epochs (and best.npz may be one)
@@ -471,6 +510,31 @@ def _resume_point(run: RunDir, config: dict[str, Any], plan: list[int]) -> tuple
             f"{run.path} has trained {trained} steps ({max(old_rows)} epochs), more than the {sum(plan)} "
             "asked for: resume it with at least that budget, or start a new run with -o")
     return old, last, old_rows
+
+
+def _other_data(old: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """How ``config`` would train on other data than the run ``old``, or None (the same
+    data, or one side does not say). Paths as recorded: a moved folder is other data."""
+    if None not in (old.get("data"), config["data"]) and json_norm(old["data"]) != json_norm(config["data"]):
+        return (f"it was trained on {', '.join(old['data'])}, not {', '.join(config['data'])} "
+                "(resume without DATA to train on its own, or start a new run with -o)")
+    was, now = old.get("read"), config["read"]
+    if was is None or now is None:
+        return None
+    differ = [k for k in sorted({*was, *now}) if json_norm(was.get(k)) != json_norm(now.get(k))]
+    if not differ:
+        return None
+    return (f"its data was read with {_read_words(was, differ)}, not {_read_words(now, differ)} "
+            "(resume without them to read it as it was)")
+
+
+def _read_words(read: dict[str, Any], keys: list[str]) -> str:
+    """Read options as the command line gives them: '--series 3, no --allow-tilt'."""
+    words = []
+    for key in keys:
+        option, value = "--" + key.replace("_", "-"), read.get(key)
+        words.append(f"no {option}" if value in (None, False) else option if value is True else f"{option} {value}")
+    return ", ".join(words)
 
 
 def _complete(run: RunDir, model: Any, last: int, old_rows: dict[int, dict], t0: float,

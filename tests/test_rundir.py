@@ -27,6 +27,38 @@ def test_create_refuses_an_existing_run(tmp_path):
     assert run.read_config() == {"seed": 1}
     with pytest.raises(DenoiseKitError, match="not a training run"):
         RunDir(tmp_path).read_config()
+    with pytest.raises(DenoiseKitError, match="nowhere does not exist"):
+        RunDir(tmp_path / "nowhere").read_config()
+
+
+def test_discard_removes_an_untrained_run_and_nothing_else(tmp_path):
+    run = RunDir(tmp_path / "runs" / "new")
+    with pytest.raises(RuntimeError):
+        with run.discarded_unless_trained():
+            run.create({})
+            np.savez(run.epoch_optimizer(0), t=np.int64(1))
+            np.savez(run.epoch_weights(0), t=np.int64(1))
+            run.write_metrics([{"epoch": 0}])
+            raise RuntimeError("failed in epoch 1")
+    assert not (tmp_path / "runs").exists()  # the directories it made go too
+
+    kept = RunDir(tmp_path / "kept")
+    with pytest.raises(RuntimeError):
+        with kept.discarded_unless_trained():
+            kept.create({})
+            (kept.path / "notes.txt").write_text("mine")  # someone's file: never lost
+            raise RuntimeError
+    assert [p.name for p in kept.path.iterdir()] == ["notes.txt"]
+
+    trained = RunDir(tmp_path / "trained")
+    with pytest.raises(KeyboardInterrupt):
+        with trained.discarded_unless_trained():
+            trained.create({})
+            for epoch in (0, 1):
+                np.savez(trained.epoch_optimizer(epoch), t=np.int64(1))
+                np.savez(trained.epoch_weights(epoch), t=np.int64(1))
+            raise KeyboardInterrupt
+    assert trained.complete_epochs() == [0, 1]  # resumable
 
 
 class _Opt:

@@ -362,12 +362,114 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_weights(tmp_path):
     assert np.isfinite(saved["conv.0"]).all()
 
 
-def test_huge_learning_rate_is_caught(tmp_path):
-    with pytest.raises(TrainingDiverged, match="try a lower --lr"):
+def test_huge_learning_rate_is_caught_and_its_untrained_run_removed(tmp_path):
+    """Diverging in epoch 1 leaves only the untrained start: the run goes, so the corrected
+    command can use the same directory (a resume with another lr is refused)."""
+    with pytest.raises(TrainingDiverged, match=r"new run .* is removed \(no epoch was trained\); try a lower --lr"):
         train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run",
               epochs=2, seed=0, **{**SMALL, "lr": 1e30})
-    header, arrays = read_weights(tmp_path / "run" / "best.npz")
-    assert np.isfinite(arrays["conv.0"]).all()
+    assert not (tmp_path / "run").exists()
+    res = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=0, **SMALL)
+    assert np.isfinite(read_weights(res.run_dir / "best.npz")[1]["conv.0"]).all()
+
+
+class Interrupt:
+    """A progress display whose user presses Ctrl-C at step ``at``."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def start(self, total_steps, done_steps):
+        pass
+
+    def step(self, step, loss):
+        if step == self.at:
+            raise KeyboardInterrupt
+
+    def epoch(self, row):
+        pass
+
+    def stop(self):
+        pass
+
+
+class InterruptedNoise(WhiteNoise):
+    name = "interrupted"
+
+    def apply(self, hu, params, spacing=(1.0, 1.0, 1.0)):
+        raise KeyboardInterrupt
+
+
+def test_a_new_run_stopped_before_its_first_epoch_leaves_nothing(tmp_path):
+    run = tmp_path / "runs" / "new"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C while the noisy copies are made
+        train([phantom()], TinyModel(), TapeRule(), InterruptedNoise(), run_dir=run, epochs=2, **SMALL)
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(KeyboardInterrupt):  # ... or during the first epoch
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=run, epochs=2, progress=Interrupt(3),
+              **SMALL)
+    assert not (tmp_path / "runs").exists()
+    run.mkdir(parents=True)  # an empty directory given as the run stays as it was found
+    with pytest.raises(KeyboardInterrupt):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=run, epochs=2, progress=Interrupt(3),
+              **SMALL)
+    assert run.is_dir() and not any(run.iterdir())
+
+
+def test_a_run_interrupted_after_an_epoch_stays_and_resumes_to_the_same_weights(tmp_path):
+    whole = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+                  **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b", epochs=2, seed=3,
+              progress=Interrupt(SMALL["steps_per_epoch"] + 2), **SMALL)
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "b", epochs=2, seed=3,
+                    resume=True, **SMALL)
+    assert resumed.resumed_from == 1
+    np.testing.assert_array_equal(resumed.model.trainable_variables[0].numpy(),
+                                  whole.model.trainable_variables[0].numpy())
+
+
+def test_resume_refuses_other_data_or_data_read_otherwise(tmp_path):
+    read = {"series": "5", "allow_irregular": False, "allow_tilt": False}
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=1, seed=3,
+          sources=["/scans/a"], read_options=read, **SMALL)
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["data"] == ["/scans/a"] and config["read"] == read
+    with pytest.raises(DenoiseKitError, match="it was trained on /scans/a, not /scans/b"):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+              resume=True, sources=["/scans/b"], read_options=read, **SMALL)
+    with pytest.raises(DenoiseKitError, match="its data was read with --series 5, not --series 6"):
+        finished_run(tmp_path / "a", TinyModel(), TapeRule(), WhiteNoise(), epochs=1, seed=3, sources=["/scans/a"],
+                     read_options={**read, "series": "6"}, **SMALL)
+    # what the call does not say is not compared (a run resumed from Python without its names)
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+                    resume=True, **SMALL)
+    assert resumed.resumed_from == 1
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["data"] == ["/scans/a"]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("lr", -1.0, "--lr must be positive, not -1"),
+    ("batch_size", 0, "--batch-size must be at least 1, not 0"),
+    ("patch_size", 3, "--patch-size must be at least 4, not 3"),
+    ("realisations", 0, "--realisations must be at least 1, not 0"),
+])
+def test_a_setting_out_of_range_is_a_usage_error_naming_it(tmp_path, option, value, message):
+    from denoisekit.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1,
+              **{**SMALL, option: value})
+    assert not (tmp_path / "run").exists()
+
+
+def test_summary_times_only_what_this_call_trained(tmp_path):
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=1, seed=3, **SMALL)
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+                    resume=True, **SMALL).summary()
+    assert resumed["steps"] == 12 and resumed["steps_trained"] == 6 and resumed["seconds_per_step"] > 0
+    done = finished_run(tmp_path / "a", TinyModel(), TapeRule(), WhiteNoise(), epochs=2, seed=3, **SMALL).summary()
+    assert done["steps_trained"] == 0 and done["seconds_per_step"] is None
 
 
 def test_capability_errors_come_before_any_work(tmp_path):
@@ -464,6 +566,7 @@ def test_a_gradient_of_another_shape_than_its_variable_is_named(tmp_path):
 
 class NoLayers(TinyModel):
     name = "no-layers"
+    manual_gradients = False  # with them, its missing layers are refused first (test_plugin.py)
 
     def build(self, patch_size=None):
         self.layers = []
@@ -493,7 +596,7 @@ class NaNModel(KerasModel):
 def test_a_model_that_cannot_train_is_refused_before_training(tmp_path, model, message):
     with pytest.raises(DenoiseKitError, match=message):
         train([phantom()], model, TapeRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
-    assert not (tmp_path / "run" / "epochs" / "epoch-001.npz").exists()
+    assert not (tmp_path / "run").exists()  # refused before, or removed once it failed
 
 
 class Crops(KerasModel):
@@ -558,6 +661,7 @@ def test_noise_giving_nan_is_named_before_training(tmp_path):
 
     with pytest.raises(DenoiseKitError, match="noise 'nan-noise' returned NaN or infinite values"):
         train([phantom()], TinyModel(), TapeRule(), NaNNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+    assert not (tmp_path / "run").exists()  # the run appears once its noise is made
     with pytest.raises(DenoiseKitError, match="noise 'nan-noise' returned NaN or infinite values"):
         add_noise(phantom(), NaNNoise(), seed=0)
 

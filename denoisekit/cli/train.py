@@ -144,7 +144,7 @@ def train(
     run_dir = resume or output or default_run_dir(model_name, backprop_name)
     if resume is None and (dist is None or dist.is_chief):
         RunDir(run_dir).check_new()  # before reading any data
-    from denoisekit.train import finished_run
+    from denoisekit.train import check_settings, epoch_plan, finished_run
     from denoisekit.train import train as run_training
 
     settings = dict(
@@ -160,19 +160,27 @@ def train(
         seed=pick("seed", seed),
         realisations=pick("realisations", realisations),
         val_fraction=old.get("val_fraction", DEFAULTS["val_fraction"]),
+        sources=_sources(data, old, resume),
+        read_options=_read_options(old, series, allow_irregular, allow_tilt),
     )
-    # A finished run answers at once: its data is not read (nor need it still be there).
-    result = finished_run(run_dir, model_obj, backprop_obj, noise_obj, **settings) if resume is not None else None
+    check_settings(**settings)  # before reading any data
+    epoch_plan(settings["epochs"], settings["steps"], settings["steps_per_epoch"])
     console = err_console(quiet)
+    # A finished run answers at once: its data is not read (nor need it still be there).
+    # Other data, or data read otherwise, is refused here too, before any is read.
+    result = finished_run(run_dir, model_obj, backprop_obj, noise_obj, **settings) if resume is not None else None
     if result is None:
-        sources, volumes, volume_shard = _read_data(data, old.get("data"), series, allow_irregular, allow_tilt,
-                                                    quiet, dist)
+        read = settings["read_options"]
+        if resume is not None and "read" not in old and settings["sources"] != [SAMPLE]:
+            status(console, f"note: {resume} does not record how its data was read (an older run): "
+                            "read with the --series, --allow-irregular and --allow-tilt given now")
+        _, volumes, volume_shard = _read_data(data, old.get("data"), read["series"], read["allow_irregular"],
+                                              read["allow_tilt"], quiet, dist)
         result = run_training(
             volumes, model_obj, backprop_obj, noise_obj,
             run_dir=run_dir,
             **settings,
             resume=resume is not None,
-            sources=sources,
             progress=None if quiet else _RichProgress(console),
             distribution=dist,
             volume_shard=volume_shard,
@@ -196,6 +204,30 @@ def _build(cls: Any, pairs: list[str] | None, old: dict | None, extra: dict | No
     return built
 
 
+def _sources(paths: list[Path] | None, old: dict, resume: Path | None) -> list[str]:
+    """What the run trains on, as its config records it: DATA resolved, else what the run
+    being resumed recorded, else the embedded sample."""
+    if paths:
+        return [str(p.resolve()) for p in paths]
+    if resume is None:
+        return [SAMPLE]
+    if old.get("data") is None:
+        raise DenoiseKitError(f"{resume} does not record the data it was trained on (a run started from Python): "
+                              "give that DATA to resume it")
+    return list(old["data"])
+
+
+def _read_options(old: dict, series: str | None, allow_irregular: bool, allow_tilt: bool) -> dict[str, Any]:
+    """How the data is read: as given now, else as the run being resumed recorded (a flag
+    cannot be switched off on the command line, so a recorded one stays on)."""
+    was = old.get("read") or {}
+    return {
+        "series": series if series is not None else was.get("series"),
+        "allow_irregular": allow_irregular or bool(was.get("allow_irregular")),
+        "allow_tilt": allow_tilt or bool(was.get("allow_tilt")),
+    }
+
+
 def _read_data(paths, old_sources, series, allow_irregular, allow_tilt, quiet, dist=None):
     """Volumes from DATA (or the run being resumed, or the embedded sample), with their names
     and whether they are only this worker's share (then the other workers read the rest)."""
@@ -203,6 +235,10 @@ def _read_data(paths, old_sources, series, allow_irregular, allow_tilt, quiet, d
 
     if not paths and old_sources:
         paths = [Path(s) for s in old_sources if s != SAMPLE] or None
+        for path in paths or []:
+            if not path.exists():
+                raise DenoiseKitError(f"{path}, the data this run was trained on, is not there any more: "
+                                      "put it back there to resume the run")
     if not paths:
         from denoisekit.samples import load_sample
 
@@ -262,7 +298,9 @@ def _print_summary(console, s: dict) -> None:
     def fmt(v, digits):
         return "-" if v is None else f"{v:.{digits}f}"
 
-    table = Table(title=f"{s['model']} / {s['backprop']} / {s['noise']}: {s['epochs']} epochs, {s['steps']} steps, {s['seconds']:.0f} s")
+    now = "" if s["steps_trained"] == s["steps"] else f" ({s['steps_trained']} now)"  # a resume: seconds are for those
+    table = Table(title=f"{s['model']} / {s['backprop']} / {s['noise']}: {s['epochs']} epochs, {s['steps']} steps{now}, "
+                        f"{s['seconds']:.0f} s")
     table.add_column("validation")
     table.add_column("PSNR (dB)", justify="right")
     table.add_column("SSIM", justify="right")

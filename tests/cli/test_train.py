@@ -98,8 +98,7 @@ def test_user_errors_exit_1_or_2_without_leaving_a_run(tmp_path, chest_nifti, ar
     res = _train(chest_nifti, *args, "--steps", "6", *FAST, "-o", run, "--quiet")
     assert res.exit_code == code, res.output
     assert message in res.stderr
-    if "--lr" not in args:
-        assert not run.exists()
+    assert not run.exists()  # a divergence in the first epoch too: nothing was trained
 
 
 def test_usage_errors_exit_2(tmp_path, chest_nifti):
@@ -169,8 +168,110 @@ def test_a_run_trained_with_noise_per_volume_is_not_resumed_with_one_noise(tmp_p
 def test_patch_size_zero_is_refused_not_replaced_by_the_default(tmp_path, chest_nifti):
     run = tmp_path / "run"
     res = _train(chest_nifti, "--sigma", "80", "--steps", "2", "--patch-size", "0", "-o", run, "--quiet")
-    assert res.exit_code == 1 and "patch size at least 4" in res.stderr, res.output
+    assert res.exit_code == 2 and "--patch-size must be at least 4, not 0" in res.stderr, res.output
     assert not run.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "--lr must be positive, not -1"),
+    (["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    (["--realisations", "0"], "--realisations must be at least 1, not 0"),
+    (["--steps", "0"], "--steps must be at least 1, not 0"),
+    (["--steps-per-epoch", "0"], "--steps-per-epoch must be at least 1, not 0"),
+])
+def test_an_option_out_of_range_is_named_with_its_value_before_reading_data(tmp_path, args, message):
+    res = _train(tmp_path / "no-such-scan.nii.gz", *args, "-o", tmp_path / "run", "--quiet")
+    assert res.exit_code == 2, res.output
+    assert message in res.stderr and "no-such-scan" not in res.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_resuming_a_missing_run_says_it_does_not_exist(tmp_path):
+    res = _train("--resume", tmp_path / "nowhere", "--quiet")
+    assert res.exit_code == 1
+    assert f"{tmp_path / 'nowhere'} does not exist" in res.stderr and "config.json" not in res.stderr
+
+
+def _second_chest(chest_nifti):
+    """Another volume beside the chest: a slice fewer, brighter."""
+    image = sitk.ReadImage(str(chest_nifti))
+    other = chest_nifti.with_name("other.nii.gz")
+    sitk.WriteImage(sitk.GetImageFromArray(sitk.GetArrayFromImage(image)[:4] + 50.0), str(other))
+    return other
+
+
+def test_resume_trains_on_the_runs_own_data_and_refuses_other_data(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    first = _train(chest_nifti, "--sigma", "80", "--steps", "3", *FAST, "-o", run, "--quiet")
+    assert first.exit_code == 0, first.output
+    other = _second_chest(chest_nifti)
+    before = (run / "config.json").read_text()
+
+    refused = _train(other, "--resume", run, "--steps", "6", "--quiet")
+    assert refused.exit_code == 1, refused.output
+    assert f"cannot resume {run}: it was trained on {chest_nifti.resolve()}, not {other.resolve()}" in refused.stderr
+    assert (run / "config.json").read_text() == before and not (run / "epochs" / "epoch-002.npz").exists()
+    done = _train(other, "--resume", run, "--steps", "3", "--quiet")  # finished or not: other data is refused
+    assert done.exit_code == 1 and "it was trained on" in done.stderr
+
+    same = _train(chest_nifti, "--resume", run, "--steps", "6", "--json", "--quiet")  # the same data, given again
+    assert same.exit_code == 0, same.output
+    assert json.loads(same.stdout)["resumed_from"] == 1
+
+    moved = chest_nifti.rename(tmp_path / "moved.nii.gz")
+    gone = _train("--resume", run, "--steps", "9", "--quiet")
+    assert gone.exit_code == 1
+    assert f"{chest_nifti.resolve()}, the data this run was trained on, is not there any more" in gone.stderr
+    assert _train(moved, "--resume", run, "--steps", "9", "--quiet").exit_code == 1  # a moved folder is other data
+
+
+def test_resume_reads_the_series_and_flags_the_run_was_read_with(tmp_path, make_series):
+    shared = tmp_path / "mixed"
+    make_series(shared, series_number=2, shape=(4, 32, 32))
+    make_series(shared, series_number=5, shape=(5, 32, 32), seed=2)
+    run = tmp_path / "run"
+    res = _train(shared, "--series", "5", "--allow-irregular", "--sigma", "80", "--steps", "3", *FAST, "-o", run,
+                 "--quiet")
+    assert res.exit_code == 0, res.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["read"] == {"series": "5", "allow_irregular": True, "allow_tilt": False}
+
+    plain = _train("--resume", run, "--steps", "6", "--json", "--quiet")  # no --series needed again
+    assert plain.exit_code == 0, plain.output
+    again = _train(shared, "--resume", run, "--series", "5", "--allow-irregular", "--steps", "9", "--quiet")
+    assert again.exit_code == 0, again.output
+    other = _train("--resume", run, "--series", "2", "--steps", "12", "--quiet")
+    assert other.exit_code == 1
+    assert f"cannot resume {run}: its data was read with --series 5, not --series 2" in other.stderr
+    tilt = _train("--resume", run, "--allow-tilt", "--steps", "12", "--quiet")
+    assert tilt.exit_code == 1 and "with no --allow-tilt, not --allow-tilt" in tilt.stderr
+    assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_run_from_before_read_options_were_recorded_resumes_with_a_note(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    assert _train(chest_nifti, "--sigma", "80", "--steps", "3", *FAST, "-o", run, "--quiet").exit_code == 0
+    config = json.loads((run / "config.json").read_text())
+    del config["read"]
+    (run / "config.json").write_text(json.dumps(config))
+    res = _train("--resume", run, "--steps", "6")
+    assert res.exit_code == 0, res.output
+    assert "does not record how its data was read" in res.stderr
+    assert json.loads((run / "config.json").read_text())["read"] == {  # learnt: the next resume is plain
+        "series": None, "allow_irregular": False, "allow_tilt": False}
+
+
+def test_json_of_a_finished_run_reports_what_this_call_did(tmp_path, chest_nifti):
+    run = tmp_path / "run"
+    first = _train(chest_nifti, "--sigma", "80", "--steps", "6", *FAST, "-o", run, "--json", "--quiet")
+    assert first.exit_code == 0, first.output
+    out = json.loads(first.stdout)
+    assert out["steps_trained"] == 6 and out["seconds_per_step"] > 0
+    done = json.loads(_train("--resume", run, "--json", "--quiet").stdout)
+    assert done["already_complete"] and done["steps"] == 6
+    assert done["steps_trained"] == 0 and done["seconds_per_step"] is None  # nothing trained in its seconds
+    more = json.loads(_train("--resume", run, "--steps", "9", "--json", "--quiet").stdout)
+    assert more["steps_trained"] == 3 and more["seconds_per_step"] > 0
 
 
 def test_the_train_bar_fits_80_columns_without_cutting_its_numbers():
