@@ -49,20 +49,19 @@ def gradcheck(model: Any, size: int | None = None, seed: int = 0, batch: int = 2
     import numpy as np
     import tensorflow as tf
 
-    from denoisekit.plugin import build_model
+    from denoisekit.plugin import build_model, check_layers
     from denoisekit_plugins.backprops.autodiff import Autodiff
     from denoisekit_plugins.backprops.manual import Manual
 
     tf.random.set_seed(seed)
     if not model.built:
         build_model(model, size or (default_size(model) if model.fixed_size else None))
+    check_layers(model)  # build_model checks them too, but a model may come built
     if model.fixed_size:
         if size is not None and size != model.patch_size:
             raise DenoiseKitError(f"model '{model.name}' is built for {model.patch_size}x{model.patch_size} patches, not {size}")
         size = model.patch_size
     size = size or default_size(model)
-    if not model.layers:
-        raise DenoiseKitError(f"model '{model.name}' has no layers after build()")
 
     rng = np.random.default_rng(seed)
     clean = rng.uniform(-1000.0, 1500.0, size=(batch, size, size)).astype(np.float32)

@@ -101,7 +101,7 @@ class Model(Plugin):
 
     def denoise(self, slices: Any) -> Any:
         """Denoise a float32 array of slices (n, y, x) in HU; returns the same shape in HU."""
-        raise NotImplementedError
+        raise _missing(self, "denoise")
 
     def take_notes(self) -> list[str]:
         """What the user should hear about the slices denoised since the last call (e.g. some
@@ -136,10 +136,20 @@ class Layer(Protocol):
     def backward(self, g: Any, cache: Any) -> tuple[Any, list]: ...
 
 
+def _missing(plugin: Any, method: str) -> PluginError:
+    """What a base class's stub raises: which class lacks which method (a bare
+    NotImplementedError says nothing). A PluginError, which tf.function passes on as it is."""
+    base = next(b.__name__ for b in type(plugin).__mro__ if b.__module__ == __name__)
+    return PluginError(f"{plugin.kind} '{plugin.name}' ({type(plugin).__module__}) does not implement "
+                       f"{method}(), which a {base} must (see docs/writing-plugins.md)")
+
+
 def build_model(model: Any, size: Any) -> None:
     """``model.build(size)``, marked built (a plugin's build may not say so, and denoise would
     build again, losing weights set since), with an error inside it naming the model and the
-    module that defines it rather than a bare ValueError from deep in Keras."""
+    module that defines it rather than a bare ValueError from deep in Keras. A model claiming
+    hand-written gradients is held to its layers here, the one step train, gradcheck and
+    infer all take before any work."""
     try:
         model.build(size)
     except DenoiseKitError:
@@ -149,6 +159,33 @@ def build_model(model: Any, size: Any) -> None:
         raise PluginError(f"model '{model.name}' ({type(model).__module__}) failed in build(): "
                           f"{type(exc).__name__}: {first}") from exc
     model.built = True
+    check_layers(model)
+
+
+def check_layers(model: Any) -> None:
+    """A model with ``manual_gradients`` must have layers, each a :class:`Layer`: else the
+    ``manual`` rule or gradcheck fails mid-run on an AttributeError that names no model."""
+    if not getattr(model, "manual_gradients", False):
+        return
+    where = f"model '{model.name}' ({type(model).__module__}) sets manual_gradients = True"
+    layers = list(getattr(model, "layers", None) or [])
+    if not layers:
+        raise PluginError(f"{where} but has no layers after build(): give it a list of Layer objects, "
+                          "or set manual_gradients = False")
+    for k, layer in enumerate(layers):
+        lacks = _lacks(layer)
+        if lacks:
+            label = f"'{layer.name}'" if isinstance(getattr(layer, "name", None), str) else f"number {k + 1}"
+            raise PluginError(f"{where} but its layer {label} ({type(layer).__name__}) lacks {', '.join(lacks)} "
+                              "(a Layer has name, variables, forward() and backward()): add it, or set "
+                              "manual_gradients = False")
+
+
+def _lacks(layer: Any) -> list[str]:
+    """What of the :class:`Layer` protocol ``layer`` lacks: isinstance would say only that
+    something is missing (and takes ``backward = None`` for a method)."""
+    lacks = [m for m in ("name", "variables") if not hasattr(layer, m)]
+    return lacks + [f"{m}()" for m in ("forward", "backward") if not callable(getattr(layer, m, None))]
 
 
 def check_output_shape(model: Any, output: Any, expected: tuple) -> None:
@@ -182,7 +219,7 @@ class TrainableModel(Model):
 
     def build(self, patch_size: int | None = None) -> None:
         """Create the variables (``patch_size`` matters only to fixed-size models)."""
-        raise NotImplementedError
+        raise _missing(self, "build")
 
     def scale(self, hu):
         """HU -> model units (a TensorFlow or NumPy array)."""
@@ -275,7 +312,7 @@ class Backprop(Plugin):
         ``weights`` (one per sample, mean 1) weight each sample's squared error; train
         passes them unless run with ``loss_weight="none"``. A rule written without this
         parameter still works, with ``loss_weight="none"`` only."""
-        raise NotImplementedError
+        raise _missing(self, "gradients")
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:
@@ -305,7 +342,7 @@ class NoiseKind(Plugin):
         A kind whose work is slow may also accept ``progress: Callable[[int], None]`` and
         call it with the number of slices finished; the noise stage passes it when the
         signature has it (the built-in ``lowdose`` does)."""
-        raise NotImplementedError
+        raise _missing(self, "apply")
 
     @classmethod
     def capabilities(cls) -> dict[str, Any]:

@@ -9,14 +9,17 @@ Environment:
   entry-point name or distribution name; empty: built-ins only). Unset: load everything.
 - ``DENOISEKIT_BLOCK_PLUGINS=x,y``: never load these plugins (by plugin name, entry-point
   name or distribution name); built-ins can be blocked too.
+  For both, ``denoisekit plugins`` warns of a name that matches no plugin (a typo).
 - ``DENOISEKIT_TRACE_PLUGINS=1``: print every hook call to stderr.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import sys
+import traceback
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from typing import Any, Callable
@@ -48,6 +51,8 @@ _registries: dict[str, dict[str, Any]] = {}
 _causes: dict[str, BaseException] = {}  # what broke each broken plugin, for --debug's traceback
 _blocked: dict[str, PluginInfo] = {}  # kept out by DENOISEKIT_BLOCK_PLUGINS, for the listing
 _block_matched: set[str] = set()  # the names in it that matched a plugin
+_left_out: dict[str, PluginInfo] = {}  # third parties DENOISEKIT_LOAD_PLUGINS does not name
+_load_matched: set[str] = set()  # the names in it that matched a plugin
 
 
 def _env_list(var: str) -> list[str] | None:
@@ -97,9 +102,11 @@ def _load() -> pluggy.PluginManager:
         builtin = _normalise(dist) == BUILTIN_DIST
         name = ep.value.split(":")[0]
         names = {_normalise(name), _normalise(ep.name), _normalise(dist)}
-        if not builtin and allowed is not None and not names & allowed:
-            continue
         version = ep.dist.version if getattr(ep, "dist", None) is not None else "?"
+        _load_matched.update(names & (allowed or set()))
+        if not builtin and allowed is not None and not names & allowed:
+            _left_out[name] = PluginInfo(name, version, dist, builtin)
+            continue
         if names & blocked:
             pm.set_blocked(name)
             _block_matched.update(names & blocked)
@@ -187,6 +194,8 @@ def reset() -> None:
     _causes.clear()
     _blocked.clear()
     _block_matched.clear()
+    _left_out.clear()
+    _load_matched.clear()
     _registries.clear()
 
 
@@ -210,6 +219,22 @@ def blocked_plugins() -> tuple[list[PluginInfo], list[str]]:
     _load()
     unmatched = [b for b in _env_list("DENOISEKIT_BLOCK_PLUGINS") or [] if _normalise(b) not in _block_matched]
     return sorted(_blocked.values(), key=lambda i: (not i.builtin, i.name)), unmatched
+
+
+def left_out_plugins() -> tuple[list[PluginInfo], list[str]]:
+    """The third-party plugins DENOISEKIT_LOAD_PLUGINS leaves out, and the names in it that
+    match no installed plugin: a typo there would otherwise run built-ins only, silently."""
+    _load()
+    unmatched = [a for a in _env_list("DENOISEKIT_LOAD_PLUGINS") or [] if _normalise(a) not in _load_matched]
+    return sorted(_left_out.values(), key=lambda i: i.name), unmatched
+
+
+def kept_out() -> str:
+    """What the environment keeps out (for a listing or a name not found), or ''."""
+    blocked = [i.name for i in blocked_plugins()[0]]  # only what it really keeps out: not a typo's
+    left_out = [i.name for i in left_out_plugins()[0]]
+    return "; ".join([*([f"DENOISEKIT_BLOCK_PLUGINS keeps out {', '.join(blocked)}"] if blocked else []),
+                      *([f"DENOISEKIT_LOAD_PLUGINS leaves out {', '.join(left_out)}"] if left_out else [])])
 
 
 def call_impl(impl: Any, hook_name: str, kwargs: dict[str, Any]) -> None:
@@ -318,8 +343,8 @@ def get_noises() -> dict[str, Any]:
 def _lookup(registry: dict[str, Any], name: str, kind: str, command: str) -> Any:
     if name not in registry:
         known = ", ".join(sorted(registry)) or "none installed"
-        blocked = [i.name for i in blocked_plugins()[0]]  # only what it really keeps out: not a typo's
-        why = f"; DENOISEKIT_BLOCK_PLUGINS keeps out {', '.join(blocked)}" if blocked else ""
+        why = kept_out()
+        why = f"; {why}" if why else ""
         raise PluginError(f"no {kind} named '{name}' (available: {known}; see 'denoisekit {command}'){why}")
     return registry[name]
 
@@ -340,6 +365,75 @@ def provider(cls: Any) -> dict[str, str] | None:
     """The plugin that registered ``cls`` and its distribution, for weight files to record."""
     info = _infos.get(getattr(cls, "plugin", None) or "")
     return None if info is None else {"name": info.name, "distribution": info.distribution, "version": info.version}
+
+
+#: a frame of code TensorFlow traced, as its 'in user code:' message lists them
+_TRACED_FRAME = re.compile(r'^\s*File "(.+)", line (\d+), in ', re.MULTILINE)
+
+
+def blame(exc: BaseException) -> str | None:
+    """Whose code an unexpected error came from, for its one line: the innermost frame of its
+    traceback (or of the 'in user code:' frames TensorFlow puts in its message in their place)
+    that lies in a loaded plugin's package, as "plugin 'NAME' from DIST (model 'x',
+    path:line)"; None if it passed through no plugin. Built-ins are named like any plugin
+    (they are registered as one, and every other plugin error names them), as built-in: their
+    bug is ours to fix, not a third party's to report or block."""
+    if _pm is None:  # nothing loaded: no plugin's code ran
+        return None
+    roots = _plugin_roots(_pm)
+    frames = [(f.f_code.co_filename, line, f) for f, line in traceback.walk_tb(exc.__traceback__)]
+    traced = [(path, int(line), None) for path, line in _TRACED_FRAME.findall(str(exc))]
+    for path, line, _ in reversed(frames + traced):  # traced code ran innermost
+        owner = _owner(os.path.abspath(path), roots)
+        if owner is not None:
+            name, shown = owner
+            info = _infos.get(name)
+            who = (f"plugin '{name}'" if info is None else f"built-in plugin '{name}'" if info.builtin
+                   else f"plugin '{name}' from {info.distribution}")
+            thing = _thing(name, [f for *_, f in reversed(frames)])
+            return f"{who} ({thing}{shown}:{line})"
+    return None
+
+
+def _plugin_roots(pm: pluggy.PluginManager) -> list[tuple[str, str, str]]:
+    """(path, plugin, its dotted name) for each loaded plugin: its module file or package
+    folder, and its top-level package's folder (a model may live beside the module the entry
+    point names), longest first, so that a built-in is told from its siblings."""
+    roots = []
+    for name, plugin in pm.list_name_plugin():
+        module = plugin if inspect.ismodule(plugin) else inspect.getmodule(plugin)  # None: blocked
+        if module is None:
+            continue
+        top = sys.modules.get(module.__name__.partition(".")[0], module)
+        for mod in dict.fromkeys([module, top]):
+            if getattr(mod, "__file__", None) is None:  # a namespace package: other projects share it
+                continue
+            place = os.path.dirname(mod.__file__) if hasattr(mod, "__path__") else mod.__file__
+            roots.append((os.path.abspath(place), name, mod.__name__))
+    return sorted(roots, key=lambda r: -len(r[0]))
+
+
+def _owner(path: str, roots: list[tuple[str, str, str]]) -> tuple[str, str] | None:
+    """The plugin whose code ``path`` is, and the path as its package names it
+    (``acme/models.py``, not where pip put it)."""
+    for place, name, dotted in roots:
+        if path == place:
+            return name, dotted.replace(".", "/") + os.path.splitext(path)[1]
+        if path.startswith(place + os.sep):
+            return name, "/".join([*dotted.split("."), *os.path.relpath(path, place).split(os.sep)])
+    return None
+
+
+def _thing(plugin_name: str, frames: list) -> str:
+    """"model 'x', " when a frame of the error's runs a method of a model (noise kind,
+    backprop) that ``plugin_name`` registered; else nothing."""
+    from denoisekit.plugin import Plugin
+
+    for frame in frames:
+        obj = frame.f_locals.get("self")
+        if isinstance(obj, Plugin) and getattr(type(obj), "plugin", None) == plugin_name:
+            return f"{obj.kind} '{obj.name}', "
+    return ""
 
 
 def check_trainable(model_cls: Any, backprop_cls: Any) -> None:

@@ -574,8 +574,9 @@ def _check_model(model: Any, patch_size: int) -> None:
     import tensorflow as tf
 
     from denoisekit.errors import PluginError
-    from denoisekit.plugin import check_output_shape
+    from denoisekit.plugin import check_layers, check_output_shape
 
+    check_layers(model)  # build_model checks them, but a caller may hand in a model already built
     if not model.trainable_variables:
         raise PluginError(f"model '{model.name}' has no trainable variables after build(): nothing to train")
     probe = tf.zeros((1, patch_size, patch_size, 1), tf.float32)

@@ -70,3 +70,19 @@ def test_fixed_size_model_rejects_another_size():
     model.build(16)
     with pytest.raises(DenoiseKitError, match="built for 16x16"):
         gradcheck(model, size=32)
+
+
+def test_a_built_model_whose_layers_lack_backward_is_named():
+    """build_model checks the layers; a model given built is checked here, not left to an
+    AttributeError from the manual rule."""
+    from denoisekit.errors import PluginError
+
+    class ForwardOnly:
+        def __init__(self, layer):
+            self.name, self.variables, self.forward = layer.name, layer.variables, layer.forward
+
+    model = get_model("residual-mul")()
+    model.build(16)
+    model.layers[0] = ForwardOnly(model.layers[0])
+    with pytest.raises(PluginError, match="model 'residual-mul' .* its layer 'layer1' .* lacks backward\\(\\)"):
+        gradcheck(model, size=16)

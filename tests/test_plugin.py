@@ -2,8 +2,8 @@
 
 import pytest
 
-from denoisekit.errors import DenoiseKitError
-from denoisekit.plugin import Model, NoiseKind, parse_option_value
+from denoisekit.errors import DenoiseKitError, PluginError
+from denoisekit.plugin import Model, NoiseKind, TrainableModel, build_model, parse_option_value
 
 
 class Thing(Model):
@@ -87,3 +87,43 @@ def test_trainable_denoise_denoises_noisy_air_below_minus_1024():
     out = model.denoise(slices)
     expected = model.unscale(np.asarray(model.call(model.scale(slices)[..., None]))[..., 0])
     np.testing.assert_allclose(out, expected, atol=1e-3)  # the model's output, not the input, below -1024
+
+
+class _NoBackward:
+    name, variables = "conv", []
+
+    def forward(self, h, x):
+        return h, None
+
+
+def _claims(*layers):
+    """A model claiming hand-written gradients, whose build() makes ``layers``."""
+    class Claims(TrainableModel):
+        name, description, manual_gradients = "claims", "test", True
+
+        def build(self, patch_size=None):
+            self.layers = list(layers)
+
+    return Claims()
+
+
+@pytest.mark.parametrize("layers, message", [
+    ((_NoBackward(),), "but its layer 'conv' \\(_NoBackward\\) lacks backward\\(\\) \\(a Layer has name, variables, forward"),
+    ((object(),), "but its layer number 1 \\(object\\) lacks name, variables, forward\\(\\), backward\\(\\)"),
+    ((), "but has no layers after build\\(\\)"),
+])
+def test_a_model_claiming_manual_gradients_is_held_to_its_layers_when_built(layers, message):
+    """Before any work: else train and gradcheck stop mid-run on an AttributeError naming no model."""
+    with pytest.raises(PluginError, match=f"^model 'claims' \\({__name__}\\) sets manual_gradients = True {message}"):
+        build_model(_claims(*layers), 16)
+
+
+def test_a_method_left_out_says_which_not_a_bare_not_implemented_error():
+    class NoBuild(TrainableModel):
+        name, description = "no-build", "test"
+
+    with pytest.raises(PluginError, match=f"^model 'no-build' \\({__name__}\\) does not implement build\\(\\), "
+                                          "which a TrainableModel must"):
+        build_model(NoBuild(), 16)
+    with pytest.raises(PluginError, match="noise 'n' .* does not implement apply\\(\\), which a NoiseKind must"):
+        type("N", (NoiseKind,), {"name": "n"})().apply(None, {})

@@ -1,5 +1,6 @@
 """Plugin discovery through entry points, the allowlist and blocklist, and registration checks."""
 
+import re
 from importlib import metadata
 
 import pytest
@@ -392,3 +393,84 @@ def test_provider_names_the_plugin_and_its_distribution(fake_dist, fresh_plugins
     fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"), version="2.3")
     assert fresh_plugins.provider(fresh_plugins.get_model("acme-blur")) == {
         "name": "acme_denoise", "distribution": "acme-denoise", "version": "2.3"}
+
+
+def test_an_allowlist_name_that_matches_no_plugin_is_reported(fake_dist, fresh_plugins, monkeypatch):
+    """As for the blocklist: a typo would run built-ins only, silently."""
+    fake_dist("acme-denoise", "acme_denoise", MODEL_PLUGIN.format(name="acme-blur"))
+    monkeypatch.setenv("DENOISEKIT_LOAD_PLUGINS", "acme-denoize, denoisekit_plugins.models")
+    left_out, unmatched = fresh_plugins.left_out_plugins()
+    assert [i.name for i in left_out] == ["acme_denoise"] and unmatched == ["acme-denoize"]
+    with pytest.raises(PluginError, match="no model named 'acme-blur'.*; DENOISEKIT_LOAD_PLUGINS leaves out acme_denoise$"):
+        fresh_plugins.get_model("acme-blur")
+
+
+RAISING_PLUGIN = '''
+from denoisekit.errors import DenoiseKitError
+from denoisekit.plugin import Model, TrainableModel, hookimpl
+
+
+class Raising(Model):
+    name = "acme-raising"
+    description = "raises"
+
+    def denoise(self, slices):
+        if slices is None:
+            raise DenoiseKitError("meant for users")
+        return helper(slices)
+
+
+def helper(slices):
+    raise RuntimeError("boom inside denoise")
+
+
+class NumpyCall(TrainableModel):
+    name = "acme-numpy"
+    description = "uses NumPy in call()"
+
+    def call(self, x):
+        import numpy as np
+
+        return np.asarray(x)
+
+
+@hookimpl
+def register_models(register):
+    register(Raising)
+    register(NumpyCall)
+'''
+
+
+def _raised(call, *args):
+    try:
+        call(*args)
+    except Exception as exc:  # noqa: BLE001 - what the CLI's boundary gets
+        return exc
+    raise AssertionError("nothing raised")
+
+
+def test_blame_names_the_plugin_whose_code_raised(fake_dist, fresh_plugins):
+    fake_dist("acme-raise", "acme_raise", RAISING_PLUGIN, package=True)
+    model = fresh_plugins.get_model("acme-raising")()
+    assert fresh_plugins.blame(_raised(model.denoise, [1])) == (
+        "plugin 'acme_raise' from acme-raise (model 'acme-raising', acme_raise/__init__.py:17)")
+    assert fresh_plugins.blame(_raised(lambda: [][1])) is None  # no plugin's code
+
+
+def test_blame_finds_the_plugin_in_code_tensorflow_traced(fake_dist, fresh_plugins):
+    """tf.function keeps the plugin's frames only in its 'in user code:' message."""
+    tf = pytest.importorskip("tensorflow")
+    fake_dist("acme-raise", "acme_raise", RAISING_PLUGIN, package=True)
+    model = fresh_plugins.get_model("acme-numpy")()
+    exc = _raised(tf.function(model.call), tf.zeros((1, 4, 4, 1)))
+    assert "in user code:" in str(exc)
+    assert fresh_plugins.blame(exc) == "plugin 'acme_raise' from acme-raise (model 'acme-numpy', acme_raise/__init__.py:27)"
+
+
+def test_blame_names_a_builtin_as_built_in(fresh_plugins):
+    """Registered like a third party, named like one; marked built-in: the bug is ours."""
+    import numpy as np
+
+    exc = _raised(fresh_plugins.get_model("tv")().denoise, np.zeros((4, 4), np.float32))
+    assert re.fullmatch(r"built-in plugin 'denoisekit_plugins\.models' \(model 'tv', "
+                        r"denoisekit_plugins/models/classical\.py:\d+\)", fresh_plugins.blame(exc))

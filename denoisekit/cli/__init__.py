@@ -189,8 +189,12 @@ class _Group(TyperGroup):
             if (ctx.obj or {}).get("debug") or (isinstance(exc, BrokenPipeError) and _stdout_closed()):
                 raise
             message = _first_line(exc)
-            if not isinstance(exc, DenoiseKitError):
-                message = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+            if not isinstance(exc, DenoiseKitError):  # a bug: say whose, if a plugin's code raised it
+                from denoisekit.plugins import blame
+
+                where = blame(exc)
+                kind = f"{type(exc).__name__} in {where}" if where else type(exc).__name__
+                message = f"{kind}: {message}" if message else kind
                 message += " (rerun as 'denoisekit --debug ...' for the traceback)"
             typer.echo(f"Error: {message}", err=True)
             raise typer.Exit(2 if isinstance(exc, UsageError) else 1)

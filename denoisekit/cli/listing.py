@@ -109,8 +109,12 @@ def plugins(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                   "none: blocked by DENOISEKIT_BLOCK_PLUGINS"] for i in blocked]
         _print(["plugin", "version", "distribution", "hooks"], rows,
                [(f"{name} {version}", [f"distribution: {dist}", f"hooks: {hooks}"]) for name, version, dist, hooks in rows])
-    for name in unmatched:
-        typer.echo(f"warning: DENOISEKIT_BLOCK_PLUGINS names {name!r}, which no installed plugin is called", err=True)
+    left_out, unmatched_load = loaded.left_out_plugins()
+    for var, names in (("DENOISEKIT_BLOCK_PLUGINS", unmatched), ("DENOISEKIT_LOAD_PLUGINS", unmatched_load)):
+        for name in names:  # a typo keeps nothing out (or everything else, for the allowlist), silently
+            typer.echo(f"warning: {var} names {name!r}, which no installed plugin is called", err=True)
+    if left_out:  # not loaded, so not listed above
+        typer.echo(f"note: DENOISEKIT_LOAD_PLUGINS leaves out {', '.join(i.name for i in left_out)}", err=True)
     _fail_on(ctx, [i.error for i in infos if i.error],
              lambda: (loaded.get_models(), loaded.get_backprops(), loaded.get_noises(), get_app()))
 
@@ -128,16 +132,20 @@ def _options(options: dict[str, Any]) -> str:
 
 
 def _show(ctx: Any, kind: str, as_json: bool, flags: list[str], how_to_set: str) -> None:
-    """List the ``kind`` registry; a broken plugin leaves out its entries and fails the listing."""
+    """List the ``kind`` registry; a broken plugin (its commands too: one taking a built-in's
+    name stops every other command) leaves out its entries and fails the listing."""
     from denoisekit import plugins as loaded
+    from denoisekit.cli import command_errors, get_app
 
     registry, broken = loaded.survey(kind)
+    for name, error in command_errors().items():
+        broken.setdefault(name, error)
+    registry = {n: cls for n, cls in registry.items() if getattr(cls, "plugin", None) not in broken}
     _print_entries(_entries(registry), as_json, flags, how_to_set)
-    blocked = [i.name for i in loaded.blocked_plugins()[0]]
-    if blocked:  # an empty or short listing, explained
-        typer.echo(f"note: DENOISEKIT_BLOCK_PLUGINS keeps out {', '.join(blocked)}: their entries are not listed",
-                   err=True)
-    _fail_on(ctx, list(broken.values()), lambda: getattr(loaded, f"get_{kind}s")())
+    kept_out = loaded.kept_out()
+    if kept_out:  # an empty or short listing, explained
+        typer.echo(f"note: {kept_out}: their entries are not listed", err=True)
+    _fail_on(ctx, list(broken.values()), lambda: (getattr(loaded, f"get_{kind}s")(), get_app()))
 
 
 def _print_entries(entries: dict[str, Any], as_json: bool, flags: list[str], how_to_set: str) -> None:

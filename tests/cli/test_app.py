@@ -318,3 +318,75 @@ def test_debug_after_the_command_keeps_the_traceback_too(monkeypatch, capsys, tm
         _main(monkeypatch, capsys, "export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.nii.gz"), "--debug")
     code, out, err = _main(monkeypatch, capsys, "export", str(tmp_path / "nope"), "-o", str(tmp_path / "x.nii.gz"))
     assert code == 1 and err.startswith("Error:") and "does not exist" in err
+
+
+def test_train_refuses_a_model_whose_layers_lack_backward_before_any_work(fake_dist, tmp_path):
+    """Not an AttributeError naming no model after the noise simulation, with a run directory left."""
+    fake_dist("acme-fake", "acme_fake", """
+from denoisekit.plugin import TrainableModel, hookimpl
+
+
+class ForwardOnly:
+    name, variables = "l", []
+
+    def forward(self, h, x):
+        return h, None
+
+
+class FakeManual(TrainableModel):
+    name = "acme-fake-manual"
+    description = "claims hand-written gradients; its layer has no backward()"
+    manual_gradients = True
+
+    def build(self, patch_size=None):
+        self.layers = [ForwardOnly()]
+
+
+@hookimpl
+def register_models(register):
+    register(FakeManual)
+""")
+    run = tmp_path / "run"
+    result = runner.invoke(get_app(), ["train", "-m", "acme-fake-manual", "-b", "manual", "--steps", "1", "-o", str(run)])
+    assert result.exit_code == 1 and result.stderr.startswith(
+        "Error: model 'acme-fake-manual' (acme_fake) sets manual_gradients = True but its layer 'l' (ForwardOnly) "
+        "lacks backward()") and "simulating" not in result.stderr, result.stderr
+    assert not run.exists()
+
+
+RAISING = """
+from denoisekit.errors import DenoiseKitError
+from denoisekit.plugin import Model, hookimpl
+
+
+class Raising(Model):
+    name = "acme-raising"
+    description = "raises inside denoise"
+
+    def denoise(self, slices):
+        if slices.shape[0] == 1:
+            raise DenoiseKitError("a message meant for users")
+        raise RuntimeError("boom inside denoise")
+
+
+@hookimpl
+def register_models(register):
+    register(Raising)
+"""
+
+
+def test_an_unexpected_error_in_a_plugins_code_names_the_plugin(fake_dist, tmp_path):
+    """Its own bug, not denoisekit's: say whose, where and in which model; a DenoiseKitError it
+    raises is meant for users and stays as it is."""
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    fake_dist("acme-raise", "acme_raise", RAISING, package=True)
+    for n, expected in ((2, "Error: RuntimeError in plugin 'acme_raise' from acme-raise (model 'acme-raising', "
+                            "acme_raise/__init__.py:13): boom inside denoise (rerun as 'denoisekit --debug ...' "
+                            "for the traceback)"),
+                        (1, "Error: a message meant for users")):
+        scan = write_volume(Volume(np.full((n, 16, 16), -1000.0, np.float32)), tmp_path / f"scan{n}.nii.gz")
+        result = runner.invoke(get_app(), ["infer", str(scan), "-m", "acme-raising", "--strength", "1", "--quiet",
+                                           "-o", str(tmp_path / f"out{n}.nii.gz")])
+        assert result.exit_code == 1 and result.stderr.strip() == expected, result.stderr

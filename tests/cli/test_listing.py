@@ -76,6 +76,20 @@ def test_a_listing_says_what_a_block_keeps_out(fresh_plugins, monkeypatch):
                              "their entries are not listed\n")
 
 
+def test_plugins_warns_of_an_allowlist_name_that_matches_nothing_and_says_what_it_leaves_out(fake_dist, monkeypatch):
+    """As for the blocklist: a typo there would run built-ins only, silently."""
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN, version="0.7")
+    monkeypatch.setenv("DENOISEKIT_LOAD_PLUGINS", "acme-denoize")
+    result = invoke("plugins", "--json")
+    assert result.exit_code == 0, result.output
+    assert "acme_denoise" not in {row["name"] for row in json.loads(result.stdout)}
+    assert result.stderr == ("warning: DENOISEKIT_LOAD_PLUGINS names 'acme-denoize', which no installed plugin is called\n"
+                             "note: DENOISEKIT_LOAD_PLUGINS leaves out acme_denoise\n")
+    result = invoke("noises", "--json")
+    assert result.exit_code == 0 and "acme-speckle" not in json.loads(result.stdout)
+    assert result.stderr == "note: DENOISEKIT_LOAD_PLUGINS leaves out acme_denoise: their entries are not listed\n"
+
+
 def test_models_json_is_keyed_by_registered_name(fake_dist):
     fake_dist("acme-denoise", "acme_denoise", PLUGIN)
     result = invoke("models", "--json")
@@ -240,3 +254,28 @@ def test_models_lists_what_loads_and_names_the_broken_plugin(fake_dist):
                                     "DENOISEKIT_BLOCK_PLUGINS=acme_import") and result.stderr.count("\n") == 1
     result = runner.invoke(app, ["--debug", "models"])  # --debug: the traceback of what broke it
     assert isinstance(result.exception.__cause__, ImportError)
+
+
+CLASHING_COMMAND = PLUGIN + """
+
+@hookimpl
+def register_commands(app):
+    @app.command(name="train")
+    def mine():
+        pass
+"""
+
+
+def test_listings_name_a_plugin_whose_command_takes_a_builtin_name(fake_dist):
+    """As every other command does (it is as broken as one that fails to import): shown, not
+    stopped at, as the listings show any broken plugin; its entries are left out."""
+    from denoisekit.cli import app
+
+    fake_dist("acme-clash", "acme_clash", CLASHING_COMMAND)
+    for listing, entry in (("models", "acme-blur"), ("backprops", "acme-rule"), ("noises", "acme-speckle")):
+        result = runner.invoke(app, [listing, "--json"])
+        assert result.exit_code == 1, (listing, result.output)
+        entries = json.loads(result.stdout)
+        assert entries and entry not in entries, listing
+        assert result.stderr == ("Error: command 'train' is registered twice: by denoisekit (built in) and by plugin "
+                                 "'acme_clash'; DENOISEKIT_BLOCK_PLUGINS=acme_clash runs denoisekit without it\n")
