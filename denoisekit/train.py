@@ -493,13 +493,22 @@ def _config(model: Any, backprop: Any, noise: Any, plan: list[int], *, seed: int
     }
 
 
+def _values(old: Any, new: Any) -> str:
+    """`` (0.002; now 0.001)`` for a setting that is one value, else nothing (a model's or
+    noise's whole options would not fit a line): the user sees what to give to resume."""
+    if isinstance(old, (dict, list)) or isinstance(new, (dict, list)):
+        return ""
+    return f" ({'none' if old is None else old}; now {new})"
+
+
 def _resume_point(run: RunDir, config: dict[str, Any], plan: list[int]) -> tuple[dict, int | None, dict[int, dict]]:
     """The config of the run being resumed, the epoch to start from and its metrics rows by
     epoch; refuses a run trained with other settings, or for more steps than ``plan``."""
     old = read_run_config(run.path)
     diff = [k for k in _RESUME_KEYS if json_norm(old.get(k)) != json_norm(config[k])]
     if diff:
-        raise DenoiseKitError(f"cannot resume {run.path}: it was trained with different {', '.join(diff)}")
+        said = ", ".join(k + _values(old.get(k), config[k]) for k in diff)
+        raise DenoiseKitError(f"cannot resume {run.path}: it was trained with different {said}")
     other_data = _other_data(old, config)
     if other_data:
         raise DenoiseKitError(f"cannot resume {run.path}: {other_data}")

@@ -70,7 +70,7 @@ def test_trains_writes_the_run_and_resumes(tmp_path, chest_nifti):
     assert [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
 
     clash = _train("--resume", run, "--steps", "12", "--seed", "5", "--quiet")
-    assert clash.exit_code == 1 and "different seed" in clash.output
+    assert clash.exit_code == 1 and "different seed (0; now 5)" in " ".join(clash.output.split())
 
 
 def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
@@ -288,3 +288,25 @@ def test_the_train_bar_fits_80_columns_without_cutting_its_numbers():
     bar.stop()  # off a terminal the bar is drawn once, at stop
     line = out.getvalue().strip().splitlines()[-1]
     assert "…" not in line and "5000/10000" in line and "val PSNR 35.12 dB" in line, line
+
+
+def test_weights_worse_than_the_noisy_input_are_said_so(tmp_path):
+    """The table showed it (best 28.4 dB, noisy input 39.4) but nothing said the weights make
+    slices worse than leaving them alone (new-user pass)."""
+    import SimpleITK as sitk
+
+    from denoisekit.cli.train import _worse_than_noisy
+
+    yy, xx = np.mgrid[:64, :64]
+    hu = np.where(((yy - 32) / 26) ** 2 + ((xx - 32) / 20) ** 2 < 1, 40.0, -1000.0).astype(np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(np.repeat(hu[None], 4, axis=0)), str(tmp_path / "flat.nii.gz"))
+    res = _train(tmp_path / "flat.nii.gz", "--sigma", "10", "--steps", "3", *FAST, "-o", tmp_path / "run", "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["best"]["psnr"] < summary["noisy"]["psnr"]  # three steps at light noise: not yet a denoiser
+    [note] = summary["notes"]
+    assert note.startswith(f"the best epoch ({summary['best']['epoch']}) scores") and "below the noisy input" in note
+    shown = _train("--resume", tmp_path / "run")  # the table's reader hears it too
+    assert "note: the best epoch" in " ".join(shown.stderr.split())
+    better = {"best": {"epoch": 2, "psnr": 40.0}, "noisy": {"psnr": 39.9}}
+    assert _worse_than_noisy(better) == []
