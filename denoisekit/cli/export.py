@@ -44,10 +44,11 @@ def export(
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
-    # a file's name may be a patient's: named only from DICOM to DICOM, whose series carries the
-    # patient anyway (a NIfTI keeps its description, and a series made from it later has none)
+    # a file's name may be a patient's: never named (a de-identified series in a folder named
+    # after its patient would carry the name on; a NIfTI keeps its description, and a series
+    # made from it later is filed as ANONYMOUS)
     suffix = itk_suffix(input)
-    source = f"a {format_name(suffix)} file" if suffix else input.name if kind == "dicom" else "a DICOM series"
+    source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
     from rich.markup import escape
     from rich.progress import Progress

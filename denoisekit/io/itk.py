@@ -123,7 +123,14 @@ def _own_history(image) -> tuple[str, ...]:
     if "aux_file" not in keys or image.GetMetaData("aux_file").strip() != WRITER_MARK:
         return ()
     text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
-    return (text,) if text else ()
+    # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and
+    # a descrip it rewrote (a patient's name, say) would go into a series filed as ANONYMOUS
+    return (text,) if _OWN_DESCRIPTION.match(text) else ()
+
+
+#: What denoisekit's stages describe (``noise.describe``, ``infer.series_description``, a
+#: volume's history, ``export``).
+_OWN_DESCRIPTION = re.compile(r"(noise [a-z0-9-]+ seed=\d+|denoised |converted by denoisekit )")
 
 
 #: CT in HU holds air (about -1000: around the body, in the lungs, bowel gas, sinuses, and

@@ -97,11 +97,11 @@ def test_a_source_value_the_series_cannot_copy_is_a_note(real_ct, tmp_path, as_j
     assert "PatientIdentityRemoved" not in pydicom.dcmread(next((tmp_path / "series").glob("*.dcm")))
 
 
-def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series, tmp_path):
+def test_a_file_name_never_reaches_a_description(make_series, tmp_path):
     """A NIfTI's name may be its patient's ('Mueller_Juergen_thorax.nii.gz'): the series made
     from it is filed under an anonymous patient, so its description must not carry the name,
     nor the NIfTI's own description the DICOM folder's (a series made from the NIfTI carries
-    that on); from DICOM to DICOM, which carries the patient anyway, the folder is named."""
+    that on), nor a series exported from DICOM (its source may be de-identified)."""
     import pydicom
 
     series = make_series(tmp_path / "Mueller_Juergen", shape=(2, 16, 16))
@@ -113,8 +113,8 @@ def test_a_file_name_reaches_the_series_description_only_from_dicom(make_series,
     nifti = pydicom.dcmread(sorted((tmp_path / "from_nifti").iterdir())[0])
     assert nifti.SeriesDescription == "converted by denoisekit export from a DICOM series"
     assert "Mueller" not in nifti.DerivationDescription and nifti.PatientName == "ANONYMOUS"
-    dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])
-    assert dicom.SeriesDescription == "converted by denoisekit export from Mueller_Juergen"
+    dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])  # de-identified or not: no name
+    assert dicom.SeriesDescription == "converted by denoisekit export from a DICOM series"
 
 
 def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
@@ -157,3 +157,9 @@ def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series,
     sitk.WriteImage(image, str(tmp_path / "other.nii.gz"))
     assert sitk.ReadImage(str(tmp_path / "other.nii.gz")).GetMetaData("descrip").startswith("denoised tv")
     assert read_volume(tmp_path / "other.nii.gz").history == ()
+    # nor is a descrip rewritten by a script that kept our mark (it may name the patient)
+    image = sitk.ReadImage(str(tmp_path / "den.nii.gz"))
+    image.SetMetaData("ITK_FileNotes", "Doe^Jane MRN 1234567 follow-up")
+    sitk.WriteImage(image, str(tmp_path / "edited.nii.gz"))
+    assert sitk.ReadImage(str(tmp_path / "edited.nii.gz")).GetMetaData("aux_file") == "denoisekit"
+    assert read_volume(tmp_path / "edited.nii.gz").history == ()
