@@ -75,7 +75,7 @@ def check_figure_path(path: str | Path, force: bool) -> None:
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise DenoiseKitError(f"figure {path} must end in .png: the figure is written as PNG")
+        raise UsageError(f"figure {path} must end in .png: the figure is written as PNG")
     if not (path.exists() or path.is_symlink()):
         return
     refuse_foreign(path, series=False)  # a directory or a device is never replaced

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 
 TINY = 1e-30
 
@@ -42,7 +42,7 @@ def gradcheck(model: Any, size: int | None = None, seed: int = 0, batch: int = 2
     check exercises the ranges training sees.
     """
     if not getattr(model, "trainable", False) or not getattr(model, "manual_gradients", False):
-        raise DenoiseKitError(
+        raise UsageError(  # the model asked for, whatever else
             f"model '{model.name}' provides no hand-written gradients (manual_gradients is "
             "false): there is nothing to check"
         )
@@ -56,7 +56,7 @@ def gradcheck(model: Any, size: int | None = None, seed: int = 0, batch: int = 2
     tf.random.set_seed(seed)
     if not model.built:
         build_model(model, size or (default_size(model) if model.fixed_size else None))
-    check_layers(model)  # build_model checks them too, but a model may come built
+    check_layers(model)  # before comparing what they compute
     if model.fixed_size:
         if size is not None and size != model.patch_size:
             raise DenoiseKitError(f"model '{model.name}' is built for {model.patch_size}x{model.patch_size} patches, not {size}")

@@ -147,9 +147,7 @@ def _missing(plugin: Any, method: str) -> PluginError:
 def build_model(model: Any, size: Any) -> None:
     """``model.build(size)``, marked built (a plugin's build may not say so, and denoise would
     build again, losing weights set since), with an error inside it naming the model and the
-    module that defines it rather than a bare ValueError from deep in Keras. A model claiming
-    hand-written gradients is held to its layers here, the one step train, gradcheck and
-    infer all take before any work."""
+    module that defines it rather than a bare ValueError from deep in Keras."""
     try:
         model.build(size)
     except DenoiseKitError:
@@ -159,12 +157,12 @@ def build_model(model: Any, size: Any) -> None:
         raise PluginError(f"model '{model.name}' ({type(model).__module__}) failed in build(): "
                           f"{type(exc).__name__}: {first}") from exc
     model.built = True
-    check_layers(model)
 
 
 def check_layers(model: Any) -> None:
     """A model with ``manual_gradients`` must have layers, each a :class:`Layer`: else the
-    ``manual`` rule or gradcheck fails mid-run on an AttributeError that names no model."""
+    ``manual`` rule or gradcheck fails mid-run on an AttributeError that names no model.
+    Checked by those two only, on the built model: inference and autodiff never use them."""
     if not getattr(model, "manual_gradients", False):
         return
     where = f"model '{model.name}' ({type(model).__module__}) sets manual_gradients = True"

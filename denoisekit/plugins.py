@@ -27,7 +27,7 @@ from typing import Any, Callable
 import pluggy
 
 from denoisekit import hookspecs
-from denoisekit.errors import PluginError
+from denoisekit.errors import PluginError, UsageError
 
 BUILTIN_DIST = "denoisekit"
 ENTRY_POINT_GROUP = "denoisekit"
@@ -431,21 +431,23 @@ def _thing(plugin_name: str, frames: list) -> str:
 
     for frame in frames:
         obj = frame.f_locals.get("self")
-        if isinstance(obj, Plugin) and getattr(type(obj), "plugin", None) == plugin_name:
+        # type(), not isinstance: that reads obj.__class__, which a proxy may compute and raise in
+        if issubclass(type(obj), Plugin) and getattr(type(obj), "plugin", None) == plugin_name:
             return f"{obj.kind} '{obj.name}', "
     return ""
 
 
 def check_trainable(model_cls: Any, backprop_cls: Any) -> None:
-    """Refuse model/rule pairs that cannot work, before any computation starts."""
+    """Refuse model/rule pairs that cannot work, before any computation starts: a choice of
+    options no data could make right, so a usage error."""
     if not model_cls.trainable:
-        raise PluginError(
+        raise UsageError(
             f"model '{model_cls.name}' is a fixed filter and cannot be trained; "
             "use it directly with 'denoisekit infer'"
         )
     if backprop_cls.requires_manual_gradients and not model_cls.manual_gradients:
         usable = sorted(n for n, b in get_backprops().items() if not b.requires_manual_gradients)
-        raise PluginError(
+        raise UsageError(
             f"backprop '{backprop_cls.name}' needs hand-written gradients, which model "
             f"'{model_cls.name}' does not provide; use --backprop {' or '.join(usable) or 'autodiff'}"
         )

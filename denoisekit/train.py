@@ -284,7 +284,7 @@ def train(
     if model.fixed_size and model.patch_size not in (None, patch_size):
         raise DenoiseKitError(f"model '{model.name}' was built for {model.patch_size} patches, not {patch_size}")
     model.patch_size = patch_size if model.fixed_size or model.patch_size is None else model.patch_size
-    _check_model(model, patch_size)
+    _check_model(model, backprop, patch_size)
     config = _config(model, backprop, noise, plan, seed=seed, batch_size=batch_size, patch_size=patch_size, lr=lr,
                      lr_decay=lr_decay, grad_norm=grad_norm, loss_weight=loss_weight,
                      steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, realisations=realisations,
@@ -577,7 +577,7 @@ def _last_usable_epoch(run: RunDir, plan: list[int]) -> tuple[int | None, dict[i
     return (usable[-1] if usable else None), old_rows
 
 
-def _check_model(model: Any, patch_size: int) -> None:
+def _check_model(model: Any, backprop: Any, patch_size: int) -> None:
     """Refuse, before the run exists, a model with nothing to train or whose ``call`` does not
     answer a patch with a patch: either would "train" to the end without a word."""
     import tensorflow as tf
@@ -585,7 +585,8 @@ def _check_model(model: Any, patch_size: int) -> None:
     from denoisekit.errors import PluginError
     from denoisekit.plugin import check_layers, check_output_shape
 
-    check_layers(model)  # build_model checks them, but a caller may hand in a model already built
+    if backprop.requires_manual_gradients:  # the layers' backward() is what such a rule runs
+        check_layers(model)
     if not model.trainable_variables:
         raise PluginError(f"model '{model.name}' has no trainable variables after build(): nothing to train")
     probe = tf.zeros((1, patch_size, patch_size, 1), tf.float32)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 from denoisekit.io.atomic import replacing
 
 HEADER = "__denoisekit__"
@@ -95,8 +95,11 @@ def load_model(path: str | Path, expect_model: str | None = None) -> Any:
     # An option added after the file was written takes the value that reproduces the old
     # behaviour (the model's ``legacy_options``), not today's default.
     options = {**getattr(cls, "legacy_options", {}), **options}
-    model = cls(**{k: v for k, v in options.items() if k in cls.options})
-    build_model(model, header.get("patch_size"))
+    try:
+        model = cls(**{k: v for k, v in options.items() if k in cls.options})
+        build_model(model, header.get("patch_size"))
+    except UsageError as exc:  # the file's options, not the command line's: bad input, named
+        raise DenoiseKitError(f"{path}: its recorded options are refused: {exc}") from None
     model.set_weights(arrays)
     model.weights_source = str(path)
     return model

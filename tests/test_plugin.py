@@ -3,7 +3,7 @@
 import pytest
 
 from denoisekit.errors import DenoiseKitError, PluginError
-from denoisekit.plugin import Model, NoiseKind, TrainableModel, build_model, parse_option_value
+from denoisekit.plugin import Model, NoiseKind, TrainableModel, build_model, check_layers, parse_option_value
 
 
 class Thing(Model):
@@ -112,10 +112,13 @@ def _claims(*layers):
     ((object(),), "but its layer number 1 \\(object\\) lacks name, variables, forward\\(\\), backward\\(\\)"),
     ((), "but has no layers after build\\(\\)"),
 ])
-def test_a_model_claiming_manual_gradients_is_held_to_its_layers_when_built(layers, message):
-    """Before any work: else train and gradcheck stop mid-run on an AttributeError naming no model."""
+def test_a_model_claiming_manual_gradients_is_held_to_its_layers(layers, message):
+    """Before any work: else train and gradcheck stop mid-run on an AttributeError naming no
+    model. Building alone does not check (inference and autodiff never run the layers)."""
+    model = _claims(*layers)
+    build_model(model, 16)
     with pytest.raises(PluginError, match=f"^model 'claims' \\({__name__}\\) sets manual_gradients = True {message}"):
-        build_model(_claims(*layers), 16)
+        check_layers(model)
 
 
 def test_a_method_left_out_says_which_not_a_bare_not_implemented_error():

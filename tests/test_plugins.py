@@ -5,7 +5,7 @@ from importlib import metadata
 
 import pytest
 
-from denoisekit.errors import PluginError
+from denoisekit.errors import PluginError, UsageError
 
 MODEL_PLUGIN = """
 from denoisekit.plugin import Model, hookimpl
@@ -171,9 +171,9 @@ class _Auto:
 
 
 def test_capability_errors(fresh_plugins):
-    with pytest.raises(PluginError, match="'a-filter' is a fixed filter and cannot be trained"):
+    with pytest.raises(UsageError, match="'a-filter' is a fixed filter and cannot be trained"):
         fresh_plugins.check_trainable(_Fixed, _Auto)
-    with pytest.raises(PluginError, match="needs hand-written gradients.*'keras-thing'.*--backprop autodiff"):
+    with pytest.raises(UsageError, match="needs hand-written gradients.*'keras-thing'.*--backprop autodiff"):
         fresh_plugins.check_trainable(_Trainable, _Manual)
     fresh_plugins.check_trainable(_Trainable, _Auto)  # compatible: no error
 
@@ -193,7 +193,7 @@ def register_backprops(register):
     rule = fresh_plugins.get_backprop("sign-sgd")
     assert rule.requires_manual_gradients is False and rule.plugin == "acme_rules"
     # a model without hand-written gradients is pointed at every rule that can train it
-    with pytest.raises(PluginError, match="use --backprop autodiff or sign-sgd$"):
+    with pytest.raises(UsageError, match="use --backprop autodiff or sign-sgd$"):
         fresh_plugins.check_trainable(_Trainable, _Manual)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from denoisekit.errors import DenoiseKitError, PluginError
+from denoisekit.errors import DenoiseKitError, PluginError, UsageError
 from denoisekit.plugin import Backprop, NoiseKind, TrainableModel
 from denoisekit.train import TrainingDiverged, epoch_plan, finished_run, train
 from denoisekit.volume import Volume
@@ -475,9 +475,9 @@ def test_summary_times_only_what_this_call_trained(tmp_path):
 def test_capability_errors_come_before_any_work(tmp_path):
     from denoisekit.plugins import get_backprop, get_model
 
-    with pytest.raises(PluginError, match="needs hand-written gradients"):
+    with pytest.raises(UsageError, match="needs hand-written gradients"):
         train([phantom()], KerasModel(), get_backprop("manual")(), WhiteNoise(), run_dir=tmp_path / "a", epochs=1)
-    with pytest.raises(PluginError, match="cannot be trained"):
+    with pytest.raises(UsageError, match="cannot be trained"):
         train([phantom()], get_model("nl-means")(), get_backprop("autodiff")(), WhiteNoise(),
               run_dir=tmp_path / "b", epochs=1)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

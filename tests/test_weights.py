@@ -45,6 +45,23 @@ def test_wrong_model_is_a_clear_error(tmp_path, model):
         load_model(path, expect_model="vanilla-ae")
 
 
+def test_bad_recorded_options_are_the_files_fault_not_the_command_lines(tmp_path, model):
+    """A plugin refuses a bad option as a usage error (exit 2); read from a file, it is bad
+    input naming the file (exit 1), not an option the user never gave."""
+    from denoisekit.errors import UsageError
+
+    path = save_weights(tmp_path / "w.npz", model)
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays[HEADER]))
+    header["options"]["activations"] = ["bogus", "sigmoid2"]
+    arrays[HEADER] = np.array(json.dumps(header))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DenoiseKitError, match="bad.npz: its recorded options are refused: unknown activation") as err:
+        load_model(tmp_path / "bad.npz")
+    assert not isinstance(err.value, UsageError)
+
+
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, payload=np.array([{"a": 1}], dtype=object), __denoisekit__=np.array("{}"))

@@ -192,7 +192,10 @@ class _Group(TyperGroup):
             if not isinstance(exc, DenoiseKitError):  # a bug: say whose, if a plugin's code raised it
                 from denoisekit.plugins import blame
 
-                where = blame(exc)
+                try:
+                    where = blame(exc)
+                except Exception:  # noqa: BLE001 - naming the culprit must never cost the one line
+                    where = None
                 kind = f"{type(exc).__name__} in {where}" if where else type(exc).__name__
                 message = f"{kind}: {message}" if message else kind
                 message += " (rerun as 'denoisekit --debug ...' for the traceback)"

@@ -122,6 +122,8 @@ def train(
     noise_name = noise or ("gaussian" if sigma is not None else "lowdose" if dose is not None else None)
     noise_name = noise_name or old.get("noise", {}).get("name") or DEFAULTS["noise"]
     noise_cls = get_noise(noise_name)
+    if resume is not None:
+        _check_recorded(resume, old, (model_cls, backprop_cls, noise_cls), model_cls.default_patch_size)
     model_obj = _build(model_cls, option, old.get("model"))
     backprop_obj = _build(backprop_cls, backprop_option, old.get("backprop"))
     loss_weight = pick("loss_weight", loss_weight) or "none"
@@ -206,6 +208,24 @@ def _worse_than_noisy(summary: dict) -> list[str]:
     return [f"the best epoch ({summary['best']['epoch']}) scores {noisy - best:.1f} dB below the noisy input on "
             "validation: its weights make slices worse than no denoising; train for more steps, or try "
             "another --lr or model"]
+
+
+def _check_recorded(resume: Path, old: dict, classes: tuple, patch_size: int) -> None:
+    """Refuse a run whose own record holds values no run can use (an edited or damaged
+    config.json) as bad input naming the file, before the same checks on the settings merged
+    with the command line would call them options the user gave (exit 2)."""
+    from denoisekit.errors import UsageError
+    from denoisekit.train import check_settings
+
+    keys = ("batch_size", "realisations", "lr", "lr_decay", "grad_norm", "loss_weight")
+    try:
+        for cls in classes:
+            _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
+        recorded = {k: old.get(k, DEFAULTS.get(k)) for k in keys}
+        recorded["loss_weight"] = recorded["loss_weight"] or "none"  # as the command line's default
+        check_settings(**recorded, patch_size=old.get("patch_size") or patch_size)
+    except UsageError as exc:
+        raise DenoiseKitError(f"{resume / 'config.json'} records a value no run can use: {exc}") from None
 
 
 def _build(cls: Any, pairs: list[str] | None, old: dict | None, extra: dict | None = None):

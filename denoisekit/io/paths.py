@@ -34,7 +34,7 @@ def format_name(suffix: str) -> str:
 
 def output_kind(path: str | Path) -> str:
     """'nifti', 'nrrd', 'mha' (single files) or 'dicom' (a directory: a DICOM series)."""
-    from denoisekit.errors import DenoiseKitError
+    from denoisekit.errors import UsageError
 
     suffix = itk_suffix(path)
     if suffix in (".nii", ".nii.gz"):
@@ -43,7 +43,7 @@ def output_kind(path: str | Path) -> str:
         return suffix[1:]
     lowered = Path(path).name.lower()
     if suffix is not None or any(lowered.endswith(s) for s in _NOT_WRITABLE):
-        raise DenoiseKitError(
+        raise UsageError(  # the path asked for, whatever the input
             f"cannot write {Path(path).name}: use a directory (DICOM series), .nii/.nii.gz, .nrrd or .mha"
         )
     return "dicom"

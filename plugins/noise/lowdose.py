@@ -21,8 +21,8 @@ makes it a fraction of the scan's own dose instead: each slice's own noise is re
 tissue and noise is added until it has grown as ``1 / sqrt(dose)``, as a real scan of that
 patient at that fraction of its dose would (the added noise is that of the flux
 ``dose / (1 - dose)`` of the slice's own; Zeng et al., Med Phys 2015). A slice's reading is
-noisy, so where the series records each slice's tube current the fluxes follow it, with one
-scale for the volume read from all slices; elsewhere each slice's flux is pooled with its
+noisy, so where the series records each slice's tube current the fluxes follow it, the flux
+per mA read from the slices near each one; elsewhere each slice's flux is pooled with its
 neighbours'.
 """
 

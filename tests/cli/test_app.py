@@ -390,3 +390,22 @@ def test_an_unexpected_error_in_a_plugins_code_names_the_plugin(fake_dist, tmp_p
         result = runner.invoke(get_app(), ["infer", str(scan), "-m", "acme-raising", "--strength", "1", "--quiet",
                                            "-o", str(tmp_path / f"out{n}.nii.gz")])
         assert result.exit_code == 1 and result.stderr.strip() == expected, result.stderr
+
+
+def test_naming_the_culprit_never_costs_the_one_line(fake_dist, tmp_path, monkeypatch):
+    """blame() reads the failing frames' locals (a proxy's __class__ may raise there): if it
+    fails, the error is still one line, unnamed."""
+    from denoisekit import plugins
+    from denoisekit.io import write_volume
+    from denoisekit.volume import Volume
+
+    def broken(exc):
+        raise RuntimeError("proxy target not available")
+
+    fake_dist("acme-raise", "acme_raise", RAISING, package=True)
+    monkeypatch.setattr(plugins, "blame", broken)
+    scan = write_volume(Volume(np.full((2, 16, 16), -1000.0, np.float32)), tmp_path / "scan.nii.gz")
+    result = runner.invoke(get_app(), ["infer", str(scan), "-m", "acme-raising", "--strength", "1", "--quiet",
+                                       "-o", str(tmp_path / "out.nii.gz")])
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        "Error: RuntimeError: boom inside denoise (rerun as 'denoisekit --debug ...' for the traceback)"), result.stderr

@@ -175,7 +175,7 @@ def test_force_replaces_a_png_but_never_another_file_and_says_so_before_reading(
     result = _run("evaluate", missing, paths["clean"], "--figure", tmp_path / "dir.png", "--force")
     assert result.exit_code == 1 and "is a directory" in result.stderr and (tmp_path / "dir.png").is_dir()
     result = _run("evaluate", missing, paths["clean"], "--figure", tmp_path / "fig.jpg")
-    assert result.exit_code == 1 and "must end in .png" in result.stderr
+    assert result.exit_code == 2 and "must end in .png" in result.stderr
 
     fig = tmp_path / "fig.png"
     assert _run("evaluate", paths["denoised"], paths["clean"], "--figure", fig).exit_code == 0

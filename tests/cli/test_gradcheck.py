@@ -39,7 +39,7 @@ def test_exceeding_the_tolerance_exits_1():
 
 def test_model_without_manual_gradients_is_a_clear_error():
     result = runner.invoke(get_app(), ["gradcheck", "--model", "nl-means"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "Error: model 'nl-means' provides no hand-written gradients" in result.stderr
 
 

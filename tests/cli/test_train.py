@@ -83,7 +83,7 @@ def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
 @pytest.mark.parametrize(
     "args, message, code",
     [
-        (["--model", "nl-means"], "cannot be trained", 1),
+        (["--model", "nl-means"], "cannot be trained", 2),
         (["--model", "no-such-model"], "no model named 'no-such-model'", 1),  # maybe one not installed
         (["--noise", "gaussian", "--dose", "0.5"], "--dose does not apply to noise 'gaussian'", 2),
         (["--model", "residual-mul", "--lr", "1e39", "--sigma", "80"], "the loss became", 1),
@@ -310,3 +310,18 @@ def test_weights_worse_than_the_noisy_input_are_said_so(tmp_path):
     assert "note: the best epoch" in " ".join(shown.stderr.split())
     better = {"best": {"epoch": 2, "psnr": 40.0}, "noisy": {"psnr": 39.9}}
     assert _worse_than_noisy(better) == []
+
+
+def test_a_run_whose_record_holds_a_bad_value_is_bad_input_naming_the_file(tmp_path, chest_nifti):
+    """Resuming checked the recorded lr as if given: '--lr must be positive, not 0', exit 2,
+    though no --lr was given (code review)."""
+    run = tmp_path / "run"
+    assert _train(chest_nifti, "--sigma", "80", "--steps", "3", *FAST, "-o", run, "--quiet").exit_code == 0
+    config = json.loads((run / "config.json").read_text())
+    for key, value, said in (("lr", 0, "--lr must be positive, not 0"),
+                             ("noise", {**config["noise"], "options": {**config["noise"]["options"], "sigma": -80.0}},
+                              "sigma must be >= 0")):
+        (run / "config.json").write_text(json.dumps({**config, key: value}))
+        res = _train("--resume", run, "--steps", "6")
+        assert res.exit_code == 1 and res.stderr.startswith(f"Error: {run / 'config.json'} records a value no run can use"), res.output
+        assert said in res.stderr

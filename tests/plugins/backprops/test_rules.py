@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from denoisekit.errors import PluginError
+from denoisekit.errors import UsageError
 from denoisekit.plugin import TrainableModel
 from denoisekit.plugins import check_trainable, get_backprop, get_model
 
@@ -147,7 +147,7 @@ class KerasOnly(TrainableModel):
 def test_model_without_manual_gradients_trains_with_autodiff_only():
     check_trainable(KerasOnly, get_backprop("autodiff"))
     for rule in ("manual", "dilated"):
-        with pytest.raises(PluginError, match=f"backprop '{rule}' needs hand-written gradients.*--backprop autodiff"):
+        with pytest.raises(UsageError, match=f"backprop '{rule}' needs hand-written gradients.*--backprop autodiff"):
             check_trainable(KerasOnly, get_backprop(rule))
     model = KerasOnly()
     model.build()
