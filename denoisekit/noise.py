@@ -21,7 +21,7 @@ import numpy as np
 
 from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
-from denoisekit.volume import Volume
+from denoisekit.volume import PADDING_BELOW, Volume
 
 __all__ = ["add_noise", "apply_recorded", "noise_slices", "make_noise", "describe"]
 
@@ -61,10 +61,14 @@ def add_noise(
         "spacing": [float(s) for s in volume.spacing],
         "denoisekit_version": __version__,
     }
-    noisy = _apply(noise, volume.array, params, volume.spacing, progress)
-    notes = getattr(noise, "take_notes", list)()
+    noisy, floored = _apply(noise, volume.array, params, volume.spacing, progress)
+    notes = list(getattr(noise, "take_notes", list)())
+    if floored:
+        notes.append(f"{floored} voxel{'' if floored == 1 else 's'} fell below {PADDING_BELOW:g} HU (streaks where rays "
+                     f"through bone or metal got few photons) and {'was' if floored == 1 else 'were'} set to "
+                     f"{PADDING_BELOW:g}: every stage reads values below it as padding outside the field of view")
     if notes:
-        record["notes"] = list(notes)
+        record["notes"] = notes
     return volume.derive(noisy, describe(record)), record
 
 
@@ -81,7 +85,7 @@ def apply_recorded(volume: Volume, record: dict[str, Any], progress: Optional[Ca
     except KeyError as exc:
         raise DenoiseKitError(f"noise record lacks {exc.args[0]!r}; is it a denoisekit noise sidecar?") from None
     spacing = tuple(record.get("spacing", volume.spacing))
-    noisy = _apply(noise, volume.array, params, spacing, progress)
+    noisy, _ = _apply(noise, volume.array, params, spacing, progress)
     return volume.derive(noisy, describe(record))
 
 
@@ -118,11 +122,14 @@ def describe(record: dict[str, Any]) -> str:
     return " ".join(p for p in ("noise", record["kind"], f"seed={record['seed']}", opts) if p)
 
 
-def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress: Optional[Callable[[int], None]]) -> np.ndarray:
+def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple,
+           progress: Optional[Callable[[int], None]]) -> tuple[np.ndarray, int]:
     """``noise`` on ``array``, with padding outside the field of view (-3024 HU and the like)
     seen as air and given back as the scanner wrote it, as training and the models do: noise
-    on the padding is noise on no anatomy, and a kind need not know the scanner's padding value."""
-    from denoisekit.volume import padding_as_air
+    on the padding is noise on no anatomy, and a kind need not know the scanner's padding value.
+    Noise never makes padding: a voxel it takes below ``PADDING_BELOW`` is set to it (a
+    scanner clips at its own floor), and their count is returned."""
+    from denoisekit.volume import padding_as_air, padding_mask
 
     kwargs = {}
     if progress is not None and "progress" in inspect.signature(noise.apply).parameters:
@@ -130,7 +137,11 @@ def _apply(noise: Any, array: np.ndarray, params: dict, spacing: tuple, progress
     noisy = padding_as_air(array, lambda hu: checked(noise, noise.apply(hu, params, tuple(spacing), **kwargs), hu.shape))
     if progress is not None and "progress" not in kwargs:
         progress(array.shape[0])
-    return noisy
+    made = padding_mask(noisy) & ~padding_mask(array)
+    floored = int(np.count_nonzero(made))
+    if floored:
+        noisy = np.where(made, np.float32(PADDING_BELOW), noisy)
+    return noisy, floored
 
 
 def checked(noise: Any, noisy: Any, shape: tuple) -> np.ndarray:

@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     volume = read_volume(args.series)
     if "TubeCurrents" not in volume.tags:
-        parser.error(f"{args.series} records no tube current for every slice at one kV")
+        parser.error(f"{args.series} does not record a tube current on every slice, all at one kV, exposure "
+                     "time, pitch, slice thickness and kernel")
     runs = [("without the currents", replace(volume, tags={k: v for k, v in volume.tags.items() if k != "TubeCurrents"}), None),
             ("with the currents", volume, None)]
     if args.one_scale:
