@@ -16,7 +16,7 @@ COPIED = (
     "ReferringPhysicianName", "StudyDescription",
     # series (the source's; a derived series gets new ones)
     "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality", "BodyPartExamined", "Laterality",
-    "PatientPosition", "SOPClassUID", "ImageType",
+    "PatientPosition", "SOPClassUID", "ImageType", "DerivationDescription",
     # frame of reference and acquisition
     "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer", "ManufacturerModelName",
     "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",

@@ -27,6 +27,7 @@ logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes t
 _WRITTEN_ANEW = {
     "SpecificCharacterSet", "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Modality",
     "SOPClassUID", "Manufacturer", "ManufacturerModelName", "SliceThickness", "ImageType", "RescaleType",
+    "DerivationDescription",
 }
 _COPY = tuple(k for k in COPIED if k not in _WRITTEN_ANEW)
 _TYPE2_EMPTY = (
@@ -214,7 +215,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         InstanceCreationDate=now.strftime("%Y%m%d"),
         InstanceCreationTime=now.strftime("%H%M%S"),
         ImageType=["DERIVED", "SECONDARY", "AXIAL", *extra_type],
-        DerivationDescription=_fit(description, 1024),
+        DerivationDescription=_derivation(tags.get("DerivationDescription"), description),
         Manufacturer="denoisekit",
         SoftwareVersions=f"denoisekit {__version__}",
         BurnedInAnnotation="NO",
@@ -325,6 +326,23 @@ def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
         if problems:
             note(f"the source's {keyword} is not valid DICOM ({'; '.join(problems)}): copied as it was")
     return shared
+
+
+def _derivation(source: Any, description: str) -> str:
+    """What was done, after what had been done to the source (a derived source's own
+    DerivationDescription: a series denoised from a simulated low dose says it was simulated,
+    where its SeriesDescription names only the denoising), within the 1024 bytes of ST: the
+    oldest steps are the ones cut."""
+    if not isinstance(source, str) or not source.strip():
+        return _fit(description, 1024)
+    own = _fit(description, 1024)
+    room = 1024 - len(own.encode("utf-8")) - 2
+    if room < 16:
+        return own
+    earlier = source.strip().encode("utf-8")
+    if len(earlier) > room:  # keep the latest of the earlier steps
+        earlier = b"..." + earlier[len(earlier) - room + 3:]
+    return f"{earlier.decode('utf-8', 'ignore')}; {own}"
 
 
 def _fit(text: str, limit: int, words: bool = False) -> str:

@@ -69,7 +69,7 @@ def test_series_choice(make_series, tmp_path):
 def test_usage_errors(tmp_path):
     assert run("export", tmp_path).exit_code == 2  # no -o
     result = run("export", tmp_path, "-o", tmp_path / "x.dcm")
-    assert result.exit_code == 1 and "use a directory" in result.stderr
+    assert result.exit_code == 2 and "use a directory" in result.stderr
 
 
 def test_help_says_output_is_required_and_how_it_picks_the_format():

@@ -194,6 +194,21 @@ def test_a_long_weights_name_is_whole_in_the_series_derivation(make_series, tmp_
     assert len(ds.SeriesDescription) <= 64 and ds.DerivationDescription.startswith(ds.SeriesDescription)
 
 
+def test_a_series_denoised_from_a_simulated_one_says_both(make_series, tmp_path):
+    """Filed in the patient's study, a denoised simulated low dose was described as denoised
+    only: nothing said its input was simulated (new-user pass)."""
+    import pydicom
+
+    series = make_series(shape=(2, 24, 24))
+    noisy = tmp_path / "noisy"
+    assert runner.invoke(get_app(), ["noise", str(series.path), "--kind", "gaussian", "-o", str(noisy), "-q"]).exit_code == 0
+    assert _run("infer", noisy, "-m", "tv", "--strength", "1", "-o", tmp_path / "den", "-q").exit_code == 0
+    first = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0])
+    said = pydicom.dcmread(sorted(noisy.iterdir())[0]).DerivationDescription
+    assert said.startswith("noise gaussian seed=0") and first.DerivationDescription == f"{said}; denoised tv"
+    assert first.SeriesDescription == "denoised tv"  # the label a PACS lists: the last step
+
+
 def test_trained_weights_file_picks_the_model(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "scan.nii.gz")
     model = get_model("residual-mul")()
@@ -285,7 +300,7 @@ def test_unknown_model_lists_the_available_ones(tmp_path):
 def test_unwritable_output_format_is_refused_before_any_work(tmp_path):
     src, _ = _phantom_nifti(tmp_path / "in.nii.gz")
     res = _run("infer", src, "--model", "tv", "-o", tmp_path / "out.png", "--quiet")
-    assert res.exit_code == 1 and "out.png" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 2 and "out.png" in res.stderr and "Traceback" not in res.output
     assert not list(tmp_path.glob("*out*"))
 
 

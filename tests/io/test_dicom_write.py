@@ -461,3 +461,12 @@ def test_series_derived_from_real_ct_pass_dciodvfy(real_ct, tmp_path, name):
     for path in sorted(out.iterdir())[:2]:
         result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+
+
+def test_a_long_derivation_keeps_its_latest_steps_within_st(tmp_path):
+    earlier = "noise lowdose seed=0 " + "x" * 2000 + " the latest earlier step"
+    volume = Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": earlier})
+    ds = pydicom.dcmread(next(write_volume(volume, tmp_path / "out", description="denoised tv").iterdir()))
+    text = ds.DerivationDescription
+    assert len(text.encode("utf-8")) <= 1024 and text.startswith("...x")
+    assert text.endswith("the latest earlier step; denoised tv")
