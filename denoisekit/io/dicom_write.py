@@ -17,6 +17,7 @@ import numpy as np
 from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_tags import COPIED
+from denoisekit.io.identity import volume_identity
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -99,7 +100,7 @@ def _source_uid(tags: dict[str, Any], keyword: str, note: Note, identity: str | 
     it) is replaced by a UID derived from it, and a missing one by a UID derived from the
     source series: every slice and every re-run then stays in one study / frame, as the
     source's did, where a random UID would scatter them. A source with neither (not DICOM)
-    gets one derived from its file's ``identity`` (``_file_digest``), or without one a random
+    gets one derived from its file's ``identity`` (``io.identity``), or without one a random
     one."""
     from pydicom.uid import generate_uid
 
@@ -116,24 +117,6 @@ def _source_uid(tags: dict[str, Any], keyword: str, note: Note, identity: str | 
     note(f"the source's {keyword} {what}: the derived series has {uid} instead, derived from "
          f"the source's {'value' if value else 'SeriesInstanceUID'} (the same on every run)")
     return uid
-
-
-def _file_digest(path: str) -> str | None:
-    """What the source file (a NIfTI, NRRD or MHA) holds, as 32 hex digits, or None for no
-    file: every DICOM series written from one file (export of it, infer of it, any run) takes
-    its study, frame of reference and patient from this, so they file into one study, and
-    files that differ never share one. Read here, when a series is written, not on every
-    read of a volume."""
-    import hashlib
-    from pathlib import Path
-
-    if not path or not Path(path).is_file():
-        return None
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 24):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _valid_uid(value: Any) -> bool:
@@ -173,7 +156,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
     now = datetime.now()
     header: dict[str, Any] = {k: tags[k] for k in _COPY if k in tags and tags[k] not in (None, "")}
     new_study = "StudyInstanceUID" not in tags and not tags.get("SeriesInstanceUID")
-    identity = _file_digest(volume.source) if new_study else None  # read once, for study and frame
+    identity = volume_identity(volume) if new_study else None  # read once, for study and frame
     header["StudyInstanceUID"] = _source_uid(tags, "StudyInstanceUID", note, identity)
     if new_study and "PatientName" not in tags and "PatientID" not in tags:
         # no DICOM source (NIfTI): a new patient, one per new study, so that a PACS never

@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from denoisekit.errors import DenoiseKitError
+from denoisekit.io.identity import DIGITS as IDENTITY_DIGITS, volume_identity
 from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
 from denoisekit.volume import AIR, Volume
 
@@ -106,13 +107,31 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
         origin=origin,
         direction=direction,
         history=_own_history(image),
+        tags=_own_identity(image),
         source=str(path),
     )
 
 
 #: What ``write_itk`` puts in the ``aux_file`` field (NIfTI's 24 bytes; NRRD and MetaImage keep
-#: it as a key): the description beside it is denoisekit's own account of what was done.
+#: it as a key), followed by the source file's identity where it has one (``io.identity``):
+#: the description beside it is denoisekit's own account of what was done.
 WRITER_MARK = "denoisekit"
+_MARKED = re.compile(rf"{WRITER_MARK}([0-9a-f]{{{IDENTITY_DIGITS}}})?")
+
+
+def _mark(image) -> re.Match | None:
+    """denoisekit's mark in a read image's ``aux_file``, with the identity group, or None."""
+    keys = set(image.GetMetaDataKeys())
+    return _MARKED.fullmatch(image.GetMetaData("aux_file").strip()) if "aux_file" in keys else None
+
+
+def _own_identity(image) -> dict[str, str]:
+    """The source identity a file denoisekit wrote records, as the volume's tag: its DICOM
+    export then files into the study of the file it was made from."""
+    from denoisekit.io.identity import TAG
+
+    mark = _mark(image)
+    return {TAG: mark.group(1)} if mark and mark.group(1) else {}
 
 
 def _own_history(image) -> tuple[str, ...]:
@@ -120,7 +139,7 @@ def _own_history(image) -> tuple[str, ...]:
     descrip), so a DICOM series exported from a denoised NIfTI describes the denoising, not a
     conversion; other writers' descrip (a converter's, a scanner protocol's) is not history."""
     keys = set(image.GetMetaDataKeys())
-    if "aux_file" not in keys or image.GetMetaData("aux_file").strip() != WRITER_MARK:
+    if _mark(image) is None:
         return ()
     text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
     # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and
@@ -554,7 +573,9 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if description:
         text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
         image.SetMetaData("ITK_FileNotes", text)
-        image.SetMetaData("aux_file", WRITER_MARK)
+    identity = volume_identity(volume)  # the source file's, for a DICOM export of this one
+    if description or identity:  # 23 characters at most: NIfTI's field holds 24 bytes
+        image.SetMetaData("aux_file", WRITER_MARK + (identity or ""))
     try:
         with _held_stderr() as held:
             sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")

@@ -130,12 +130,18 @@ def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
                         tmp_path / "scan.nii.gz")
     other = write_volume(Volume(rng.normal(0, 200, (2, 16, 16)).astype(np.float32) - 500, spacing=(0.7, 0.7, 2.0)),
                          tmp_path / "other.nii.gz")
+    # and the NIfTI files made of it: a noisy copy, that denoised, each exported later (each was
+    # a new patient and study: a PACS could not show them beside the original; new-user pass)
     for args in (["export", scan, "-o", tmp_path / "a"], ["export", scan, "-o", tmp_path / "b"],
-                 ["infer", scan, "-m", "tv", "-o", tmp_path / "c"], ["export", other, "-o", tmp_path / "d"]):
+                 ["infer", scan, "-m", "tv", "-o", tmp_path / "c"], ["export", other, "-o", tmp_path / "d"],
+                 ["noise", scan, "--kind", "gaussian", "-o", tmp_path / "noisy.nii.gz"],
+                 ["infer", tmp_path / "noisy.nii.gz", "-m", "tv", "-o", tmp_path / "den.nii.gz"],
+                 ["export", tmp_path / "noisy.nii.gz", "-o", tmp_path / "e"],
+                 ["export", tmp_path / "den.nii.gz", "-o", tmp_path / "f"]):
         assert runner.invoke(get_app(), list(map(str, args)) + ["--quiet"]).exit_code == 0, args
-    first = {name: pydicom.dcmread(sorted((tmp_path / name).iterdir())[0]) for name in "abcd"}
+    first = {name: pydicom.dcmread(sorted((tmp_path / name).iterdir())[0]) for name in "abcdef"}
     same = {(ds.StudyInstanceUID, ds.FrameOfReferenceUID, ds.PatientID) for name, ds in first.items() if name != "d"}
-    assert len(same) == 1 and len({first[n].SeriesInstanceUID for n in "abc"}) == 3
+    assert len(same) == 1 and len({first[n].SeriesInstanceUID for n in "abcef"}) == 5
     d = first["d"]
     assert (d.StudyInstanceUID, d.FrameOfReferenceUID, d.PatientID) not in same
 
