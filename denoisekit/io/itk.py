@@ -131,7 +131,9 @@ def _own_identity(image) -> dict[str, str]:
     from denoisekit.io.identity import TAG
 
     mark = _mark(image)
-    return {TAG: mark.group(1)} if mark and mark.group(1) else {}
+    if not (mark and mark.group(1)) or not _own_history(image):  # a rewritten descrip: edited elsewhere
+        return {}
+    return {TAG: mark.group(1)}
 
 
 def _own_history(image) -> tuple[str, ...]:

@@ -144,6 +144,14 @@ def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
     assert len(same) == 1 and len({first[n].SeriesInstanceUID for n in "abcef"}) == 5
     d = first["d"]
     assert (d.StudyInstanceUID, d.FrameOfReferenceUID, d.PatientID) not in same
+    # a file a script rewrote (its descrip no longer ours, aux_file kept) may be in another space
+    import SimpleITK as sitk
+
+    assert read_volume(tmp_path / "den.nii.gz").tags.keys() == {"SourceIdentity"}
+    image = sitk.ReadImage(str(tmp_path / "den.nii.gz"))
+    image.SetMetaData("ITK_FileNotes", "registered to the atlas")
+    sitk.WriteImage(image, str(tmp_path / "edited.nii.gz"))
+    assert read_volume(tmp_path / "edited.nii.gz").tags == {}
 
 
 def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series, tmp_path):
