@@ -210,6 +210,42 @@ def fake_dist(tmp_path, monkeypatch, fresh_plugins):
         sys.modules.pop(module, None)
 
 
+FAKE_MANUAL = """
+from denoisekit.plugin import TrainableModel, hookimpl
+
+
+class ForwardOnly:
+    name, variables = "l", []
+
+    def forward(self, h, x):
+        return h, None
+
+
+class FakeManual(TrainableModel):
+    name = "acme-fake-manual"
+    description = "claims hand-written gradients; its layer has no backward()"
+    manual_gradients = True
+
+    def build(self, patch_size=None):
+        self.layers = [ForwardOnly()]
+
+
+@hookimpl
+def register_models(register):
+    register(FakeManual)
+"""
+
+
+@_pytest.fixture
+def fake_manual(fake_dist):
+    """A third party's model 'acme-fake-manual' that claims hand-written gradients while its
+    layer lacks backward(), installed; returns the one line the CLI refuses it with."""
+    fake_dist("acme-fake", "acme_fake", FAKE_MANUAL)
+    return ("Error: model 'acme-fake-manual' (acme_fake) sets manual_gradients = True but its layer 'l' "
+            "(ForwardOnly) lacks backward() (a Layer has name, variables, forward() and backward()): add it, "
+            "or set manual_gradients = False\n")
+
+
 @pytest.fixture(scope="session")
 def quarter_dose_chest():
     """One 256x256 chest-phantom slice, clean and with simulated quarter-dose CT noise

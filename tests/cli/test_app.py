@@ -320,40 +320,6 @@ def test_debug_after_the_command_keeps_the_traceback_too(monkeypatch, capsys, tm
     assert code == 1 and err.startswith("Error:") and "does not exist" in err
 
 
-def test_train_refuses_a_model_whose_layers_lack_backward_before_any_work(fake_dist, tmp_path):
-    """Not an AttributeError naming no model after the noise simulation, with a run directory left."""
-    fake_dist("acme-fake", "acme_fake", """
-from denoisekit.plugin import TrainableModel, hookimpl
-
-
-class ForwardOnly:
-    name, variables = "l", []
-
-    def forward(self, h, x):
-        return h, None
-
-
-class FakeManual(TrainableModel):
-    name = "acme-fake-manual"
-    description = "claims hand-written gradients; its layer has no backward()"
-    manual_gradients = True
-
-    def build(self, patch_size=None):
-        self.layers = [ForwardOnly()]
-
-
-@hookimpl
-def register_models(register):
-    register(FakeManual)
-""")
-    run = tmp_path / "run"
-    result = runner.invoke(get_app(), ["train", "-m", "acme-fake-manual", "-b", "manual", "--steps", "1", "-o", str(run)])
-    assert result.exit_code == 1 and result.stderr.startswith(
-        "Error: model 'acme-fake-manual' (acme_fake) sets manual_gradients = True but its layer 'l' (ForwardOnly) "
-        "lacks backward()") and "simulating" not in result.stderr, result.stderr
-    assert not run.exists()
-
-
 RAISING = """
 from denoisekit.errors import DenoiseKitError
 from denoisekit.plugin import Model, hookimpl

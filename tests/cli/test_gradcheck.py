@@ -50,36 +50,6 @@ def test_unknown_model_and_option():
     assert result.exit_code == 2 and "has no option 'width'" in result.stderr
 
 
-FAKE_MANUAL = """
-from denoisekit.plugin import TrainableModel, hookimpl
-
-
-class ForwardOnly:
-    name, variables = "l", []
-
-    def forward(self, h, x):
-        return h, None
-
-
-class FakeManual(TrainableModel):
-    name = "acme-fake-manual"
-    description = "claims hand-written gradients; its layer has no backward()"
-    manual_gradients = True
-
-    def build(self, patch_size=None):
-        self.layers = [ForwardOnly()]
-
-
-@hookimpl
-def register_models(register):
-    register(FakeManual)
-"""
-FAKE_MANUAL_ERROR = ("Error: model 'acme-fake-manual' (acme_fake) sets manual_gradients = True but its layer 'l' "
-                     "(ForwardOnly) lacks backward() (a Layer has name, variables, forward() and backward()): add it, "
-                     "or set manual_gradients = False\n")
-
-
-def test_a_model_whose_layers_lack_backward_is_named(fake_dist):
-    fake_dist("acme-fake", "acme_fake", FAKE_MANUAL)
+def test_a_model_whose_layers_lack_backward_is_named(fake_manual):
     result = runner.invoke(get_app(), ["gradcheck", "--model", "acme-fake-manual"])
-    assert result.exit_code == 1 and result.stderr == FAKE_MANUAL_ERROR, result.stderr
+    assert result.exit_code == 1 and result.stderr == fake_manual, result.stderr

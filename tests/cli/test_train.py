@@ -325,3 +325,11 @@ def test_a_run_whose_record_holds_a_bad_value_is_bad_input_naming_the_file(tmp_p
         res = _train("--resume", run, "--steps", "6")
         assert res.exit_code == 1 and res.stderr.startswith(f"Error: {run / 'config.json'} records a value no run can use"), res.output
         assert said in res.stderr
+
+
+def test_a_model_whose_layers_lack_backward_is_refused_before_any_work(fake_manual, tmp_path):
+    """Not an AttributeError naming no model after the noise simulation, with a run directory left."""
+    run = tmp_path / "run"
+    result = runner.invoke(get_app(), ["train", "-m", "acme-fake-manual", "-b", "manual", "--steps", "1", "-o", str(run)])
+    assert result.exit_code == 1 and result.stderr == fake_manual and "simulating" not in result.stderr
+    assert not run.exists()
