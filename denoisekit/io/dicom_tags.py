@@ -108,7 +108,8 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
 
 def tube_currents(frames: list) -> list[float] | None:
     """Each slice's XRayTubeCurrent (mA) in ``frames``' order, where every slice has one above 0
-    and the ``FLUX_ALIKE`` attributes do not vary: slice k's flux is then one scale times it.
+    and the ``FLUX_ALIKE`` attributes do not vary: slice k's flux is then a scale that changes
+    slowly along z (what kV and the rest give per mA, as the simulator reads it) times it.
     None otherwise, and for multi-frame files (their currents lie in functional groups)."""
     if not frames or any(frame.index is not None for frame in frames):
         return None
