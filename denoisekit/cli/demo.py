@@ -120,7 +120,7 @@ def _write(result, output: Path, force: bool, console) -> list[Path]:
         write_volume(result.noisy, tmp / "noisy.nii.gz", sidecar=result.noise_params)
         for name, vol in result.denoised.items():
             write_volume(vol, tmp / f"denoised-{name}.nii.gz")
-        write_volume(result.denoised[main], tmp / f"denoised-{main}", description=result.denoised[main].history[-1])
+        write_volume(result.denoised[main], tmp / f"denoised-{main}")  # its history: the noise, then the denoising
         figure(result.clean, result.noisy, result.denoised[main], tmp / "figure.png", label=f"denoised: {main}")
         (tmp / "scores.json").write_text(json.dumps(result.scores, indent=2) + "\n")
         if output.exists() or output.is_symlink():

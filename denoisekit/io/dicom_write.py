@@ -190,7 +190,8 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
         SeriesNumber=_series_number(source_number, description),
-        SeriesDescription=_fit(description, 64, words=True),  # the label a PACS shows: whole words
+        # the label a PACS shows: the latest step of several ("noise ...; denoised ..."), whole words
+        SeriesDescription=_fit(description.rsplit("; ", 1)[-1], 64, words=True),
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
         ContentDate=now.strftime("%Y%m%d"),

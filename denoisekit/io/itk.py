@@ -573,6 +573,8 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
         raise ValueError(f"write_itk needs a lower-case .nii/.nii.gz/.nrrd/.mha name, not {path.name}")
     image = to_itk(volume)
     if description:
+        if len(description.encode("utf-8")) > DESCRIPTION_BYTES:  # of several steps, the latest fits best
+            description = description.rsplit("; ", 1)[-1]
         text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
         image.SetMetaData("ITK_FileNotes", text)
     identity = volume_identity(volume)  # the source file's, for a DICOM export of this one

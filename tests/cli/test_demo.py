@@ -34,6 +34,17 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
     assert dicom.GetSize() == clean.GetSize()
     assert max(abs(a - b) for a, b in zip(dicom.GetOrigin(), clean.GetOrigin())) < 1e-3
     assert json.loads((out / "noisy.json").read_text())["kind"] == "lowdose"
+    # each output says what it is: the denoised NIfTI was labelled with the noise alone (its
+    # history cut at 79 bytes), the series' derivation left the simulated noise out
+    import pydicom
+
+    from denoisekit.io import read_volume
+
+    assert read_volume(out / "denoised-tv.nii.gz").history[0].startswith("denoised by tv")
+    assert read_volume(out / "noisy.nii.gz").history[0].startswith("noise lowdose")
+    ds = pydicom.dcmread(sorted((out / "denoised-tv").iterdir())[0])
+    assert ds.SeriesDescription.startswith("denoised by tv")
+    assert ds.DerivationDescription.startswith("noise lowdose seed=") and "; denoised by tv" in ds.DerivationDescription
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left
     umask = os.umask(0)
     os.umask(umask)
