@@ -50,6 +50,9 @@ def export(
     suffix = itk_suffix(input)
     source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
     description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
+    made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
+    if made and kind != "dicom":  # a series denoisekit derived: its file says what was done (a series chains it itself)
+        description = made
     from rich.markup import escape
     from rich.progress import Progress
 

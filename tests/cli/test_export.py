@@ -154,6 +154,18 @@ def test_series_made_from_one_nifti_file_into_one_study(tmp_path):
     assert read_volume(tmp_path / "edited.nii.gz").tags == {}
 
 
+def test_a_nifti_exported_from_a_denoised_series_says_what_was_done(make_series, tmp_path):
+    """It said 'converted by denoisekit export from a DICOM series', as the original's export
+    does: the two could not be told apart (new-user pass)."""
+    series = make_series(tmp_path / "s", shape=(2, 24, 24))
+    assert run("infer", series.path, "-m", "tv", "--strength", "1", "-o", tmp_path / "den", "-q").exit_code == 0
+    for out in ("den.nii.gz", "orig.nii.gz"):
+        source = tmp_path / "den" if out == "den.nii.gz" else series.path
+        assert run("export", source, "-o", tmp_path / out, "-q").exit_code == 0
+    assert read_volume(tmp_path / "den.nii.gz").history == ("denoised tv",)
+    assert read_volume(tmp_path / "orig.nii.gz").history == ("converted by denoisekit export from a DICOM series",)
+
+
 def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series, tmp_path):
     """infer writes no record beside a NIfTI: its description in the file is what a series
     exported from it can say (it said 'converted ... from a NIfTI file')."""
