@@ -55,13 +55,14 @@ def _plan_outputs(inputs: list[Path], output: Optional[Path], model_name: str, f
 
 
 def _strength(value: str) -> str | float:
-    """``--strength``'s callback: a bad value is a usage error (exit 2), as ``--batch-size 0`` is."""
+    """``--strength``'s callback: a bad value is a usage error (exit 2), in one line as the
+    command's other option errors (click's BadParameter would draw Typer's box)."""
     from denoisekit.strength import parse_strength
 
     try:
         return parse_strength(value)
     except DenoiseKitError as exc:
-        raise typer.BadParameter(str(exc).removeprefix("strength ")) from None
+        raise UsageError(f"--strength {str(exc).removeprefix('strength ')}") from None
 
 
 @app.command()
