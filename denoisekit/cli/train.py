@@ -11,7 +11,7 @@ import typer
 from denoisekit.cli import app
 from denoisekit.cli.common import JsonOpt, QuietOpt, err_console, flag_options, print_json, status
 from denoisekit.cli.io_options import AllowIrregularOpt, AllowTiltOpt, SeriesOpt
-from denoisekit.errors import DenoiseKitError
+from denoisekit.errors import DenoiseKitError, UsageError
 
 #: Used when neither the command line nor a resumed run says otherwise. residual-mul has
 #: hand-written gradients, so every rule (``--backprop dilated`` too) works with it. The
@@ -119,6 +119,9 @@ def train(
     model_cls, backprop_cls = get_model(model_name), get_backprop(backprop_name)
     check_trainable(model_cls, backprop_cls)  # before reading data or building anything
 
+    if noise is None and sigma is not None and dose is not None:  # each picks a kind: which one is a guess
+        raise UsageError("--sigma picks Gaussian noise and --dose low-dose noise: give one, or --noise mixed "
+                         "with --noise-option for both")
     noise_name = noise or ("gaussian" if sigma is not None else "lowdose" if dose is not None else None)
     noise_name = noise_name or old.get("noise", {}).get("name") or DEFAULTS["noise"]
     noise_cls = get_noise(noise_name)
@@ -214,7 +217,6 @@ def _check_recorded(resume: Path, old: dict, classes: tuple, patch_size: int) ->
     """Refuse a run whose own record holds values no run can use (an edited or damaged
     config.json) as bad input naming the file, before the same checks on the settings merged
     with the command line would call them options the user gave (exit 2)."""
-    from denoisekit.errors import UsageError
     from denoisekit.train import check_settings
 
     keys = ("batch_size", "realisations", "lr", "lr_decay", "grad_norm", "loss_weight")

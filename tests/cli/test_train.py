@@ -89,6 +89,7 @@ def test_progress_and_summary_go_to_stderr(tmp_path, chest_nifti):
         (["--model", "residual-mul", "--lr", "1e39", "--sigma", "80"], "the loss became", 1),
         (["--option", "bogus=1"], "has no option 'bogus'", 2),
         (["--sigma", "20", "--noise-option", "sigma=30"], "--sigma and an option sigma=... both set", 2),
+        (["--sigma", "20", "--dose", "0.25"], "--sigma picks Gaussian noise and --dose low-dose noise", 2),
     ],
 )
 def test_user_errors_exit_1_or_2_without_leaving_a_run(tmp_path, chest_nifti, args, message, code):
