@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -135,6 +135,9 @@ def noise(
     from denoisekit.volume import padding_mask
 
     added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
+    outliers = _outlier_slices(noisy.array - volume.array, padding_mask(volume.array))
+    if outliers:
+        note(outliers)
     before, after = volume_noise_hu(volume.array), volume_noise_hu(noisy.array)
     absolute = getattr(noise_kind, "projection_domain", False) and not noise_kind.config.get("scan_relative", True)
     # a reference with noise of its own (not a clean phantom or a denoised image: under 1 HU)
@@ -168,3 +171,23 @@ def noise(
     )
     if json_out:
         print_json(result)
+
+
+def _outlier_slices(added: Any, padding: Any) -> str | None:
+    """A note naming the slices whose added noise (std, outside the padding) is over 4 times
+    the median slice's: streaks through metal or dense bone at a low dose, which the volume's
+    one std figure would hide (a head CT's two dental slices got 199 and 119 HU against 13)."""
+    import numpy as np
+
+    stds = np.array([float(a[~p].std()) if (~p).any() else 0.0 for a, p in zip(added, padding)])
+    if stds.size < 3:
+        return None
+    typical = float(np.median(stds))
+    loud = [int(k) for k in np.flatnonzero(stds > max(4.0 * typical, 1.0))]
+    if not loud:
+        return None
+    listed = ", ".join(f"{k} ({stds[k]:.0f} HU)" for k in loud[:8]) + (", ..." if len(loud) > 8 else "")
+    return (f"slice{'s' if len(loud) > 1 else ''} {listed} (counted from 0) got over 4 times the added noise of the "
+            f"median slice ({typical:.0f} HU std): streaks through metal or dense bone at this dose; look at them "
+            "before using them")
+

@@ -290,3 +290,19 @@ def test_an_absolute_dose_of_1_or_more_does_not_suggest_scan_relative(tmp_path):
     [note] = json.loads(result.stdout)["notes"]  # still said: the dose is i0's, not the scan's
     assert note.startswith("dose 2 is a fraction of i0, not of this scan's own dose")
     assert "--scan-relative" not in note and "--scan-relative" not in result.stderr  # which refuses a dose >= 1
+
+
+def test_slices_with_far_more_added_noise_are_named():
+    """A head CT's two dental slices got 199 and 119 HU of added noise against 13: the one std
+    figure of the volume hid them (new-user pass)."""
+    from denoisekit.cli.noise import _outlier_slices
+
+    rng = np.random.default_rng(0)
+    added = rng.normal(0, 13, (6, 32, 32)).astype(np.float32)
+    padding = np.zeros(added.shape, bool)
+    assert _outlier_slices(added, padding) is None  # even noise: nothing to say
+    added[4] *= 15
+    padding[:, :, :8] = True
+    added[2][padding[2]] = 5000.0  # the padding is no slice's noise
+    note = _outlier_slices(added, padding)
+    assert note.startswith("slice 4 (19") and "median slice (13 HU std)" in note
