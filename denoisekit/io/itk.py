@@ -575,7 +575,11 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if description:
         if len(description.encode("utf-8")) > DESCRIPTION_BYTES:  # of several steps, the latest fits best
             description = description.rsplit("; ", 1)[-1]
-        text = description.encode("utf-8")[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
+        data = description.encode("utf-8")
+        text = data[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
+        if len(data) > DESCRIPTION_BYTES and data[DESCRIPTION_BYTES:DESCRIPTION_BYTES + 1] != b" " \
+                and " " in text[len(text) // 2:]:
+            text = text[:text.rindex(" ")]  # whole words ("i0=200000.0", not "electronic_noise=")
         image.SetMetaData("ITK_FileNotes", text)
     identity = volume_identity(volume)  # the source file's, for a DICOM export of this one
     if description or identity:  # 23 characters at most: NIfTI's field holds 24 bytes
