@@ -18,6 +18,7 @@ from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_tags import COPIED
 from denoisekit.io.identity import volume_identity
+from denoisekit.io.text import fit
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -191,7 +192,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         SeriesInstanceUID=generate_uid(),
         SeriesNumber=_series_number(source_number, description),
         # the label a PACS shows: the latest step of several ("noise ...; denoised ..."), whole words
-        SeriesDescription=_fit(description.rsplit("; ", 1)[-1], 64, words=True),
+        SeriesDescription=fit(description.rsplit("; ", 1)[-1], 64, words=True),
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
         ContentDate=now.strftime("%Y%m%d"),
@@ -318,8 +319,8 @@ def _derivation(source: Any, description: str) -> str:
     where its SeriesDescription names only the denoising), within the 1024 bytes of ST: the
     oldest steps are the ones cut."""
     if not isinstance(source, str) or not source.strip():
-        return _fit(description, 1024)
-    own = _fit(description, 1024)
+        return fit(description, 1024)
+    own = fit(description, 1024)
     room = 1024 - len(own.encode("utf-8")) - 2
     if room < 16:
         return own
@@ -327,19 +328,6 @@ def _derivation(source: Any, description: str) -> str:
     if len(earlier) > room:  # keep the latest of the earlier steps
         earlier = b"..." + earlier[len(earlier) - room + 3:]
     return f"{earlier.decode('utf-8', 'ignore')}; {own}"
-
-
-def _fit(text: str, limit: int, words: bool = False) -> str:
-    """``text`` cut to at most ``limit`` bytes in UTF-8 (the series' character set), never
-    inside a character (LO and ST count bytes for validators, and 64 characters of 'ü' are
-    128 bytes), nor, with ``words``, inside a word where a space comes early enough."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    cut = data[:limit].decode("utf-8", "ignore")
-    if words and data[limit:limit + 1] != b" " and " " in cut[limit // 2:]:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip()
 
 
 def _is_items(value: Any) -> bool:

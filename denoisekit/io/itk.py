@@ -27,6 +27,7 @@ import numpy as np
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.identity import DIGITS as IDENTITY_DIGITS, volume_identity
 from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
+from denoisekit.io.text import fit
 from denoisekit.volume import AIR, Volume
 
 logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes too
@@ -575,12 +576,7 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if description:
         if len(description.encode("utf-8")) > DESCRIPTION_BYTES:  # of several steps, the latest fits best
             description = description.rsplit("; ", 1)[-1]
-        data = description.encode("utf-8")
-        text = data[:DESCRIPTION_BYTES].decode("utf-8", "ignore")  # no half character
-        if len(data) > DESCRIPTION_BYTES and data[DESCRIPTION_BYTES:DESCRIPTION_BYTES + 1] != b" " \
-                and " " in text[len(text) // 2:]:
-            text = text[:text.rindex(" ")]  # whole words ("i0=200000.0", not "electronic_noise=")
-        image.SetMetaData("ITK_FileNotes", text)
+        image.SetMetaData("ITK_FileNotes", fit(description, DESCRIPTION_BYTES, words=True))
     identity = volume_identity(volume)  # the source file's, for a DICOM export of this one
     if description or identity:  # 23 characters at most: NIfTI's field holds 24 bytes
         image.SetMetaData("aux_file", WRITER_MARK + (identity or ""))
