@@ -134,8 +134,9 @@ def noise(
     from denoisekit.noise_level import volume_noise_hu
     from denoisekit.volume import padding_mask
 
-    added = (noisy.array - volume.array)[~padding_mask(volume.array)]  # the padding gets none
-    outliers = _outlier_slices(noisy.array - volume.array, padding_mask(volume.array))
+    difference, padding = noisy.array - volume.array, padding_mask(volume.array)
+    added = difference[~padding]  # the padding gets none
+    outliers = _outlier_slices(difference, padding)
     if outliers:
         note(outliers)
     before, after = volume_noise_hu(volume.array), volume_noise_hu(noisy.array)
