@@ -102,13 +102,14 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
     if unlike:
         (note or logger.warning)(f"{path.name}: {unlike}")
     spacing, origin, direction = (tuple(float(v) for v in x) for x in (spacing, origin, direction))
+    history, tags = _own_record(image)
     return Volume(
         array=array,
         spacing=spacing,
         origin=origin,
         direction=direction,
-        history=_own_history(image),
-        tags=_own_identity(image),
+        history=history,
+        tags=tags,
         source=str(path),
     )
 
@@ -120,34 +121,23 @@ WRITER_MARK = "denoisekit"
 _MARKED = re.compile(rf"{WRITER_MARK}([0-9a-f]{{{IDENTITY_DIGITS}}})?")
 
 
-def _mark(image) -> re.Match | None:
-    """denoisekit's mark in a read image's ``aux_file``, with the identity group, or None."""
-    keys = set(image.GetMetaDataKeys())
-    return _MARKED.fullmatch(image.GetMetaData("aux_file").strip()) if "aux_file" in keys else None
-
-
-def _own_identity(image) -> dict[str, str]:
-    """The source identity a file denoisekit wrote records, as the volume's tag: its DICOM
-    export then files into the study of the file it was made from."""
-    from denoisekit.io.identity import TAG
-
-    mark = _mark(image)
-    if not (mark and mark.group(1)) or not _own_history(image):  # a rewritten descrip: edited elsewhere
-        return {}
-    return {TAG: mark.group(1)}
-
-
-def _own_history(image) -> tuple[str, ...]:
+def _own_record(image) -> tuple[tuple[str, ...], dict[str, str]]:
     """What a file denoisekit wrote says was done to it (``write_itk``'s description, in NIfTI's
     descrip), so a DICOM series exported from a denoised NIfTI describes the denoising, not a
-    conversion; other writers' descrip (a converter's, a scanner protocol's) is not history."""
+    conversion, and the identity of the file it was made from (as the volume's tag: its DICOM
+    export then files into that file's study). Other writers' descrip (a converter's, a
+    scanner protocol's) is neither."""
+    from denoisekit.io.identity import TAG
+
     keys = set(image.GetMetaDataKeys())
-    if _mark(image) is None:
-        return ()
-    text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
-    # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and
-    # a descrip it rewrote (a patient's name, say) would go into a series filed as ANONYMOUS
-    return (text,) if _OWN_DESCRIPTION.match(text) else ()
+    mark = _MARKED.fullmatch(image.GetMetaData("aux_file").strip()) if "aux_file" in keys else None
+    text = image.GetMetaData("ITK_FileNotes").strip() if mark and "ITK_FileNotes" in keys else ""
+    # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and a
+    # descrip it rewrote (a patient's name, say) would go into a series filed as ANONYMOUS; such
+    # a file may also have moved to another space, which the source's frame would misplace
+    if not _OWN_DESCRIPTION.match(text):
+        return (), {}
+    return (text,), ({TAG: mark.group(1)} if mark.group(1) else {})
 
 
 #: What denoisekit's stages describe (``noise.describe``, ``infer.series_description``, a
