@@ -5,7 +5,7 @@ the same code (denoisekit.io.write_volume)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -24,6 +24,14 @@ def export(
         typer.Option("--output", "-o", help=f"Output path (no default): {OUTPUT_FORMATS}.", show_default=False,
                      parser=output_path, metavar="<path>"),
     ],
+    like: Annotated[
+        Optional[Path],
+        typer.Option("--like", metavar="<series>", show_default=False,
+                     help="For a NIfTI/NRRD/MHA INPUT on the voxel grid of a DICOM series (a directory or one of "
+                          "its files; --series, --allow-irregular and --allow-tilt then read it): write the "
+                          "DICOM series into that scan's patient, study and frame of reference, beside it. "
+                          "Axes in another order are reordered exactly; another grid is refused."),
+    ] = None,
     series: SeriesOpt = None,
     force: ForceOpt = False,
     allow_irregular: AllowIrregularOpt = False,
@@ -37,27 +45,49 @@ def export(
     Geometry is kept exactly, and Hounsfield units too except in a DICOM output, which stores them
     to 0.5 HU (16-bit integers).
 
-    Example: denoisekit export scan/ -o scan.nii.gz"""
-    from denoisekit.io import check_output, write_volume
+    Example: denoisekit export scan/ -o scan.nii.gz
+
+    Back into the scan's study: denoisekit export result.nii.gz -o result_dicom/ --like scan/"""
+    from denoisekit.errors import UsageError
+    from denoisekit.io import check_output, refuse_input, write_volume
     from denoisekit.io.paths import format_name, itk_suffix
 
-    kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
-    notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
-    volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
-    # a file's name may be a patient's: never named (a de-identified series in a folder named
-    # after its patient would carry the name on; a NIfTI keeps its description, and a series
-    # made from it later is filed as ANONYMOUS)
     suffix = itk_suffix(input)
-    source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
-    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
-    made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
-    if made and kind != "dicom":  # a series denoisekit derived: its file says what was done (a series chains it itself)
-        description = made
+    kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
+    if like is not None and kind != "dicom":
+        raise UsageError("--like writes a DICOM series into the scan's study: -o must be a directory")
+    if like is not None and not suffix:
+        raise UsageError("--like is for a NIfTI, NRRD or MHA INPUT; a DICOM series has its own patient and study")
+    notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     from rich.markup import escape
     from rich.progress import Progress
 
     console = err_console(quiet or as_json)
     note = note_to(console, notes)
+    if like is not None:
+        from denoisekit.io import read_volume
+
+        refuse_input(like, output)
+        reference = read_volume(like, series, allow_irregular=allow_irregular, allow_tilt=allow_tilt, note=note,
+                                pixels=False)
+        series = None  # it chose the reference's series; INPUT holds one image
+    volume = read_input(input, series, allow_irregular, allow_tilt, quiet=quiet or as_json, notes=notes)
+    # a file's name may be a patient's: never named (a de-identified series in a folder named
+    # after its patient would carry the name on; a NIfTI keeps its description, and a series
+    # made from it later is filed as ANONYMOUS)
+    source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
+    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
+    made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
+    if made and kind != "dicom":  # a series denoisekit derived: its file says what was done (a series chains it itself)
+        description = made
+    if like is not None:
+        from denoisekit.io.like import as_series, unsaid
+
+        volume, reordered = as_series(volume, reference)
+        if reordered:
+            note(reordered)
+        # a NIfTI exported from this very series repeats its steps
+        description = unsaid(description, reference) or f"converted by denoisekit export from {source}"
 
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
         task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])

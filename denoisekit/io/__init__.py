@@ -37,6 +37,7 @@ def read_volume(
     note: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     labels: bool = False,
+    pixels: bool = True,
 ) -> Volume:
     """Read a DICOM directory/file or a NIfTI/NRRD/MHA file into a Volume in HU.
 
@@ -45,12 +46,16 @@ def read_volume(
     ``note`` receives diagnostics (skipped files, accepted irregularities; default: the
     ``denoisekit.io`` logger); ``progress(done, total)`` is called per slice read.
     ``labels``: the file is a label volume (evaluate's mask), not CT: no note that its values
-    do not look like HU.
+    do not look like HU. ``pixels=False``: a DICOM series' geometry and tags only, its array a
+    read-only zero view (``export --like``'s reference: no pixel is decoded); other formats
+    are refused.
     """
     path = Path(path)
     note = note or logger.warning
     if not path.exists():
         raise DenoiseKitError(f"{path} does not exist")
+    if not pixels and path.is_file() and itk_suffix(path):
+        raise DenoiseKitError(f"{path} is a {itk_suffix(path)} file, not a DICOM series: it has no patient or study to give")
     if path.is_file() and itk_suffix(path):
         from denoisekit.io.itk import read_itk
 
@@ -63,7 +68,8 @@ def read_volume(
     from denoisekit.io.dicom_read import read_dicom
 
     return read_dicom(
-        path, series, allow_irregular=allow_irregular, allow_tilt=allow_tilt, note=note, progress=progress
+        path, series, allow_irregular=allow_irregular, allow_tilt=allow_tilt, note=note, progress=progress,
+        pixels=pixels,
     )
 
 

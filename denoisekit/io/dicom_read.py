@@ -133,7 +133,10 @@ def read_dicom(
     allow_tilt: bool = False,
     note: Note = lambda message: None,
     progress: Progress | None = None,
+    pixels: bool = True,
 ) -> Volume:
+    """``pixels=False``: the headers only (geometry and tags); the array is a read-only view
+    of one zero, no memory and no decoder needed."""
     chosen = find_series(path, series, note)
     modality = chosen.modality.strip().upper()
     sop_class = str(chosen.frames[0].header.get("SOPClassUID", "")) if chosen.frames else ""
@@ -150,8 +153,9 @@ def read_dicom(
     if why is not None:
         note(f"series {chosen.uid}: the pixel values are not Hounsfield units ({why}); "
              "denoisekit's noise and models assume HU")
-    check_decoders(chosen.transfer_syntaxes)
-    _check_pixel_bytes(frames, note)
+    if pixels:
+        check_decoders(chosen.transfer_syntaxes)
+        _check_pixel_bytes(frames, note)
     first = frames[0]
     stack = order_stack(
         [f.position for f in frames],
@@ -163,8 +167,12 @@ def read_dicom(
     for message in stack.notes:
         note(message)
     ordered = [frames[i] for i in stack.order]
-    array = np.empty((len(ordered), first.rows, first.columns), dtype=np.float32)
-    _fill(array, ordered, progress)
+    shape = (len(ordered), first.rows, first.columns)
+    if pixels:
+        array = np.empty(shape, dtype=np.float32)
+        _fill(array, ordered, progress)
+    else:
+        array = np.broadcast_to(np.float32(0), shape)
     tags = source_tags(ordered[0].header, ordered)
     if why is not None:  # a derived series must not claim HU for, say, a perfusion map
         tags["RescaleType"] = rescale_type(ordered[0].header)

@@ -189,3 +189,91 @@ def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series,
     sitk.WriteImage(image, str(tmp_path / "edited.nii.gz"))
     assert sitk.ReadImage(str(tmp_path / "edited.nii.gz")).GetMetaData("aux_file") == "denoisekit"
     assert read_volume(tmp_path / "edited.nii.gz").history == ()
+
+
+def _flipped_as_dcm2niix_writes(path, out):
+    """The rows reversed, as dcm2niix writes a DICOM series to NIfTI."""
+    import SimpleITK as sitk
+
+    sitk.WriteImage(sitk.Flip(sitk.ReadImage(str(path)), [False, True, False]), str(out))
+    return out
+
+
+def test_like_puts_a_nifti_back_into_its_scan(make_series, tmp_path):
+    """DICOM -> NIfTI -> another tool -> DICOM lands in the scan's patient, study and frame of
+    reference, slice by slice where the scan's slices were (each was a new ANONYMOUS patient)."""
+    import pydicom
+
+    series = make_series(tmp_path / "scan", shape=(4, 12, 10))
+    assert run("export", series.path, "-o", tmp_path / "v.nii.gz", "-q").exit_code == 0
+    flipped = _flipped_as_dcm2niix_writes(tmp_path / "v.nii.gz", tmp_path / "tool.nii.gz")
+    result = run("export", flipped, "-o", tmp_path / "back", "--like", series.path, "--json")
+    assert result.exit_code == 0, result.output
+    assert any("y reversed" in n for n in json.loads(result.stdout)["notes"])
+    back = read_volume(tmp_path / "back")
+    np.testing.assert_array_equal(back.array, series.hu)
+    source = {int(d.InstanceNumber): d for d in map(pydicom.dcmread, series.files)}
+    written = {int(d.InstanceNumber): d for d in map(pydicom.dcmread, sorted((tmp_path / "back").iterdir()))}
+    assert written.keys() == source.keys()
+    for number, ds in written.items():
+        original = source[number]
+        for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "FrameOfReferenceUID", "ImagePositionPatient"):
+            assert ds[keyword].value == original[keyword].value, keyword
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == original.SOPInstanceUID
+        assert ds.SeriesInstanceUID != original.SeriesInstanceUID
+        assert ds.DerivationDescription == "converted by denoisekit export from a NIfTI file"
+
+
+def test_like_refuses_what_it_cannot_place(make_series, tmp_path):
+    series = make_series(tmp_path / "scan", shape=(4, 12, 10))
+    other = make_series(tmp_path / "other", shape=(4, 12, 10), origin=(-12.0, -11.0, 41.0))
+    assert run("export", series.path, "-o", tmp_path / "v.nii.gz", "-q").exit_code == 0
+    nifti = tmp_path / "v.nii.gz"
+    result = run("export", nifti, "-o", tmp_path / "back", "--like", other.path)
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "up to 1 mm" in result.stderr
+    assert not (tmp_path / "back").exists()
+    for args, says in (
+        (("-o", tmp_path / "x.nii.gz"), "-o must be a directory"),
+        (("-o", tmp_path / "x", "--like", series.path), None),
+    ):
+        result = run("export", nifti, *args, "--like", series.path) if says else run("export", series.path, *args)
+        assert result.exit_code == 2, result.output
+        assert (says or "NIfTI, NRRD or MHA INPUT") in result.stderr
+    result = run("export", nifti, "-o", series.path / "inside", "--like", series.path)
+    assert result.exit_code == 1 and "inside the input directory" in result.stderr
+    assert not (series.path / "inside").exists()
+    result = run("export", nifti, "-o", tmp_path / "back", "--like", nifti)
+    assert result.exit_code == 1 and "not a DICOM series" in result.stderr
+
+
+def test_like_picks_the_series_with_series(make_series, tmp_path):
+    shared = tmp_path / "study"
+    make_series(shared, series_number=2, shape=(3, 16, 16))
+    wanted = make_series(shared, series_number=3, shape=(4, 12, 10))
+    alone = make_series(tmp_path / "alone", shape=(4, 12, 10))
+    assert run("export", alone.path, "-o", tmp_path / "v.nii.gz", "-q").exit_code == 0
+    result = run("export", tmp_path / "v.nii.gz", "-o", tmp_path / "back", "--like", shared)
+    assert result.exit_code == 1 and "--series" in result.stderr
+    result = run("export", tmp_path / "v.nii.gz", "-o", tmp_path / "back", "--like", shared, "--series", "3", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_volume(tmp_path / "back").tags["StudyInstanceUID"] == wanted.study_uid
+
+
+def test_like_chains_what_was_done_without_repeating_it(make_series, tmp_path):
+    """A NIfTI exported from a simulated low dose repeats the series' own step; one denoised
+    from it adds its step to the series' (the reference is the low-dose series)."""
+    import pydicom
+
+    series = make_series(tmp_path / "scan", shape=(2, 24, 24))
+    assert run("noise", series.path, "-k", "lowdose", "--dose", "0.25", "-o", tmp_path / "low", "-q").exit_code == 0
+    assert run("export", tmp_path / "low", "-o", tmp_path / "low.nii.gz", "-q").exit_code == 0
+    assert run("infer", tmp_path / "low.nii.gz", "-m", "tv", "--strength", "1", "-q").exit_code == 0
+    derivation = pydicom.dcmread(sorted((tmp_path / "low").iterdir())[0]).DerivationDescription
+    for nifti, out in (("low.nii.gz", "again"), ("low_denoised-tv.nii.gz", "den")):
+        result = run("export", tmp_path / nifti, "-o", tmp_path / out, "--like", tmp_path / "low", "-q")
+        assert result.exit_code == 0, result.output
+    again = pydicom.dcmread(sorted((tmp_path / "again").iterdir())[0]).DerivationDescription
+    den = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0]).DerivationDescription
+    assert derivation.startswith("noise lowdose") and derivation.count("noise lowdose") == 1
+    assert again == f"{derivation}; converted by denoisekit export from a NIfTI file"
+    assert den == f"{derivation}; denoised tv"

@@ -1,0 +1,114 @@
+"""A NIfTI (NRRD, MHA) volume put back into the DICOM series it was made from (``export
+--like``): DICOM -> NIfTI -> a tool that reads NIfTI -> DICOM must land in the scan's own
+patient, study and frame of reference, beside the scan, for a viewer to compare them.
+
+Only when the two grids are one: the same voxel centres, to ``TOLERANCE``, in the same or
+another order of the axes (converters and tools that reorient to RAS flip or swap them; that
+is reordered exactly). Anything else would need resampling, and a series claiming a patient's
+frame of reference must not hold voxels moved by a guess: refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from denoisekit.errors import DenoiseKitError
+from denoisekit.volume import Volume
+
+#: Largest distance (mm) between a voxel centre and the series' one it stands for: NIfTI
+#: stores geometry in float32 (about 3e-5 mm at 500 mm from the origin); a grid a tool moved
+#: by a fraction of a voxel is off by far more.
+TOLERANCE = 0.01
+_AXES = "xyz"
+
+
+def as_series(volume: Volume, series: Volume) -> tuple[Volume, str | None]:
+    """``volume``'s voxels with ``series``' geometry and tags (positions as the series wrote
+    them, not as float32 kept them) and ``volume``'s history and source, plus a note when its
+    axes had to be reordered. Refuses a volume on another grid, naming what differs."""
+    own, theirs = _axes(volume), _axes(series)
+    r = theirs.T @ own  # volume's axis directions in the series' axes: a signed permutation if alike
+    p = np.rint(r)
+    one_each = (np.abs(p).sum(axis=0) == 1).all() and (np.abs(p).sum(axis=1) == 1).all()
+    if np.abs(r - p).max() > 1e-4 or not one_each:
+        raise DenoiseKitError("the input's axes are not the --like series' axes (nor those reordered or "
+                              "reversed): it is not on the series' grid, and resampling it is not export's to guess")
+    source = [int(np.flatnonzero(p[t])[0]) for t in range(3)]  # series axis t (x, y, z) <- volume axis source[t]
+    sign = [int(p[t, source[t]]) for t in range(3)]
+    own_size = volume.shape[::-1]  # (x, y, z)
+    size = series.shape[::-1]
+    reordered = tuple(own_size[source[t]] for t in range(3))
+    if reordered != tuple(size):
+        raise DenoiseKitError(
+            f"the input holds {_shape(reordered)} voxels (x, y, z{' in the series axes' if source != [0, 1, 2] else ''}), "
+            f"the --like series {_shape(size)}: not the same grid")
+    _check_centres(volume, series, source, sign)
+    array = np.transpose(volume.array, [2 - source[2 - a] for a in range(3)])  # (z, y, x) of the series
+    flips = tuple(2 - t for t in range(3) if sign[t] < 0)
+    if flips:
+        array = np.flip(array, flips)
+    if source != [0, 1, 2] or flips:
+        array = np.ascontiguousarray(array)
+    moved = replace(series, array=array, tags=dict(series.tags), history=volume.history, source=volume.source)
+    return moved, _reordered_note(source, sign)
+
+
+def _axes(volume: Volume) -> np.ndarray:
+    return np.asarray(volume.direction, dtype=float).reshape(3, 3)
+
+
+def _centre(volume: Volume, index: np.ndarray) -> np.ndarray:
+    """LPS position (mm) of the voxel at (x, y, z) ``index``."""
+    return np.asarray(volume.origin, dtype=float) + _axes(volume) @ (np.asarray(volume.spacing, dtype=float) * index)
+
+
+def _check_centres(volume: Volume, series: Volume, source: list[int], sign: list[int]) -> None:
+    """The eight corner voxels of the series' grid against the input's voxels that land there:
+    both grids are affine, so corners within ``TOLERANCE`` put every voxel within it (spacing
+    and origin alike; an axis of one voxel has no spacing to compare)."""
+    size = np.asarray(series.shape[::-1])
+    own_size = np.asarray(volume.shape[::-1])
+    worst = 0.0
+    for corner in np.ndindex(2, 2, 2):
+        index = np.asarray(corner) * (size - 1)
+        own = np.zeros(3)
+        for t in range(3):
+            own[source[t]] = index[t] if sign[t] > 0 else own_size[source[t]] - 1 - index[t]
+        worst = max(worst, float(np.linalg.norm(_centre(volume, own) - _centre(series, index))))
+    if worst > TOLERANCE:
+        raise DenoiseKitError(
+            f"the input's voxels lie up to {worst:.3g} mm from the --like series' (origin {_mm(volume.origin)} vs "
+            f"{_mm(series.origin)}, spacing {_mm(volume.spacing)} vs {_mm(series.spacing)}): not the same grid")
+
+
+def _reordered_note(source: list[int], sign: list[int]) -> str | None:
+    if source == [0, 1, 2] and sign == [1, 1, 1]:
+        return None
+    said = ", ".join(_AXES[t] + (" reversed" if sign[t] < 0 else "") + (f" from its {_AXES[source[t]]}" if source[t] != t else "")
+                     for t in range(3) if source[t] != t or sign[t] < 0)
+    return f"the input's axes are the series' in another order ({said}): reordered exactly, no resampling"
+
+
+def _shape(size) -> str:
+    return "x".join(str(int(v)) for v in size)
+
+
+def _mm(values) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+
+
+
+def unsaid(description: str, series: Volume) -> str:
+    """The steps of ``description`` (a NIfTI's: earlier steps shortened, ``text.fit_steps``)
+    after those the series' DerivationDescription ends with: a NIfTI exported from a derived
+    series repeats that series' steps, and the new series would chain them twice. Empty when
+    it says nothing new."""
+    steps = [step.strip() for step in description.split("; ") if step.strip()]
+    derivation = series.tags.get("DerivationDescription")
+    said = [step.strip() for step in derivation.split("; ")] if isinstance(derivation, str) else []
+    for k in range(min(len(steps), len(said)), 0, -1):  # the longest run of the series' last steps
+        if all(full.startswith(short) for short, full in zip(steps[:k], said[-k:])):
+            return "; ".join(steps[k:])
+    return "; ".join(steps)
