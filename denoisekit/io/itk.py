@@ -27,7 +27,7 @@ import numpy as np
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.identity import DIGITS as IDENTITY_DIGITS, volume_identity
 from denoisekit.io.paths import ITK_SUFFIXES, itk_suffix
-from denoisekit.io.text import fit
+from denoisekit.io.text import fit_steps
 from denoisekit.volume import AIR, Volume
 
 logger = logging.getLogger("denoisekit.io")  # read_volume's default for notes too
@@ -563,10 +563,8 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if suffix not in ITK_SUFFIXES or not path.name.endswith(suffix):
         raise ValueError(f"write_itk needs a lower-case .nii/.nii.gz/.nrrd/.mha name, not {path.name}")
     image = to_itk(volume)
-    if description:
-        if len(description.encode("utf-8")) > DESCRIPTION_BYTES:  # of several steps, the latest fits best
-            description = description.rsplit("; ", 1)[-1]
-        image.SetMetaData("ITK_FileNotes", fit(description, DESCRIPTION_BYTES, words=True))
+    if description:  # of several steps, the latest first, the earlier ones by what they were
+        image.SetMetaData("ITK_FileNotes", fit_steps(description, DESCRIPTION_BYTES))
     identity = volume_identity(volume)  # the source file's, for a DICOM export of this one
     if description or identity:  # 23 characters at most: NIfTI's field holds 24 bytes
         image.SetMetaData("aux_file", WRITER_MARK + (identity or ""))

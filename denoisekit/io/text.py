@@ -14,3 +14,27 @@ def fit(text: str, limit: int, words: bool = False) -> str:
     if words and data[limit:limit + 1] != b" " and " " in cut[limit // 2:]:
         cut = cut[: cut.rindex(" ")]
     return cut.rstrip()
+
+
+#: Words an earlier step keeps when a chain of steps does not fit: what it was and its main
+#: setting ("noise lowdose seed=0 dose=0.25").
+STEP_WORDS = 4
+
+
+def fit_steps(text: str, limit: int) -> str:
+    """A chain of steps ("noise ...; denoised ...") in ``limit`` bytes: the latest as much as
+    fits at whole words, each earlier one by its first ``STEP_WORDS`` words (the oldest dropped
+    while they leave the latest fewer than that), so a denoised NIfTI still says its input was
+    a simulated low dose. Without room for that, the latest alone."""
+    if len(text.encode("utf-8")) <= limit:
+        return text
+    *earlier, latest = text.split("; ")
+    earlier = [" ".join(step.split()[:STEP_WORDS]) for step in earlier]
+    least = len(" ".join(latest.split()[:STEP_WORDS]).encode("utf-8"))
+    while earlier:
+        head = "; ".join(earlier) + "; "
+        room = limit - len(head.encode("utf-8"))
+        if room >= least:
+            return head + fit(latest, room, words=True)
+        earlier.pop(0)
+    return fit(latest, limit, words=True)

@@ -1,6 +1,6 @@
 """denoisekit.io.text.fit: what a header field holds."""
 
-from denoisekit.io.text import fit
+from denoisekit.io.text import fit, fit_steps
 
 
 def test_fit_counts_bytes_and_keeps_whole_characters_and_words():
@@ -11,3 +11,13 @@ def test_fit_counts_bytes_and_keeps_whole_characters_and_words():
     assert fit(said, 79) == said[:79]
     assert fit(said, 79, words=True) == "noise lowdose seed=0 dose=0.25 scan_relative=True i0=200000.0"
     assert fit("a " + "x" * 100, 20, words=True) == "a " + "x" * 18  # no space late enough: cut in the word
+
+
+def test_fit_steps_keeps_what_each_step_was_and_the_latest_step_most():
+    noise = "noise lowdose seed=0 dose=0.25 scan_relative=False i0=200000.0"
+    denoise = "denoised residual-mul strength auto 1.00 weights pretrained"
+    assert fit_steps(f"{noise}; {denoise}", 200) == f"{noise}; {denoise}"
+    assert fit_steps(f"{noise}; {denoise}", 79) == "noise lowdose seed=0 dose=0.25; denoised residual-mul strength auto 1.00"
+    assert fit_steps(f"noise gaussian seed=1 sigma=25; {noise}; {denoise}", 79).startswith("noise lowdose seed=0 dose=0.25;")
+    assert fit_steps(f"{noise}; {denoise}", 50) == "denoised residual-mul strength auto 1.00 weights"  # no room for both
+    assert fit_steps(denoise, 40) == fit(denoise, 40, words=True)
