@@ -127,7 +127,7 @@ def noise(
         noisy, record = add_noise(volume, noise_kind, seed=seed, progress=lambda n: bar.advance(task, n))
     for message in record.get("notes", []):  # what the kind did that the user should hear (a relative dose's flux)
         note(message)
-    record["input"] = str(input_path)
+    record["source"] = _source(volume, input_path)
 
     written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
     seconds = time.perf_counter() - start
@@ -191,4 +191,17 @@ def _outlier_slices(added: Any, padding: Any) -> str | None:
     return (f"slice{'s' if len(loud) > 1 else ''} {listed} (counted from 0) got over 4 times the added noise of the "
             f"median slice ({typical:.0f} HU std): streaks through metal or dense bone at this dose; look at them "
             "before using them")
+
+
+def _source(volume, input_path) -> dict:
+    """What the noise was added to, for the sidecar, without its path: a sidecar travels with
+    the noisy file, and a folder or file may be named after its patient. A series by its UID
+    (its derived series references it too), a file by its BLAKE2b (``io.identity``)."""
+    from denoisekit.io.identity import file_identity
+
+    uid = volume.tags.get("SeriesInstanceUID")
+    if uid:
+        return {"SeriesInstanceUID": str(uid)}
+    identity = file_identity(input_path)
+    return {"blake2b": identity} if identity else {}
 

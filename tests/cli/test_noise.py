@@ -306,3 +306,17 @@ def test_slices_with_far_more_added_noise_are_named():
     added[2][padding[2]] = 5000.0  # the padding is no slice's noise
     note = _outlier_slices(added, padding)
     assert note.startswith("slice 4 (19") and "median slice (13 HU std)" in note
+
+
+def test_the_sidecar_names_its_source_by_uid_or_hash_never_by_path(make_series, body_nifti, tmp_path):
+    """A sidecar travels with the noisy file; the folder it was made from may be named after
+    its patient (the record kept the input's path)."""
+    from denoisekit.io.identity import file_identity
+
+    series = make_series(tmp_path / "Doe_Jane" / "CT", shape=(2, 16, 16))
+    assert run(series.path, "-o", tmp_path / "low", "-k", "gaussian", "-q").exit_code == 0
+    text = (tmp_path / "low.json").read_text()
+    assert "Doe_Jane" not in text and json.loads(text)["source"] == {"SeriesInstanceUID": series.series_uid}
+    assert run(body_nifti, "-o", tmp_path / "n.nii.gz", "-k", "gaussian", "-q").exit_code == 0
+    record = json.loads((tmp_path / "n.json").read_text())
+    assert record["source"] == {"blake2b": file_identity(body_nifti)} and str(body_nifti) not in json.dumps(record)
