@@ -220,9 +220,13 @@ def _check_recorded(resume: Path, old: dict, classes: tuple, patch_size: int) ->
     from denoisekit.train import check_settings
 
     keys = ("batch_size", "realisations", "lr", "lr_decay", "grad_norm", "loss_weight")
+    from denoisekit.plugin import build_model
+
     try:
         for cls in classes:
-            _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
+            built = _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
+            if cls.kind == "model":  # models check their options as they build (a layer count that does not match)
+                build_model(built, old.get("patch_size") or patch_size)
         recorded = {k: old.get(k, DEFAULTS.get(k)) for k in keys}
         recorded["loss_weight"] = recorded["loss_weight"] or "none"  # as the command line's default
         check_settings(**recorded, patch_size=old.get("patch_size") or patch_size)

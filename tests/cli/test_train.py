@@ -321,7 +321,10 @@ def test_a_run_whose_record_holds_a_bad_value_is_bad_input_naming_the_file(tmp_p
     config = json.loads((run / "config.json").read_text())
     for key, value, said in (("lr", 0, "--lr must be positive, not 0"),
                              ("noise", {**config["noise"], "options": {**config["noise"]["options"], "sigma": -80.0}},
-                              "sigma must be >= 0")):
+                              "sigma must be >= 0"),
+                             # models check options as they build: this exited 2, naming no file
+                             ("model", {**config["model"], "options": {**config["model"]["options"], "channels": [8]}},
+                              "channels lists")):
         (run / "config.json").write_text(json.dumps({**config, key: value}))
         res = _train("--resume", run, "--steps", "6")
         assert res.exit_code == 1 and res.stderr.startswith(f"Error: {run / 'config.json'} records a value no run can use"), res.output
