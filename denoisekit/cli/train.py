@@ -146,9 +146,6 @@ def train(
         quiet, json_out = True, False  # the chief reports for everyone
     from denoisekit.rundir import RunDir, default_run_dir
 
-    run_dir = resume or output or default_run_dir(model_name, backprop_name)
-    if resume is None and (dist is None or dist.is_chief):
-        RunDir(run_dir).check_new()  # before reading any data
     from denoisekit.train import check_settings, epoch_plan, finished_run
     from denoisekit.train import train as run_training
 
@@ -170,6 +167,9 @@ def train(
     )
     check_settings(**settings)  # before reading any data
     epoch_plan(settings["epochs"], settings["steps"], settings["steps_per_epoch"])
+    run_dir = resume or output or default_run_dir(model_name, backprop_name)
+    if resume is None and (dist is None or dist.is_chief):  # after the usage errors: a wrong call is said as one
+        RunDir(run_dir).check_new()  # before reading any data
     console = err_console(quiet)
     # A finished run answers at once: its data is not read (nor need it still be there).
     # Other data, or data read otherwise, is refused here too, before any is read.

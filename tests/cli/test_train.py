@@ -337,3 +337,13 @@ def test_a_model_whose_layers_lack_backward_is_refused_before_any_work(fake_manu
     result = runner.invoke(get_app(), ["train", "-m", "acme-fake-manual", "-b", "manual", "--steps", "1", "-o", str(run)])
     assert result.exit_code == 1 and result.stderr == fake_manual and "simulating" not in result.stderr
     assert not run.exists()
+
+
+def test_a_wrong_call_is_said_before_an_existing_run_directory(tmp_path):
+    """It said 'run directory ... already exists' (exit 1), and after a new -o the usage error."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    res = _train("-o", tmp_path / "run", "--steps-per-epoch", "0")
+    assert res.exit_code == 2 and "--steps-per-epoch must be at least 1" in res.stderr
+    res = _train("-o", tmp_path / "run", "--steps", "1")
+    assert res.exit_code == 1 and "already exists" in res.stderr
