@@ -136,7 +136,28 @@ def test_figure_rows_follow_the_chosen_windows_and_label_them_in_hu():
     assert len(brain) == 2 and all(ax.images[0].get_clim() == (0.0, 80.0) for ax in brain)
     assert sum("\n[-50,150] HU" in t for t in _titles(fig)) == 2
     assert not any("lung" in t for t in _titles(fig))
-    assert "±20 HU" in _titles(fig)[2]  # the difference's scale follows the row's window
+
+
+def test_the_difference_is_shown_on_the_noise_scale_in_every_row():
+    """It was a quarter of each row's window: +-375 HU in the lung row, where 20 HU of noise
+    left by a denoiser is invisible."""
+    from denoisekit.evaluate import difference_span, draw_figure
+
+    ref, noisy, den = _phantom()
+    grid = dict(origin=(0.0, 0.0, -30.0), spacing=(1.0, 1.0, 2.5))
+    fig = draw_figure(Volume(ref, **grid), Volume(noisy, **grid), Volume(den, **grid), slice_index=1)
+    k_noise = np.abs(noisy[1].astype(np.float64) - ref[1])
+    span = difference_span(ref[1], noisy[1])
+    assert np.percentile(k_noise, 99) <= span < 2.5 * np.percentile(k_noise, 99)
+    assert span in {m * 10.0 ** e for m in (1, 2, 5) for e in range(4)}
+    differences = [ax for ax in fig.axes if ax.get_title().startswith("denoised - reference")]
+    assert len(differences) == 2 and all(ax.images[0].get_clim() == (-span, span) for ax in differences)
+    assert all(f"±{span:g} HU" in ax.get_title() for ax in differences)
+    assert fig._suptitle.get_text() == f"slice 1 of 0..{len(ref) - 1}, at -27.5 mm"  # as the per-slice table says
+    padded = ref.copy()
+    padded[1, :4] = -3024.0  # the field of view's edge is no noise
+    assert difference_span(padded[1], np.where(padded[1] < -1500, -1000.0, noisy[1])) == span
+    assert difference_span(ref[1], ref[1]) == 1.0
 
 
 def test_figure_replaces_only_its_own_png_and_only_with_force(tmp_path):

@@ -131,7 +131,8 @@ def evaluate(
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
-        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of a representative slice (PNG).",
+        typer.Option("--figure", help="Write the reference, noisy, denoised and difference (denoised - reference) images of the slice "
+                     "of median error (PNG); the difference on the noise's scale (its 99th percentile, rounded up).",
                      parser=_figure_path, metavar="<path>"),
     ] = None,
     figure_windows: Annotated[
@@ -232,5 +233,5 @@ def evaluate(
     console.print(_table(escape(title), _rows(result["overall"]), result["window"]))
     if per_slice:
         console.print(_slice_table(result["per_slice"], result["window"], result["mask"]))
-    if figure is not None:
-        status(console, f"figure: {figure}")
+    if figure is not None:  # a status line, as every command's "wrote ...": stdout keeps the tables
+        status(err_console(quiet), f"figure: {figure}")

@@ -73,8 +73,10 @@ def test_table_title_shows_paths_with_brackets_as_they_are(volumes, tmp_path):
 def test_figure_written_and_not_overwritten(volumes, tmp_path):
     paths, *_ = volumes
     fig = tmp_path / "fig.png"
-    assert _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--figure", fig).exit_code == 0
-    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--figure", fig)
+    assert result.exit_code == 0 and fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a status line, as every command's: stdout holds the table alone (it said 'figure:' there)
+    assert f"figure: {fig}" in " ".join(result.stderr.split()) and "figure:" not in result.stdout
     again = _run("evaluate", paths["denoised"], paths["clean"], "--figure", fig)
     assert again.exit_code == 1 and "--force" in again.stderr
 
