@@ -117,7 +117,7 @@ def _rows(scores: dict) -> list[tuple[str, dict]]:
 @app.command()
 def evaluate(
     denoised: Annotated[Path, typer.Argument(help="The denoised volume.", show_default=False)],
-    reference: Annotated[Path, typer.Argument(help="The clean reference, on the same voxel grid.", show_default=False)],
+    reference: Annotated[Path, typer.Argument(help="The clean reference, on the same voxel grid (axes in another order, as dcm2niix writes a series' rows reversed, are reordered exactly, with a note).", show_default=False)],
     noisy: Annotated[
         Optional[Path], typer.Option("--noisy", help="The noisy input, to report the gain over it.")
     ] = None,
@@ -169,7 +169,7 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Score a denoised volume against a clean reference in one HU window."""
-    from denoisekit.evaluate import check_figure_path, check_same_grid, evaluate as run, figure as draw
+    from denoisekit.evaluate import check_figure_path, evaluate as run, figure as draw
     from denoisekit.evaluate import figure_window
     from denoisekit.cli.io_options import read_input
 
@@ -199,10 +199,11 @@ def evaluate(
     den, ref = read(denoised), read(reference)
     if denoised.resolve() == reference.resolve():
         note(f"{denoised} is both the denoised volume and the reference: the scores are perfect by construction")
-    check_same_grid(den, ref)
-    noise = read(noisy) if noisy is not None else None
+    den = _on_grid(den, ref, denoised, "denoised", note)
+    noise = _on_grid(read(noisy), ref, noisy, "noisy", note) if noisy is not None else None
     # "body" is the keyword; a file of that name is reached as ./body (or any other path to it)
-    labels = None if mask is None else mask if mask == "body" else read(Path(mask), labels=True)
+    labels = None if mask is None else mask if mask == "body" else _on_grid(
+        read(Path(mask), labels=True), ref, Path(mask), "mask", note)
     if mask == "body" and Path("body").exists():  # the keyword wins: say so, the user may have meant the file
         note("--mask body is the body found in the reference, not the file 'body' here (give ./body to use the file)")
     result = run(den, ref, noise, lo_hi, mask=labels)
@@ -235,3 +236,24 @@ def evaluate(
         console.print(_slice_table(result["per_slice"], result["window"], result["mask"]))
     if figure is not None:  # a status line, as every command's "wrote ...": stdout keeps the tables
         status(err_console(quiet), f"figure: {figure}")
+
+
+def _on_grid(volume: Any, reference: Any, path: Path, role: str, note: Any) -> Any:
+    """``volume`` on the reference's grid: as it is, or with its axes in the reference's order
+    where only their order differs (a dcm2niix NIfTI, its rows reversed, against the DICOM
+    series it came from), said in a note; else refused with ``check_same_grid``'s reason."""
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.evaluate import check_same_grid
+    from denoisekit.io.like import on_grid
+
+    try:
+        check_same_grid(volume, reference, (role, "reference"))
+        return volume
+    except DenoiseKitError as refused:
+        try:
+            moved, how = on_grid(volume, reference, "the reference", str(path))
+        except DenoiseKitError:
+            raise refused from None
+    note(how or f"{path} is on the reference's grid")
+    return moved
+

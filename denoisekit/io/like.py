@@ -28,31 +28,40 @@ def as_series(volume: Volume, series: Volume) -> tuple[Volume, str | None]:
     """``volume``'s voxels with ``series``' geometry and tags (positions as the series wrote
     them, not as float32 kept them) and ``volume``'s history and source, plus a note when its
     axes had to be reordered. Refuses a volume on another grid, naming what differs."""
-    own, theirs = _axes(volume), _axes(series)
-    r = theirs.T @ own  # volume's axis directions in the series' axes: a signed permutation if alike
+    moved, note = on_grid(volume, series, "the --like series")
+    return replace(moved, tags=dict(series.tags)), note
+
+
+def on_grid(volume: Volume, target: Volume, name: str = "the target",
+            subject: str = "the input") -> tuple[Volume, str | None]:
+    """``volume`` with its voxels in ``target``'s axis order and ``target``'s geometry, all else
+    its own, plus a note when the axes had to be reordered; refused when the voxel centres are
+    not ``target``'s. Messages call them ``subject`` and ``name``."""
+    own, theirs = _axes(volume), _axes(target)
+    r = theirs.T @ own  # volume's axis directions in the target's axes: a signed permutation if alike
     p = np.rint(r)
     one_each = (np.abs(p).sum(axis=0) == 1).all() and (np.abs(p).sum(axis=1) == 1).all()
     if np.abs(r - p).max() > 1e-4 or not one_each:
-        raise DenoiseKitError("the input's axes are not the --like series' axes (nor those reordered or "
-                              "reversed): it is not on the series' grid, and resampling it is not export's to guess")
-    source = [int(np.flatnonzero(p[t])[0]) for t in range(3)]  # series axis t (x, y, z) <- volume axis source[t]
+        raise DenoiseKitError(f"{_of(subject)} axes are not {_of(name)} axes (nor those reordered or reversed): it is "
+                              "not on the same grid, and resampling it is not denoisekit's to guess")
+    source = [int(np.flatnonzero(p[t])[0]) for t in range(3)]  # target axis t (x, y, z) <- volume axis source[t]
     sign = [int(p[t, source[t]]) for t in range(3)]
     own_size = volume.shape[::-1]  # (x, y, z)
-    size = series.shape[::-1]
+    size = target.shape[::-1]
     reordered = tuple(own_size[source[t]] for t in range(3))
     if reordered != tuple(size):
-        raise DenoiseKitError(
-            f"the input holds {_shape(reordered)} voxels (x, y, z{' in the series axes' if source != [0, 1, 2] else ''}), "
-            f"the --like series {_shape(size)}: not the same grid")
-    _check_centres(volume, series, source, sign)
-    array = np.transpose(volume.array, [2 - source[2 - a] for a in range(3)])  # (z, y, x) of the series
+        in_axes = f" in {_of(name)} axes" if source != [0, 1, 2] else ""
+        raise DenoiseKitError(f"{subject} holds {_shape(reordered)} voxels (x, y, z{in_axes}), {name} "
+                              f"{_shape(size)}: not the same grid")
+    _check_centres(volume, target, source, sign, name, subject)
+    array = np.transpose(volume.array, [2 - source[2 - a] for a in range(3)])  # (z, y, x) of the target
     flips = tuple(2 - t for t in range(3) if sign[t] < 0)
     if flips:
         array = np.flip(array, flips)
     if source != [0, 1, 2] or flips:
         array = np.ascontiguousarray(array)
-    moved = replace(series, array=array, tags=dict(series.tags), history=volume.history, source=volume.source)
-    return moved, _reordered_note(source, sign)
+    moved = replace(volume, array=array, spacing=target.spacing, origin=target.origin, direction=target.direction)
+    return moved, _reordered_note(source, sign, name, subject)
 
 
 def _axes(volume: Volume) -> np.ndarray:
@@ -64,8 +73,9 @@ def _centre(volume: Volume, index: np.ndarray) -> np.ndarray:
     return np.asarray(volume.origin, dtype=float) + _axes(volume) @ (np.asarray(volume.spacing, dtype=float) * index)
 
 
-def _check_centres(volume: Volume, series: Volume, source: list[int], sign: list[int]) -> None:
-    """The eight corner voxels of the series' grid against the input's voxels that land there:
+def _check_centres(volume: Volume, series: Volume, source: list[int], sign: list[int], name: str,
+                   subject: str) -> None:
+    """The eight corner voxels of the target's grid against the input's voxels that land there:
     both grids are affine, so corners within ``TOLERANCE`` put every voxel within it (spacing
     and origin alike; an axis of one voxel has no spacing to compare)."""
     size = np.asarray(series.shape[::-1])
@@ -79,16 +89,16 @@ def _check_centres(volume: Volume, series: Volume, source: list[int], sign: list
         worst = max(worst, float(np.linalg.norm(_centre(volume, own) - _centre(series, index))))
     if worst > TOLERANCE:
         raise DenoiseKitError(
-            f"the input's voxels lie up to {worst:.3g} mm from the --like series' (origin {_mm(volume.origin)} vs "
+            f"{_of(subject)} voxels lie up to {worst:.3g} mm from {_of(name)} (origin {_mm(volume.origin)} vs "
             f"{_mm(series.origin)}, spacing {_mm(volume.spacing)} vs {_mm(series.spacing)}): not the same grid")
 
 
-def _reordered_note(source: list[int], sign: list[int]) -> str | None:
+def _reordered_note(source: list[int], sign: list[int], name: str, subject: str) -> str | None:
     if source == [0, 1, 2] and sign == [1, 1, 1]:
         return None
     said = ", ".join(_AXES[t] + (" reversed" if sign[t] < 0 else "") + (f" from its {_AXES[source[t]]}" if source[t] != t else "")
                      for t in range(3) if source[t] != t or sign[t] < 0)
-    return f"the input's axes are the series' in another order ({said}): reordered exactly, no resampling"
+    return f"{_of(subject)} axes are {_of(name)} in another order ({said}): reordered exactly, no resampling"
 
 
 def _shape(size) -> str:
@@ -112,3 +122,9 @@ def unsaid(description: str, series: Volume) -> str:
         if all(full.startswith(short) for short, full in zip(steps[:k], said[-k:])):
             return "; ".join(steps[k:])
     return "; ".join(steps)
+
+
+def _of(name: str) -> str:
+    """The possessive: "the --like series'", "the reference's"."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+

@@ -307,3 +307,26 @@ def test_a_figure_path_with_a_trailing_slash_is_refused(volumes, tmp_path, suffi
     result = _run("evaluate", paths["denoised"], paths["clean"], "--figure", f"{tmp_path}/cmp.png{suffix}")
     assert result.exit_code == 2 and "a trailing '/' means a folder" in result.output
     assert not (tmp_path / "cmp.png").exists()
+
+
+def test_a_volume_with_its_axes_in_another_order_is_scored_on_the_reference_grid(volumes, tmp_path):
+    """dcm2niix reverses the rows of the series it converts: a denoiser's NIfTI output scored
+    against the DICOM reference was refused ('differ in direction')."""
+    import SimpleITK as sitk
+
+    paths, *_ = volumes
+    for name in ("denoised", "noisy"):
+        flipped = sitk.Flip(sitk.ReadImage(str(paths[name])), [False, True, False])
+        sitk.WriteImage(flipped, str(tmp_path / f"{name}_flipped.nii.gz"))
+    base = _run("evaluate", paths["denoised"], paths["clean"], "--noisy", paths["noisy"], "--json")
+    result = _run("evaluate", tmp_path / "denoised_flipped.nii.gz", paths["clean"], "--noisy",
+                  tmp_path / "noisy_flipped.nii.gz", "--json")
+    assert result.exit_code == 0, result.output
+    ours, theirs = json.loads(result.stdout), json.loads(base.stdout)
+    assert ours["overall"] == theirs["overall"]
+    assert sum("reordered exactly" in n and "y reversed" in n for n in ours["notes"]) == 2
+    shifted = sitk.ReadImage(str(paths["denoised"]))
+    shifted.SetOrigin((0.35, 0.0, 0.0))  # half a voxel: no reordering places it
+    sitk.WriteImage(shifted, str(tmp_path / "shifted.nii.gz"))
+    result = _run("evaluate", tmp_path / "shifted.nii.gz", paths["clean"])
+    assert result.exit_code == 1 and "differ in origin" in result.stderr
