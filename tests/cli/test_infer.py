@@ -410,3 +410,24 @@ def test_weights_for_a_fixed_filter_are_refused_up_front(tmp_path, model):
         assert result.stderr.strip() == (f"Error: model '{model}' is a fixed filter and takes no --weights; "
                                          "set its options with --option (see 'denoisekit models')")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan.nii.gz", "w.npz"]
+
+
+def test_a_denoised_nifti_says_its_input_was_a_simulated_low_dose(tmp_path):
+    """infer wrote the denoising alone into the NIfTI (and so into every DICOM export of it):
+    a denoised simulated low dose read as a denoised real scan (new-user pass)."""
+    import pydicom
+
+    clean, _ = _phantom_nifti(tmp_path / "clean.nii.gz")
+    assert _run("noise", clean, "-k", "lowdose", "--dose", "0.25", "-o", tmp_path / "low.nii.gz", "-q").exit_code == 0
+    result = _run("infer", tmp_path / "low.nii.gz", "-m", "tv", "--strength", "1", "-q")
+    assert result.exit_code == 0, result.output
+    [said] = read_volume(tmp_path / "low_denoised-tv.nii.gz").history
+    assert said.startswith("noise lowdose seed=0 dose=0.25") and said.endswith("; denoised tv"), said
+    for source, out in ((tmp_path / "low_denoised-tv.nii.gz", "series"), (tmp_path / "low.nii.gz", "low_series")):
+        assert _run("export", source, "-o", tmp_path / out, "-q").exit_code == 0
+    assert _run("infer", tmp_path / "low_series", "-m", "tv", "--strength", "1", "-q").exit_code == 0
+    for series in ("series", "low_series_denoised-tv"):  # through NIfTI, and a DICOM series' own chain
+        ds = pydicom.dcmread(sorted((tmp_path / series).iterdir())[0])
+        assert ds.SeriesDescription == "denoised tv"
+        assert ds.DerivationDescription.startswith("noise lowdose seed=0 dose=0.25")
+        assert ds.DerivationDescription.endswith("; denoised tv") and ds.DerivationDescription.count("noise lowdose") == 1
