@@ -27,10 +27,18 @@ def export(
     like: Annotated[
         Optional[Path],
         typer.Option("--like", metavar="<series>", show_default=False,
-                     help="For a NIfTI/NRRD/MHA INPUT on the voxel grid of a DICOM series (a directory or one of "
-                          "its files; --series, --allow-irregular and --allow-tilt then read it): write the "
-                          "DICOM series into that scan's patient, study and frame of reference, beside it. "
-                          "Axes in another order are reordered exactly; another grid is refused."),
+                     help="For a NIfTI/NRRD/MHA INPUT on the voxel grid of a DICOM series (its folder; "
+                          "--series, --allow-irregular and --allow-tilt then read it): write the DICOM series into "
+                          "that scan's patient, study and frame of reference, beside it. Axes in another order "
+                          "are reordered exactly; another grid, and a label map, are refused."),
+    ] = None,
+    description: Annotated[
+        Optional[str],
+        typer.Option("--description", metavar="<text>", show_default=False,
+                     help="What was done to INPUT (e.g. 'denoised by RED-CNN'), after what denoisekit recorded "
+                          "of it: the series' SeriesDescription and DerivationDescription, a NIfTI's descrip. "
+                          "Default: that record, else 'converted by denoisekit export from ...'. "
+                          "Never put a patient's name here."),
     ] = None,
     series: SeriesOpt = None,
     force: ForceOpt = False,
@@ -51,6 +59,7 @@ def export(
     from denoisekit.errors import UsageError
     from denoisekit.io import check_output, refuse_input, write_volume
     from denoisekit.io.paths import format_name, itk_suffix
+    from denoisekit.io.text import chain
 
     suffix = itk_suffix(input)
     kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
@@ -58,6 +67,11 @@ def export(
         raise UsageError("--like writes a DICOM series into the scan's study: -o must be a directory")
     if like is not None and not suffix:
         raise UsageError("--like is for a NIfTI, NRRD or MHA INPUT; a DICOM series has its own patient and study")
+    if like is not None and itk_suffix(like):
+        raise UsageError(f"--like {like}: a {itk_suffix(like)} file has no patient or study to give; "
+                         "name the DICOM series' folder")
+    if description is not None and not description.strip():
+        raise UsageError("--description is empty: say what was done, or leave it out")
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     from rich.markup import escape
     from rich.progress import Progress
@@ -67,7 +81,7 @@ def export(
     if like is not None:
         from denoisekit.io import read_volume
 
-        refuse_input(like, output)
+        refuse_input(like, output, role="--like series")
         reference = read_volume(like, series, allow_irregular=allow_irregular, allow_tilt=allow_tilt, note=note,
                                 pixels=False)
         series = None  # it chose the reference's series; INPUT holds one image
@@ -76,26 +90,49 @@ def export(
     # after its patient would carry the name on; a NIfTI keeps its description, and a series
     # made from it later is filed as ANONYMOUS)
     source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
-    description = "; ".join(volume.history) if volume.history else f"converted by denoisekit export from {source}"
+    converted = f"converted by denoisekit export from {source}"
+    recorded = "; ".join(volume.history)
     made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
     if made and kind != "dicom":  # a series denoisekit derived: its file says what was done (a series chains it itself)
-        description = made
+        recorded = made
+    said = chain(recorded, (description or "").strip()) or converted
     if like is not None:
-        from denoisekit.io.like import as_series, unsaid
+        from denoisekit.io.like import unsaid
 
-        volume, reordered = as_series(volume, reference)
-        if reordered:
-            note(reordered)
-        # a NIfTI exported from this very series repeats its steps
-        description = unsaid(description, reference) or f"converted by denoisekit export from {source}"
+        volume = _as_series(volume, reference, input, like, note)
+        said = unsaid(said, reference) or converted  # a NIfTI exported from this very series repeats its steps
 
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
         task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])
         written = write_volume(
-            volume, output, force=force, description=description,
+            volume, output, force=force, description=said,
             progress=lambda done, total: bar.update(task, completed=done, total=total), note=note,
         )
     if as_json:
         print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume), "notes": notes})
     elif not quiet:
         status(console, f"wrote {written} ({kind}): {describe(volume)}")
+
+
+def _as_series(volume, reference, input: Path, like: Path, note):
+    """``volume`` put on the --like series (``io.like.as_series``), refused when it is a label
+    map: CT images of labels, filed in the patient's study, would read as HU (a segmentation's
+    DICOM is SEG)."""
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.io.itk import not_hu
+    from denoisekit.io.like import as_series
+
+    why = not_hu(volume.array)
+    if why and "looks like a label map" in why:
+        raise DenoiseKitError(f"{input} looks like a label map (segmentation): --like would file it in the patient's "
+                              "study as CT images in HU; not written")
+    try:
+        moved, reordered = as_series(volume, reference)
+    except DenoiseKitError as exc:
+        if like.is_file() and reference.shape[0] == 1 < volume.shape[0]:  # one file is one slice
+            raise DenoiseKitError(f"{exc} (--like {like} is one file, one slice: name its series' folder)") from None
+        raise
+    if reordered:
+        note(reordered)
+    return moved
+

@@ -165,7 +165,9 @@ def infer(
 
         # after what was done to the input (a NIfTI's record: a simulated low dose); a DICOM input's
         # own derivation the series chains itself
-        description = "; ".join((*volume.history, series_description(net, kept)))
+        from denoisekit.io.text import chain
+
+        description = chain(*volume.history, series_description(net, kept))
         written = write_volume(denoised, out, force=force, description=description, note=source_note)
         seconds = time.perf_counter() - start
         low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None

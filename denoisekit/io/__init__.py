@@ -20,6 +20,7 @@ from typing import Any
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.paths import default_output, itk_suffix, output_kind, sidecar_owners, sidecar_path
+from denoisekit.io.text import CONVERTED, chain
 from denoisekit.volume import Volume
 
 __all__ = ["read_volume", "write_volume", "check_output", "refuse_input", "default_output", "output_kind",
@@ -117,7 +118,7 @@ def write_volume(
     if volume.source:
         refuse_input(volume.source, path, side)
     kind = check_output(path, force=force, sidecar=side is not None)
-    description = description or "; ".join(volume.history) or "converted by denoisekit"
+    description = description or chain(*volume.history) or CONVERTED
     path.parent.mkdir(parents=True, exist_ok=True)
     work = temp_sibling(path)  # a hidden directory: whatever a writer puts there goes with it
     side_temp = None
@@ -160,16 +161,17 @@ def _refuse_shared_sidecar(path: Path) -> None:
                               "choose another --output")
 
 
-def refuse_input(source: str | Path, output: Path, side: Path | None = None) -> None:
+def refuse_input(source: str | Path, output: Path, side: Path | None = None, role: str = "input") -> None:
     """Neither the output nor its JSON sidecar may be, contain or lie inside the input
-    ``source`` (a DICOM file named ``noisy.json`` is the sidecar of ``-o noisy``). Commands
-    call it before any work; ``write_volume`` calls it again."""
+    ``source`` (a DICOM file named ``noisy.json`` is the sidecar of ``-o noisy``), nor another
+    path a command reads (``role`` names it: ``export --like``'s series). Commands call it
+    before any work; ``write_volume`` calls it again for the input."""
     resolved = Path(source).resolve()
     for what, path in (("", output), ("the sidecar ", side)):
         if path is None:
             continue
         out = path.resolve()
         if out == resolved or resolved.is_relative_to(out):
-            raise DenoiseKitError(f"{what}{path} would overwrite the input {source}; choose another output")
+            raise DenoiseKitError(f"{what}{path} would overwrite the {role} {source}; choose another output")
         if resolved.is_dir() and out.is_relative_to(resolved):
-            raise DenoiseKitError(f"{what}{path} is inside the input directory {source}; choose another output")
+            raise DenoiseKitError(f"{what}{path} is inside the {role} directory {source}; choose another output")

@@ -18,7 +18,7 @@ from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_tags import COPIED
 from denoisekit.io.identity import volume_identity
-from denoisekit.io.text import fit
+from denoisekit.io.text import CONVERTED, fit
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -318,7 +318,11 @@ def _derivation(source: Any, description: str) -> str:
     DerivationDescription: a series denoised from a simulated low dose says it was simulated,
     where its SeriesDescription names only the denoising), within the 1024 bytes of ST: the
     oldest steps are the ones cut."""
-    if not isinstance(source, str) or not source.strip():
+    if not isinstance(source, str):
+        return fit(description, 1024)
+    # a conversion before this step is no step of its own (``text.chain``)
+    source = "; ".join(s.strip() for s in source.split("; ") if s.strip() and not s.strip().startswith(CONVERTED))
+    if not source:
         return fit(description, 1024)
     own = fit(description, 1024)
     room = 1024 - len(own.encode("utf-8")) - 2

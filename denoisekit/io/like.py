@@ -106,7 +106,7 @@ def _shape(size) -> str:
 
 
 def _mm(values) -> str:
-    return "(" + ", ".join(f"{float(v):.4g}" for v in values) + ")"
+    return "(" + ", ".join(f"{float(v):.7g}" for v in values) + ")"
 
 
 

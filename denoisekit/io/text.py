@@ -38,3 +38,16 @@ def fit_steps(text: str, limit: int) -> str:
             return head + fit(latest, room, words=True)
         earlier.pop(0)
     return fit(latest, limit, words=True)
+
+
+#: How ``export`` describes a conversion, which changes no voxel worth a step in a chain.
+CONVERTED = "converted by denoisekit"
+
+
+def chain(*parts: str) -> str:
+    """Steps (each part one or several, "; "-joined) in order, as one description; a
+    conversion is left out when a step follows it ("converted ...; denoised tv" says no more
+    than "denoised tv", in fields of 64 and 79 bytes)."""
+    steps = [s.strip() for part in parts if part for s in part.split("; ") if s.strip()]
+    kept = [s for i, s in enumerate(steps) if not (s.startswith(CONVERTED) and i + 1 < len(steps))]
+    return "; ".join(kept)

@@ -240,10 +240,66 @@ def test_like_refuses_what_it_cannot_place(make_series, tmp_path):
         assert result.exit_code == 2, result.output
         assert (says or "NIfTI, NRRD or MHA INPUT") in result.stderr
     result = run("export", nifti, "-o", series.path / "inside", "--like", series.path)
-    assert result.exit_code == 1 and "inside the input directory" in result.stderr
+    assert result.exit_code == 1 and "inside the --like series directory" in result.stderr
     assert not (series.path / "inside").exists()
-    result = run("export", nifti, "-o", tmp_path / "back", "--like", nifti)
-    assert result.exit_code == 1 and "not a DICOM series" in result.stderr
+    result = run("export", nifti, "-o", tmp_path / "back", "--like", nifti)  # a wrong call: exit 2, as the others
+    assert result.exit_code == 2 and "has no patient or study to give" in result.stderr
+    # one file of the series is one slice (new-user pass: the help said a file would do)
+    result = run("export", nifti, "-o", tmp_path / "back", "--like", series.files[0])
+    assert result.exit_code == 1 and "is one file, one slice: name its series' folder" in result.stderr
+    # a spacing off by 0.005%, 0.012 mm at the 300th voxel: the two values shown differ (both read 0.8)
+    import SimpleITK as sitk
+
+    wide = make_series(tmp_path / "wide", shape=(2, 4, 300))
+    assert run("export", wide.path, "-o", tmp_path / "wide.nii.gz", "-q").exit_code == 0
+    image = sitk.ReadImage(str(tmp_path / "wide.nii.gz"))
+    image.SetSpacing((0.80004, 0.7, 2.5))
+    sitk.WriteImage(image, str(tmp_path / "spacing.nii.gz"))
+    result = run("export", tmp_path / "spacing.nii.gz", "-o", tmp_path / "back", "--like", wide.path)
+    assert result.exit_code == 1 and "spacing (0.80004, 0.7, 2.5) vs (0.8, 0.7, 2.5)" in result.stderr
+    assert not (tmp_path / "back").exists()
+
+
+def test_like_refuses_a_label_map(make_series, tmp_path):
+    """It wrote a segmentation into the patient's study as CT images of 0 and 1 HU, after a note."""
+    series = make_series(tmp_path / "scan", shape=(4, 12, 10))
+    scan = read_volume(series.path)
+    labels = np.zeros(scan.shape, np.float32)
+    labels[1:3, 3:8, 2:6] = 1.0
+    from dataclasses import replace
+
+    from denoisekit.io import write_volume
+
+    write_volume(replace(scan, array=labels, tags={}), tmp_path / "mask.nii.gz")
+    result = run("export", tmp_path / "mask.nii.gz", "-o", tmp_path / "back", "--like", series.path)
+    assert result.exit_code == 1 and "looks like a label map" in result.stderr and "not written" in result.stderr
+    assert not (tmp_path / "back").exists()
+
+
+def test_description_says_what_another_tool_did(make_series, tmp_path):
+    """Every result of another tool was 'converted by denoisekit export from a NIfTI file', one
+    SeriesNumber for all: two denoisers' results in one study could not be told apart."""
+    import pydicom
+
+    series = make_series(tmp_path / "scan", shape=(2, 12, 10))
+    assert run("export", series.path, "-o", tmp_path / "v.nii.gz", "-q").exit_code == 0
+    numbers = set()
+    for name in ("denoised by RED-CNN", "denoised by BM4D"):
+        out = tmp_path / name.split()[-1]
+        result = run("export", tmp_path / "v.nii.gz", "-o", out, "--like", series.path, "--description", name, "-q")
+        assert result.exit_code == 0, result.output
+        ds = pydicom.dcmread(sorted(out.iterdir())[0])
+        assert ds.SeriesDescription == name and ds.DerivationDescription == name
+        numbers.add(int(ds.SeriesNumber))
+    assert len(numbers) == 2
+    # after what denoisekit recorded of the file
+    assert run("infer", tmp_path / "v.nii.gz", "-m", "tv", "--strength", "1", "-q").exit_code == 0
+    result = run("export", tmp_path / "v_denoised-tv.nii.gz", "-o", tmp_path / "edited.nii.gz",
+                 "--description", "edited in Slicer", "-q")
+    assert result.exit_code == 0, result.output
+    assert read_volume(tmp_path / "edited.nii.gz").history == ("denoised tv; edited in Slicer",)
+    result = run("export", tmp_path / "v.nii.gz", "-o", tmp_path / "x", "--description", " ")
+    assert result.exit_code == 2 and "--description is empty" in result.stderr
 
 
 def test_like_picks_the_series_with_series(make_series, tmp_path):

@@ -470,3 +470,12 @@ def test_a_long_derivation_keeps_its_latest_steps_within_st(tmp_path):
     text = ds.DerivationDescription
     assert len(text.encode("utf-8")) <= 1024 and text.startswith("...x")
     assert text.endswith("the latest earlier step; denoised tv")
+
+
+def test_a_conversion_of_the_source_is_no_step_of_the_derivation(tmp_path):
+    """A series exported from a NIfTI and then denoised said 'converted by denoisekit export
+    from a NIfTI file; denoised tv': the conversion changed nothing worth saying."""
+    said = "noise lowdose seed=0; converted by denoisekit export from a NIfTI file"
+    volume = Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": said})
+    ds = pydicom.dcmread(next(write_volume(volume, tmp_path / "out", description="denoised tv").iterdir()))
+    assert ds.DerivationDescription == "noise lowdose seed=0; denoised tv"

@@ -21,3 +21,13 @@ def test_fit_steps_keeps_what_each_step_was_and_the_latest_step_most():
     assert fit_steps(f"noise gaussian seed=1 sigma=25; {noise}; {denoise}", 79).startswith("noise lowdose seed=0 dose=0.25;")
     assert fit_steps(f"{noise}; {denoise}", 50) == "denoised residual-mul strength auto 1.00 weights"  # no room for both
     assert fit_steps(denoise, 40) == fit(denoise, 40, words=True)
+
+
+def test_chain_leaves_out_a_conversion_a_step_follows():
+    from denoisekit.io.text import chain
+
+    converted = "converted by denoisekit export from a DICOM series"
+    assert chain(converted, "denoised tv") == "denoised tv"
+    assert chain(f"noise lowdose seed=0; {converted}", "", "denoised tv") == "noise lowdose seed=0; denoised tv"
+    assert chain("noise lowdose seed=0", converted) == f"noise lowdose seed=0; {converted}"  # the last step stays
+    assert chain("", None) == ""
