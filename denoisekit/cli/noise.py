@@ -129,7 +129,10 @@ def noise(
         note(message)
     record["source"] = _source(volume, input_path)
 
-    written = write_volume(noisy, output, force=force, description=noisy.history[-1], sidecar=record, note=note)
+    from denoisekit.io.text import chain
+
+    # after what was done to the input (a NIfTI's record); a DICOM input's own the series chains itself
+    written = write_volume(noisy, output, force=force, description=chain(*noisy.history), sidecar=record, note=note)
     seconds = time.perf_counter() - start
     from denoisekit.noise_level import volume_noise_hu
     from denoisekit.volume import padding_mask

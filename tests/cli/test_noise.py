@@ -320,3 +320,12 @@ def test_the_sidecar_names_its_source_by_uid_or_hash_never_by_path(make_series, 
     assert run(body_nifti, "-o", tmp_path / "n.nii.gz", "-k", "gaussian", "-q").exit_code == 0
     record = json.loads((tmp_path / "n.json").read_text())
     assert record["source"] == {"blake2b": file_identity(body_nifti)} and str(body_nifti) not in json.dumps(record)
+
+
+def test_noise_on_a_denoised_nifti_says_both_steps(body_nifti, tmp_path):
+    """It wrote the noise alone, as if added to the scan itself."""
+    assert runner.invoke(get_app(), ["infer", str(body_nifti), "-m", "tv", "--strength", "1", "-o",
+                                     str(tmp_path / "den.nii.gz"), "-q"]).exit_code == 0
+    assert run(tmp_path / "den.nii.gz", "-o", tmp_path / "n.nii.gz", "-k", "gaussian", "-q").exit_code == 0
+    [said] = read_volume(tmp_path / "n.nii.gz").history
+    assert said.startswith("denoised tv; noise gaussian seed=0"), said
