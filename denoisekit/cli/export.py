@@ -109,7 +109,8 @@ def export(
             progress=lambda done, total: bar.update(task, completed=done, total=total), note=note,
         )
     if as_json:
-        print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume), "notes": notes})
+        print_json({"input": str(input), "output": str(written), "format": kind, **summary(volume),
+                    "description": said, **(_series_record(written) if kind == "dicom" else {}), "notes": notes})
     elif not quiet:
         status(console, f"wrote {written} ({kind}): {describe(volume)}")
 
@@ -135,4 +136,14 @@ def _as_series(volume, reference, input: Path, like: Path, note):
     if reordered:
         note(reordered)
     return moved
+
+
+def _series_record(directory: Path) -> dict:
+    """The new series' UID, number and descriptions, as written (a script sends the series to a
+    PACS, or finds it there, by them)."""
+    import pydicom
+
+    ds = pydicom.dcmread(next(p for p in sorted(directory.iterdir()) if p.suffix == ".dcm"), stop_before_pixels=True)
+    return {keyword: str(ds.get(keyword, "")) for keyword in (
+        "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "DerivationDescription", "StudyInstanceUID")}
 

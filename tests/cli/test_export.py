@@ -209,9 +209,14 @@ def test_like_puts_a_nifti_back_into_its_scan(make_series, tmp_path):
     flipped = _flipped_as_dcm2niix_writes(tmp_path / "v.nii.gz", tmp_path / "tool.nii.gz")
     result = run("export", flipped, "-o", tmp_path / "back", "--like", series.path, "--json")
     assert result.exit_code == 0, result.output
-    assert any("y reversed" in n for n in json.loads(result.stdout)["notes"])
+    record = json.loads(result.stdout)
+    assert any("y reversed" in n for n in record["notes"])
+    assert record["StudyInstanceUID"] == series.study_uid and record["SeriesInstanceUID"] != series.series_uid
     back = read_volume(tmp_path / "back")
     np.testing.assert_array_equal(back.array, series.hu)
+    assert back.tags["SeriesInstanceUID"] == record["SeriesInstanceUID"]
+    assert back.tags["SeriesNumber"] == int(record["SeriesNumber"])
+    assert record["description"] == record["DerivationDescription"] == "converted by denoisekit export from a NIfTI file"
     source = {int(d.InstanceNumber): d for d in map(pydicom.dcmread, series.files)}
     written = {int(d.InstanceNumber): d for d in map(pydicom.dcmread, sorted((tmp_path / "back").iterdir()))}
     assert written.keys() == source.keys()
