@@ -61,6 +61,10 @@ READ_WINDOWS = 2500
 #: With the series' tube currents, a relative dose reads its flux per mA from the readable
 #: slices up to this many slices away on either side (``_scaled_by_current``).
 SCALE_SLICES = 8
+#: ... and then averages those scales over the slices up to this many away, weighted by a
+#: triangle: a median that steps as its window slides banded the added noise from slice to
+#: slice (``_smoothed``).
+SMOOTH_SLICES = 4
 #: Without tube currents, a relative dose keeps each slice's flux from this factor below to
 #: this factor above the median reading of the slices up to ``SCALE_SLICES`` away
 #: (``_bounded``). Tighter below: too low a flux starves the rays through bone or metal of
@@ -361,9 +365,26 @@ def _scaled_by_current(fluxes: list[float | None], currents: list[float], window
     flux that doubles a slice's noise drifts along a whole series (about 20x over LIDC-IDRI-0001's
     133 chest slices), and one scale grew the noise of whole 16-slice blocks by 1.3 to 2.3 where
     2 was asked; a volume of up to 9 slices has one scale. Unreadable slices need no
-    neighbour's flux: they have their own current."""
+    neighbour's flux: they have their own current.
+
+    The medians are then smoothed along z (``_smoothed``): a median of 17 readings steps when
+    one enters or leaves its window, and on LIDC-IDRI-0001 the added noise jumped from one
+    slice to the next by 16% or more (in flux) on a tenth of the slices; smoothed, 10%."""
     logs = {k: math.log(f / c) for k, (f, c) in enumerate(zip(fluxes, currents)) if f is not None}
-    return [min(math.exp(centre) * c, MAX_FLUX) for centre, c in zip(_local_medians(logs, windows), currents)]
+    centres = _smoothed(_local_medians(logs, windows))
+    return [min(math.exp(centre) * c, MAX_FLUX) for centre, c in zip(centres, currents)]
+
+
+def _smoothed(values: list[float]) -> list[float]:
+    """Each value averaged with those up to ``SMOOTH_SLICES`` away, weighted by a triangle
+    (1 at the slice, falling to 0 one slice past the reach; cut at the ends): steps become
+    ramps, and a constant stays exactly itself."""
+    out = []
+    for k in range(len(values)):
+        near = range(max(k - SMOOTH_SLICES, 0), min(k + SMOOTH_SLICES + 1, len(values)))
+        weights = [1.0 - abs(j - k) / (SMOOTH_SLICES + 1) for j in near]
+        out.append(sum(w * values[j] for w, j in zip(weights, near)) / sum(weights))
+    return out
 
 
 def _local_medians(logs: dict[int, float], windows: list[int]) -> list[float]:

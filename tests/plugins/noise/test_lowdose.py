@@ -326,3 +326,20 @@ def test_scan_relative_keeps_a_run_of_misread_slices_near_the_flux_around_them()
     assert out[8:13] == pytest.approx([2.6e4 / BOUND[0]] * 5)
     assert out[3] == pytest.approx(2.6e4 * BOUND[1])
     assert out[:3] + out[4:8] + out[13:] == raw[:3] + raw[4:8] + raw[13:]  # the others as they were
+
+
+def test_scan_relative_scale_ramps_where_its_median_steps():
+    """A median over a sliding window steps when a reading enters or leaves it: the added noise
+    banded from one slice to the next. Smoothed, a step becomes a ramp over SMOOTH_SLICES on
+    each side; far from it, and in a series at one scale, the scale is exactly the medians'."""
+    from denoisekit_plugins.noise.lowdose import SCALE_SLICES, SMOOTH_SLICES, _scaled_by_current
+
+    n = 6 * SCALE_SLICES
+    fluxes = [2000.0] * (n // 2) + [8000.0] * (n // 2)
+    scaled = np.log(_scaled_by_current(fluxes, [200.0] * n, [9000] * n))
+    steps = np.abs(np.diff(scaled))
+    assert steps.max() < 0.3 * np.log(4.0)  # the whole step was one slice's: log 4
+    assert steps.sum() == pytest.approx(np.log(4.0))
+    assert (steps > 1e-12).sum() >= 2 * SMOOTH_SLICES  # spread over a ramp
+    assert np.exp(scaled[:SCALE_SLICES]) == pytest.approx([2000.0] * SCALE_SLICES)
+    assert np.exp(scaled[-SCALE_SLICES:]) == pytest.approx([8000.0] * SCALE_SLICES)
