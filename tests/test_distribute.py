@@ -185,6 +185,14 @@ def test_multi_worker_cli_equals_single_process_and_resumes(tmp_path):
         _assert_same(runs[0] / name, tmp_path / "single" / name)
     assert summary["final"] == pytest.approx(single["final"], rel=1e-4)
 
+    # ... and resumes under multi-worker (its recorded model, built to check it, made variables
+    # before the strategy was set up: TensorFlow refused, code review)
+    import shutil
+
+    shutil.copytree(runs[0], tmp_path / "again")
+    outs = _run_workers(tmp_path, lambda i: [*CLI, "train", "--resume", str(tmp_path / "again"), "--steps", "6",
+                                             "--strategy", "multi-worker", "--json"])
+    assert json.loads(outs[0])["steps"] == 6
     # the multi-worker run resumes (here in one process) exactly like an uninterrupted run
     resumed = _train("--resume", runs[0], "--steps", "6")
     whole = _train(chest, *TINY, *CONSTANT, "--backprop", "manual", "--steps", "6", "-o", tmp_path / "whole")

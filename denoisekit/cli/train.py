@@ -142,6 +142,8 @@ def train(
 
     import_tensorflow()
     dist = create(strategy)  # before any other TensorFlow work; multi-worker waits for its peers
+    if resume is not None:
+        _check_recorded_model(resume, old, model_cls, model_cls.default_patch_size)
     if dist is not None and not dist.is_chief:
         quiet, json_out = True, False  # the chief reports for everyone
     from denoisekit.rundir import RunDir, default_run_dir
@@ -220,16 +222,24 @@ def _check_recorded(resume: Path, old: dict, classes: tuple, patch_size: int) ->
     from denoisekit.train import check_settings
 
     keys = ("batch_size", "realisations", "lr", "lr_decay", "grad_norm", "loss_weight")
-    from denoisekit.plugin import build_model
-
     try:
         for cls in classes:
-            built = _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
-            if cls.kind == "model":  # models check their options as they build (a layer count that does not match)
-                build_model(built, old.get("patch_size") or patch_size)
+            _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
         recorded = {k: old.get(k, DEFAULTS.get(k)) for k in keys}
         recorded["loss_weight"] = recorded["loss_weight"] or "none"  # as the command line's default
         check_settings(**recorded, patch_size=old.get("patch_size") or patch_size)
+    except UsageError as exc:
+        raise DenoiseKitError(f"{resume / 'config.json'} records a value no run can use: {exc}") from None
+
+
+def _check_recorded_model(resume: Path, old: dict, model_cls: Any, patch_size: int) -> None:
+    """``_check_recorded`` for what a model checks only as it builds (a layer count that does not
+    match): a throwaway model built from the record. Called after the distribution strategy is
+    set up, since TensorFlow wants that before any variable exists."""
+    from denoisekit.plugin import build_model
+
+    try:
+        build_model(_build(model_cls, None, old.get("model")), old.get("patch_size") or patch_size)
     except UsageError as exc:
         raise DenoiseKitError(f"{resume / 'config.json'} records a value no run can use: {exc}") from None
 
