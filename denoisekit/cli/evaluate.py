@@ -132,7 +132,8 @@ def evaluate(
     figure: Annotated[
         Optional[Path],
         typer.Option("--figure", help="Write the reference, noisy, denoised and difference (denoised - reference) images of the slice "
-                     "of median error (PNG); the difference on the noise's scale (its 99th percentile, rounded up).",
+                     "of median error (PNG); the difference on the noise's scale (the 99th percentile of |noisy - "
+                     "reference|, rounded up; without --noisy, of |denoised - reference|).",
                      parser=_figure_path, metavar="<path>"),
     ] = None,
     figure_windows: Annotated[

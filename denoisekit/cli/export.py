@@ -57,12 +57,12 @@ def export(
 
     Back into the scan's study: denoisekit export result.nii.gz -o result_dicom/ --like scan/"""
     from denoisekit.errors import UsageError
-    from denoisekit.io import check_output, refuse_input, write_volume
+    from denoisekit.io import check_output, output_kind, recorded_steps, refuse_input, write_volume
     from denoisekit.io.paths import format_name, itk_suffix
-    from denoisekit.io.text import chain
+    from denoisekit.io.text import CONVERTED, chain
 
     suffix = itk_suffix(input)
-    kind = check_output(output, force=force)  # refuse what write_volume would, before reading anything
+    kind = output_kind(output)  # the usage errors first, then what write_volume would refuse, before any reading
     if like is not None and kind != "dicom":
         raise UsageError("--like writes a DICOM series into the scan's study: -o must be a directory")
     if like is not None and not suffix:
@@ -72,6 +72,7 @@ def export(
                          "name the DICOM series' folder")
     if description is not None and not description.strip():
         raise UsageError("--description is empty: say what was done, or leave it out")
+    check_output(output, force=force)
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     from rich.markup import escape
     from rich.progress import Progress
@@ -91,16 +92,11 @@ def export(
     # made from it later is filed as ANONYMOUS)
     source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
     converted = f"converted by denoisekit export from {source}"
-    recorded = "; ".join(volume.history)
-    made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
-    if made and kind != "dicom":  # a series denoisekit derived: its file says what was done (a series chains it itself)
-        recorded = made
-    said = chain(recorded, (description or "").strip()) or converted
+    said = chain(recorded_steps(volume, kind), (description or "").strip())
+    if not said or all(step.startswith(CONVERTED) for step in said.split("; ")):  # nothing but conversions: this one
+        said = converted
     if like is not None:
-        from denoisekit.io.like import unsaid
-
         volume = _as_series(volume, reference, input, like, note)
-        said = unsaid(said, reference) or converted  # a NIfTI exported from this very series repeats its steps
 
     with Progress(console=console, transient=True, disable=quiet or as_json or not console.is_terminal) as bar:
         task = bar.add_task(escape(f"writing {output.name}"), total=volume.shape[0])
@@ -128,7 +124,7 @@ def _as_series(volume, reference, input: Path, like: Path, note):
         raise DenoiseKitError(f"{input} looks like a label map (segmentation): --like would file it in the patient's "
                               "study as CT images in HU; not written")
     try:
-        moved, reordered = as_series(volume, reference)
+        moved, reordered = as_series(volume, reference)  # with the NIfTI's own account of what was done
     except DenoiseKitError as exc:
         if like.is_file() and reference.shape[0] == 1 < volume.shape[0]:  # one file is one slice
             raise DenoiseKitError(f"{exc} (--like {like} is one file, one slice: name its series' folder)") from None

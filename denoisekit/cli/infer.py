@@ -163,11 +163,11 @@ def infer(
         for message in getattr(net, "take_notes", list)():
             source_note(message)
 
-        # after what was done to the input (a NIfTI's record: a simulated low dose); a DICOM input's
-        # own derivation the series chains itself
+        # after what was done to the input (a simulated low dose, as a NIfTI or a series records it)
+        from denoisekit.io import output_kind, recorded_steps
         from denoisekit.io.text import chain
 
-        description = chain(*volume.history, series_description(net, kept))
+        description = chain(recorded_steps(volume, output_kind(out)), series_description(net, kept))
         written = write_volume(denoised, out, force=force, description=description, note=source_note)
         seconds = time.perf_counter() - start
         low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None

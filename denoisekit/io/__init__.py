@@ -7,6 +7,8 @@ Public API (other modules import only these):
 - ``check_output(path, *, force=False, sidecar=False) -> kind``, ``refuse_input(source, output)``:
   ``write_volume``'s refusals, for commands to run before any work
 - ``default_output(input_path, tag) -> Path``, ``output_kind(path)``, ``sidecar_path(output)``
+- ``recorded_steps(volume, kind) -> str``: what was done to a volume, for an output of that
+  kind to say before its own step (``text.chain``)
 
 Heavy libraries (pydicom, SimpleITK) are imported only when a volume is read or written.
 """
@@ -24,7 +26,7 @@ from denoisekit.io.text import CONVERTED, chain
 from denoisekit.volume import Volume
 
 __all__ = ["read_volume", "write_volume", "check_output", "refuse_input", "default_output", "output_kind",
-           "sidecar_path"]
+           "sidecar_path", "recorded_steps"]
 
 logger = logging.getLogger("denoisekit.io")
 
@@ -175,3 +177,17 @@ def refuse_input(source: str | Path, output: Path, side: Path | None = None, rol
             raise DenoiseKitError(f"{what}{path} would overwrite the {role} {source}; choose another output")
         if resolved.is_dir() and out.is_relative_to(resolved):
             raise DenoiseKitError(f"{what}{path} is inside the {role} directory {source}; choose another output")
+
+
+
+def recorded_steps(volume: Volume, kind: str) -> str:
+    """What was done to ``volume`` as an output of ``kind`` (``output_kind``) must say it before
+    its own step: the account a file denoisekit wrote keeps (``history``), or for a series
+    denoisekit derived, its DerivationDescription, unless the output is a DICOM series, which
+    chains its source's itself (``dicom_write``). Without this a NIfTI denoised from a simulated
+    low-dose series said only the denoising."""
+    made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
+    if made and kind != "dicom":
+        return str(made)
+    return chain(*volume.history)
+

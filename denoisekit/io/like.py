@@ -25,11 +25,17 @@ _AXES = "xyz"
 
 
 def as_series(volume: Volume, series: Volume) -> tuple[Volume, str | None]:
-    """``volume``'s voxels with ``series``' geometry and tags (positions as the series wrote
-    them, not as float32 kept them) and ``volume``'s history and source, plus a note when its
-    axes had to be reordered. Refuses a volume on another grid, naming what differs."""
+    """``volume``'s voxels with ``series``' geometry (from the series' own positions, in float64,
+    not the float32 a NIfTI keeps) and tags, and ``volume``'s history and source, plus a note
+    when its axes had to be reordered. Refuses a volume on another grid, naming what differs.
+
+    The series' DerivationDescription is left out: a grid says where the voxels are, not what
+    was done to them (a NIfTI denoised from the original scan, put ``--like`` a simulated
+    low-dose series of it, would claim the simulation); what was done is the NIfTI's own
+    account."""
     moved, note = on_grid(volume, series, "the --like series")
-    return replace(moved, tags=dict(series.tags)), note
+    tags = {k: v for k, v in series.tags.items() if k != "DerivationDescription"}
+    return replace(moved, tags=tags), note
 
 
 def on_grid(volume: Volume, target: Volume, name: str = "the target",
@@ -80,17 +86,23 @@ def _check_centres(volume: Volume, series: Volume, source: list[int], sign: list
     and origin alike; an axis of one voxel has no spacing to compare)."""
     size = np.asarray(series.shape[::-1])
     own_size = np.asarray(volume.shape[::-1])
-    worst = 0.0
-    for corner in np.ndindex(2, 2, 2):
-        index = np.asarray(corner) * (size - 1)
+    def own_index(index: np.ndarray) -> np.ndarray:
         own = np.zeros(3)
         for t in range(3):
             own[source[t]] = index[t] if sign[t] > 0 else own_size[source[t]] - 1 - index[t]
-        worst = max(worst, float(np.linalg.norm(_centre(volume, own) - _centre(series, index))))
+        return own
+
+    worst = 0.0
+    for corner in np.ndindex(2, 2, 2):
+        index = np.asarray(corner) * (size - 1)
+        worst = max(worst, float(np.linalg.norm(_centre(volume, own_index(index)) - _centre(series, index))))
     if worst > TOLERANCE:
+        # in the target's axis order: its first voxel and spacing against the input's that land there
+        first = _centre(volume, own_index(np.zeros(3)))
+        spacing = [volume.spacing[source[t]] for t in range(3)]
         raise DenoiseKitError(
-            f"{_of(subject)} voxels lie up to {worst:.3g} mm from {_of(name)} (origin {_mm(volume.origin)} vs "
-            f"{_mm(series.origin)}, spacing {_mm(volume.spacing)} vs {_mm(series.spacing)}): not the same grid")
+            f"{_of(subject)} voxels lie up to {worst:.3g} mm from {_of(name)} (first voxel at {_mm(first)} vs "
+            f"{_mm(series.origin)} mm, spacing {_mm(spacing)} vs {_mm(series.spacing)}): not the same grid")
 
 
 def _reordered_note(source: list[int], sign: list[int], name: str, subject: str) -> str | None:
@@ -108,20 +120,6 @@ def _shape(size) -> str:
 def _mm(values) -> str:
     return "(" + ", ".join(f"{float(v):.7g}" for v in values) + ")"
 
-
-
-def unsaid(description: str, series: Volume) -> str:
-    """The steps of ``description`` (a NIfTI's: earlier steps shortened, ``text.fit_steps``)
-    after those the series' DerivationDescription ends with: a NIfTI exported from a derived
-    series repeats that series' steps, and the new series would chain them twice. Empty when
-    it says nothing new."""
-    steps = [step.strip() for step in description.split("; ") if step.strip()]
-    derivation = series.tags.get("DerivationDescription")
-    said = [step.strip() for step in derivation.split("; ")] if isinstance(derivation, str) else []
-    for k in range(min(len(steps), len(said)), 0, -1):  # the longest run of the series' last steps
-        if all(full.startswith(short) for short, full in zip(steps[:k], said[-k:])):
-            return "; ".join(steps[k:])
-    return "; ".join(steps)
 
 
 def _of(name: str) -> str:

@@ -111,7 +111,7 @@ def test_a_file_name_never_reaches_a_description(make_series, tmp_path):
     assert run("export", series.path, "-o", tmp_path / "from_dicom", "--quiet").exit_code == 0
     assert read_volume(named).history == ("converted by denoisekit export from a DICOM series",)
     nifti = pydicom.dcmread(sorted((tmp_path / "from_nifti").iterdir())[0])
-    assert nifti.SeriesDescription == "converted by denoisekit export from a DICOM series"
+    assert nifti.SeriesDescription == "converted by denoisekit export from a NIfTI file"  # this conversion
     assert "Mueller" not in nifti.DerivationDescription and nifti.PatientName == "ANONYMOUS"
     dicom = pydicom.dcmread(sorted((tmp_path / "from_dicom").iterdir())[0])  # de-identified or not: no name
     assert dicom.SeriesDescription == "converted by denoisekit export from a DICOM series"
@@ -244,6 +244,12 @@ def test_like_refuses_what_it_cannot_place(make_series, tmp_path):
         result = run("export", nifti, *args, "--like", series.path) if says else run("export", series.path, *args)
         assert result.exit_code == 2, result.output
         assert (says or "NIfTI, NRRD or MHA INPUT") in result.stderr
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("x")  # a wrong call is said before an existing output
+    for args in (("--like", series.path), ("--description", " ")):
+        source = series.path if args[0] == "--like" else nifti
+        result = run("export", source, "-o", tmp_path / "full", *args)
+        assert result.exit_code == 2 and "holds other files" not in result.stderr, result.output
     result = run("export", nifti, "-o", series.path / "inside", "--like", series.path)
     assert result.exit_code == 1 and "inside the --like series directory" in result.stderr
     assert not (series.path / "inside").exists()
@@ -320,21 +326,27 @@ def test_like_picks_the_series_with_series(make_series, tmp_path):
     assert read_volume(tmp_path / "back").tags["StudyInstanceUID"] == wanted.study_uid
 
 
-def test_like_chains_what_was_done_without_repeating_it(make_series, tmp_path):
-    """A NIfTI exported from a simulated low dose repeats the series' own step; one denoised
-    from it adds its step to the series' (the reference is the low-dose series)."""
+def test_like_says_what_the_nifti_went_through_not_what_the_series_did(make_series, tmp_path):
+    """The series' derivation is not the NIfTI's: one denoised from the original scan, put
+    like a simulated low-dose series of it, claimed the simulation (code review); one made from
+    the low-dose series says so itself, once."""
     import pydicom
+
+    def derivation(out):
+        return pydicom.dcmread(sorted((tmp_path / out).iterdir())[0]).DerivationDescription
 
     series = make_series(tmp_path / "scan", shape=(2, 24, 24))
     assert run("noise", series.path, "-k", "lowdose", "--dose", "0.25", "-o", tmp_path / "low", "-q").exit_code == 0
-    assert run("export", tmp_path / "low", "-o", tmp_path / "low.nii.gz", "-q").exit_code == 0
-    assert run("infer", tmp_path / "low.nii.gz", "-m", "tv", "--strength", "1", "-q").exit_code == 0
-    derivation = pydicom.dcmread(sorted((tmp_path / "low").iterdir())[0]).DerivationDescription
-    for nifti, out in (("low.nii.gz", "again"), ("low_denoised-tv.nii.gz", "den")):
+    for source, nifti in ((tmp_path / "low", "low.nii.gz"), (series.path, "scan.nii.gz")):
+        assert run("export", source, "-o", tmp_path / nifti, "-q").exit_code == 0
+        assert run("infer", tmp_path / nifti, "-m", "tv", "--strength", "1", "-q").exit_code == 0
+    for nifti, out in (("low.nii.gz", "again"), ("low_denoised-tv.nii.gz", "den"), ("scan_denoised-tv.nii.gz", "clean")):
         result = run("export", tmp_path / nifti, "-o", tmp_path / out, "--like", tmp_path / "low", "-q")
         assert result.exit_code == 0, result.output
-    again = pydicom.dcmread(sorted((tmp_path / "again").iterdir())[0]).DerivationDescription
-    den = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0]).DerivationDescription
-    assert derivation.startswith("noise lowdose") and derivation.count("noise lowdose") == 1
-    assert again == f"{derivation}; converted by denoisekit export from a NIfTI file"
-    assert den == f"{derivation}; denoised tv"
+    assert derivation("low").startswith("noise lowdose seed=0 dose=0.25 scan_relative=False")
+    assert derivation("again").startswith("noise lowdose seed=0 dose=0.25") and derivation("again").count("noise l") == 1
+    assert derivation("den") == "noise lowdose seed=0 dose=0.25 scan_relative=False i0=200000.0; denoised tv"
+    assert derivation("clean") == "denoised tv"  # the scan itself was denoised: no simulation claimed
+    # a NIfTI exported from a scan and put back says this conversion, not the one that made it
+    assert run("export", tmp_path / "scan.nii.gz", "-o", tmp_path / "round", "--like", series.path, "-q").exit_code == 0
+    assert derivation("round") == "converted by denoisekit export from a NIfTI file"

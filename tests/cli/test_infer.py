@@ -431,3 +431,16 @@ def test_a_denoised_nifti_says_its_input_was_a_simulated_low_dose(tmp_path):
         assert ds.SeriesDescription == "denoised tv"
         assert ds.DerivationDescription.startswith("noise lowdose seed=0 dose=0.25")
         assert ds.DerivationDescription.endswith("; denoised tv") and ds.DerivationDescription.count("noise lowdose") == 1
+
+
+def test_a_nifti_denoised_from_a_simulated_low_dose_series_says_so(tmp_path):
+    """The series' DerivationDescription held the simulation; the NIfTI said 'denoised tv'
+    alone (code review)."""
+    clean, _ = _phantom_nifti(tmp_path / "clean.nii.gz")
+    assert _run("noise", clean, "-k", "lowdose", "--dose", "0.25", "-o", tmp_path / "low", "-q").exit_code == 0
+    assert _run("infer", tmp_path / "low", "-m", "tv", "--strength", "1", "-o", tmp_path / "d.nii.gz", "-q").exit_code == 0
+    [said] = read_volume(tmp_path / "d.nii.gz").history
+    assert said.startswith("noise lowdose seed=0 dose=0.25") and said.endswith("; denoised tv"), said
+    assert _run("noise", tmp_path / "low", "-k", "gaussian", "-o", tmp_path / "n.nii.gz", "-q").exit_code == 0
+    [said] = read_volume(tmp_path / "n.nii.gz").history
+    assert said.startswith("noise lowdose seed=0 dose=0.25") and "; noise gaussian seed=0" in said, said
