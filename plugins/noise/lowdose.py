@@ -172,6 +172,8 @@ class LowDose(NoiseKind):
     def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         params = super().sample(rng, shape)
         params["mu_water"] = MU_WATER
+        if params.get("scan_relative"):  # a record without it (before 2026-11-22) replays unsmoothed
+            params["flux_smoothing"] = SMOOTH_SLICES
         return params
 
     def apply(
@@ -257,7 +259,7 @@ def _relative_fluxes(sim: _Simulator, hu: Any, params: dict[str, Any], progress:
     fluxes, windows = _read_fluxes(sim, hu, params, progress)
     currents = _tube_currents(params, hu.shape[0])
     if currents is not None:
-        return _scaled_by_current(fluxes, currents, windows)
+        return _scaled_by_current(fluxes, currents, windows, int(params.get("flux_smoothing", 0)))
     known = [k for k, f in enumerate(fluxes) if f is not None]
     pooled = _pooled_along_z(fluxes, windows)
     pooled = [f if f is not None else pooled[min(known, key=lambda j: abs(j - k))] for k, f in enumerate(pooled)]
@@ -349,7 +351,8 @@ def _tube_currents(params: dict[str, Any], slices: int) -> list[float] | None:
     return currents if all(math.isfinite(c) and c > 0 for c in currents) else None
 
 
-def _scaled_by_current(fluxes: list[float | None], currents: list[float], windows: list[int]) -> list[float]:
+def _scaled_by_current(fluxes: list[float | None], currents: list[float], windows: list[int],
+                       smoothing: int = SMOOTH_SLICES) -> list[float]:
     """``scale_k * currents[k]`` for every slice: a slice's photon flux is its tube current
     times what kV, rotation time and pitch give per mA, which the series keeps
     (``dicom_tags.tube_currents``), so only the scale is unknown, and it changes slowly.
@@ -371,18 +374,18 @@ def _scaled_by_current(fluxes: list[float | None], currents: list[float], window
     one enters or leaves its window, and on LIDC-IDRI-0001 the added noise jumped from one
     slice to the next by 16% or more (in flux) on a tenth of the slices; smoothed, 10%."""
     logs = {k: math.log(f / c) for k, (f, c) in enumerate(zip(fluxes, currents)) if f is not None}
-    centres = _smoothed(_local_medians(logs, windows))
+    centres = _smoothed(_local_medians(logs, windows), smoothing)
     return [min(math.exp(centre) * c, MAX_FLUX) for centre, c in zip(centres, currents)]
 
 
-def _smoothed(values: list[float]) -> list[float]:
-    """Each value averaged with those up to ``SMOOTH_SLICES`` away, weighted by a triangle
-    (1 at the slice, falling to 0 one slice past the reach; cut at the ends): steps become
-    ramps, and a constant stays exactly itself."""
+def _smoothed(values: list[float], reach: int) -> list[float]:
+    """Each value averaged with those up to ``reach`` away (``SMOOTH_SLICES``; 0: as they are),
+    weighted by a triangle (1 at the slice, falling to 0 one slice past the reach; cut at the
+    ends): steps become ramps, and a constant stays exactly itself."""
     out = []
     for k in range(len(values)):
-        near = range(max(k - SMOOTH_SLICES, 0), min(k + SMOOTH_SLICES + 1, len(values)))
-        weights = [1.0 - abs(j - k) / (SMOOTH_SLICES + 1) for j in near]
+        near = range(max(k - reach, 0), min(k + reach + 1, len(values)))
+        weights = [1.0 - abs(j - k) / (reach + 1) for j in near]
         out.append(sum(w * values[j] for w, j in zip(weights, near)) / sum(weights))
     return out
 

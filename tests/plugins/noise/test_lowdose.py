@@ -343,3 +343,17 @@ def test_scan_relative_scale_ramps_where_its_median_steps():
     assert (steps > 1e-12).sum() >= 2 * SMOOTH_SLICES  # spread over a ramp
     assert np.exp(scaled[:SCALE_SLICES]) == pytest.approx([2000.0] * SCALE_SLICES)
     assert np.exp(scaled[-SCALE_SLICES:]) == pytest.approx([8000.0] * SCALE_SLICES)
+
+
+def test_a_record_from_before_the_smoothing_replays_unsmoothed():
+    """apply_recorded promises the same voxels from a sidecar: one written before the flux was
+    smoothed has no flux_smoothing and must get its fluxes as they were (code review)."""
+    from denoisekit_plugins.noise.lowdose import SMOOTH_SLICES, _scaled_by_current
+
+    params = LowDose(dose=0.25, scan_relative=True).sample(np.random.default_rng(0), (3, 8, 8))
+    assert params["flux_smoothing"] == SMOOTH_SLICES
+    assert "flux_smoothing" not in LowDose(dose=0.25).sample(np.random.default_rng(0), (3, 8, 8))
+    n = 40
+    fluxes = [2000.0] * (n // 2) + [8000.0] * (n // 2)
+    old = np.log(_scaled_by_current(fluxes, [200.0] * n, [9000] * n, 0))
+    assert (np.abs(np.diff(old)) > 1e-12).sum() == 1  # the median's one step, as before
