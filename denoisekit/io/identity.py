@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-#: Hex digits kept (52 bits): what NIfTI's 24-byte ``aux_file`` holds beside denoisekit's mark.
+#: Hex digits kept (52 bits): what NIfTI's 24-byte ``aux_file`` holds beside denoisekit's mark and digest.
 DIGITS = 13
 #: The volume tag a read file's recorded identity comes back in.
 TAG = "SourceIdentity"

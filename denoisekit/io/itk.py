@@ -102,7 +102,7 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
     if unlike:
         (note or logger.warning)(f"{path.name}: {unlike}")
     spacing, origin, direction = (tuple(float(v) for v in x) for x in (spacing, origin, direction))
-    history, tags = _own_record(image)
+    history, tags = _own_record(image, array, lambda message: (note or logger.warning)(f"{path.name}: {message}"))
     return Volume(
         array=array,
         spacing=spacing,
@@ -115,29 +115,54 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
 
 
 #: What ``write_itk`` puts in the ``aux_file`` field (NIfTI's 24 bytes; NRRD and MetaImage keep
-#: it as a key), followed by the source file's identity where it has one (``io.identity``):
-#: the description beside it is denoisekit's own account of what was done.
-WRITER_MARK = "denoisekit"
-_MARKED = re.compile(rf"{WRITER_MARK}([0-9a-f]{{{IDENTITY_DIGITS}}})?")
+#: it as a key): ``MARK``, the ``_digest`` of what it wrote, then the source file's identity
+#: where it has one (``io.identity``). Files written before the digest say ``LEGACY_MARK`` and
+#: the identity; their description is taken only in a form denoisekit writes.
+MARK = "dk"
+LEGACY_MARK = "denoisekit"
+_MARKED = re.compile(rf"{MARK}([0-9a-f]{{8}})([0-9a-f]{{{IDENTITY_DIGITS}}})?")
+_LEGACY = re.compile(rf"{LEGACY_MARK}([0-9a-f]{{{IDENTITY_DIGITS}}})?")
 
 
-def _own_record(image) -> tuple[tuple[str, ...], dict[str, str]]:
+def _digest(array: np.ndarray, description: str, identity: str) -> str:
+    """8 hex digits of BLAKE2b over the voxels (float32, as read back), their shape, the
+    description and the identity: a file whose voxels or descrip another tool changed while
+    copying the header (nibabel does by default) no longer matches its mark."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=4)
+    h.update(f"{array.shape}|{identity}|{description}|".encode("utf-8"))
+    h.update(memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B"))
+    return h.hexdigest()
+
+
+def _own_record(image, array: np.ndarray, note: Callable[[str], None]) -> tuple[tuple[str, ...], dict[str, str]]:
     """What a file denoisekit wrote says was done to it (``write_itk``'s description, in NIfTI's
     descrip), so a DICOM series exported from a denoised NIfTI describes the denoising, not a
     conversion, and the identity of the file it was made from (as the volume's tag: its DICOM
     export then files into that file's study). Other writers' descrip (a converter's, a
-    scanner protocol's) is neither."""
+    scanner protocol's) is neither, nor is the account of a file changed since denoisekit wrote
+    it: its voxels or description no longer match the mark's digest (``note`` says so)."""
     from denoisekit.io.identity import TAG
 
     keys = set(image.GetMetaDataKeys())
-    mark = _MARKED.fullmatch(image.GetMetaData("aux_file").strip()) if "aux_file" in keys else None
-    text = image.GetMetaData("ITK_FileNotes").strip() if mark and "ITK_FileNotes" in keys else ""
+    aux = image.GetMetaData("aux_file").strip() if "aux_file" in keys else ""
+    text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
+    mark = _MARKED.fullmatch(aux)
+    if mark:
+        identity = mark.group(2) or ""
+        if _digest(array, text, identity) != mark.group(1):
+            note("its voxels or description changed after denoisekit wrote it (another tool kept the header): "
+                 "what it says was done is not taken")
+            return (), {}
+        return ((text,) if text else ()), ({TAG: identity} if identity else {})
+    legacy = _LEGACY.fullmatch(aux)
     # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and a
     # descrip it rewrote (a patient's name, say) would go into a series filed as ANONYMOUS; such
     # a file may also have moved to another space, which the source's frame would misplace
-    if not _OWN_DESCRIPTION.match(text):
+    if not legacy or not _OWN_DESCRIPTION.match(text):
         return (), {}
-    return (text,), ({TAG: mark.group(1)} if mark.group(1) else {})
+    return (text,), ({TAG: legacy.group(1)} if legacy.group(1) else {})
 
 
 #: What denoisekit's stages describe (``noise.describe``, ``infer.series_description``, a
@@ -563,11 +588,13 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if suffix not in ITK_SUFFIXES or not path.name.endswith(suffix):
         raise ValueError(f"write_itk needs a lower-case .nii/.nii.gz/.nrrd/.mha name, not {path.name}")
     image = to_itk(volume)
-    if description:  # of several steps, the latest first, the earlier ones by what they were
-        image.SetMetaData("ITK_FileNotes", fit_steps(description, DESCRIPTION_BYTES))
-    identity = volume_identity(volume)  # the source file's, for a DICOM export of this one
-    if description or identity:  # 23 characters at most: NIfTI's field holds 24 bytes
-        image.SetMetaData("aux_file", WRITER_MARK + (identity or ""))
+    # of several steps, the latest first, the earlier ones by what they were
+    text = fit_steps(description, DESCRIPTION_BYTES) if description else ""
+    if text:
+        image.SetMetaData("ITK_FileNotes", text)
+    identity = volume_identity(volume) or ""  # the source file's, for a DICOM export of this one
+    if text or identity:  # 23 characters: NIfTI's field holds 24 bytes
+        image.SetMetaData("aux_file", MARK + _digest(volume.array, text, identity) + identity)
     try:
         with _held_stderr() as held:
             sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")
