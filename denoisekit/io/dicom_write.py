@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from datetime import datetime
@@ -191,8 +192,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         Modality="CT",
         SeriesInstanceUID=generate_uid(),
         SeriesNumber=_series_number(source_number, description),
-        # the label a PACS shows: the latest step of several ("noise ...; denoised ..."), whole words
-        SeriesDescription=fit(description.rsplit("; ", 1)[-1], 64, words=True),
+        SeriesDescription=series_label(description, tags.get("DerivationDescription")),
         SeriesDate=now.strftime("%Y%m%d"),
         SeriesTime=now.strftime("%H%M%S"),
         ContentDate=now.strftime("%Y%m%d"),
@@ -293,6 +293,27 @@ def write_series(
         if progress is not None:
             progress(k + 1, n)
     return header["SeriesInstanceUID"]
+
+
+#: How ``noise.describe`` begins a step: a simulation ("noise lowdose seed=7 ...").
+SIMULATED_STEP = re.compile(r"noise [a-z0-9-]+ seed=\d+")
+_ON_SIMULATED = " (on simulated noise)"
+
+
+def series_label(description: str, source: Any = None) -> str:
+    """The SeriesDescription, the label a PACS lists a series by: the latest step of several
+    ("noise ...; denoised ..."), whole words in 64 bytes, and said as simulated where noise
+    was simulated (in ``description`` or the source's DerivationDescription ``source``): the
+    noise step itself "simulated noise lowdose ...", a later one "... (on simulated noise)".
+    A denoised simulated low dose, filed beside the patient's scan, read as a real scan
+    denoised, and "noise lowdose dose=0.25" as a real low-dose acquisition."""
+    latest = description.rsplit("; ", 1)[-1].strip()
+    if SIMULATED_STEP.match(latest):
+        return fit(f"simulated {latest}", 64, words=True)
+    earlier = (source if isinstance(source, str) else "") + "; " + description
+    if any(SIMULATED_STEP.match(step.strip()) for step in earlier.split("; ")[:-1]):
+        return fit(latest, 64 - len(_ON_SIMULATED), words=True) + _ON_SIMULATED
+    return fit(latest, 64, words=True)
 
 
 def _shared_dataset(header: dict[str, Any], note: Note) -> Any:

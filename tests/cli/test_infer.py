@@ -206,7 +206,9 @@ def test_a_series_denoised_from_a_simulated_one_says_both(make_series, tmp_path)
     first = pydicom.dcmread(sorted((tmp_path / "den").iterdir())[0])
     said = pydicom.dcmread(sorted(noisy.iterdir())[0]).DerivationDescription
     assert said.startswith("noise gaussian seed=0") and first.DerivationDescription == f"{said}; denoised tv"
-    assert first.SeriesDescription == "denoised tv"  # the label a PACS lists: the last step
+    # the label a PACS lists: the last step, and that its input was simulated (it said 'denoised tv')
+    assert first.SeriesDescription == "denoised tv (on simulated noise)"
+    assert pydicom.dcmread(sorted(noisy.iterdir())[0]).SeriesDescription.startswith("simulated noise gaussian seed=0")
 
 
 def test_trained_weights_file_picks_the_model(tmp_path):
@@ -428,7 +430,7 @@ def test_a_denoised_nifti_says_its_input_was_a_simulated_low_dose(tmp_path):
     assert _run("infer", tmp_path / "low_series", "-m", "tv", "--strength", "1", "-q").exit_code == 0
     for series in ("series", "low_series_denoised-tv"):  # through NIfTI, and a DICOM series' own chain
         ds = pydicom.dcmread(sorted((tmp_path / series).iterdir())[0])
-        assert ds.SeriesDescription == "denoised tv"
+        assert ds.SeriesDescription == "denoised tv (on simulated noise)"
         assert ds.DerivationDescription.startswith("noise lowdose seed=0 dose=0.25")
         assert ds.DerivationDescription.endswith("; denoised tv") and ds.DerivationDescription.count("noise lowdose") == 1
 

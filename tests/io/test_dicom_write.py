@@ -479,3 +479,20 @@ def test_a_conversion_of_the_source_is_no_step_of_the_derivation(tmp_path):
     volume = Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": said})
     ds = pydicom.dcmread(next(write_volume(volume, tmp_path / "out", description="denoised tv").iterdir()))
     assert ds.DerivationDescription == "noise lowdose seed=0; denoised tv"
+
+
+def test_the_label_says_where_noise_was_simulated():
+    """A PACS lists series by SeriesDescription: a denoised simulated low dose beside the
+    patient's scan read as the scan denoised, and 'noise lowdose dose=0.25' as a real low-dose
+    acquisition (new-user pass)."""
+    from denoisekit.io.dicom_write import series_label
+
+    noise = "noise lowdose seed=7 dose=0.25 scan_relative=False i0=200000.0 electronic_noise=8.0"
+    assert series_label(noise) == "simulated noise lowdose seed=7 dose=0.25 scan_relative=False"
+    assert series_label(f"{noise}; denoised tv") == "denoised tv (on simulated noise)"
+    assert series_label("denoised tv", source=noise) == "denoised tv (on simulated noise)"
+    long = "denoised residual-mul strength auto 1.00 weights run-2024/best.weights.h5"
+    label = series_label(long, source=noise)
+    assert label == "denoised residual-mul strength auto 1.00 (on simulated noise)" and len(label) <= 64
+    assert series_label("denoised tv", source="Lossy compression") == "denoised tv"
+    assert series_label("converted by denoisekit export from a NIfTI file") == "converted by denoisekit export from a NIfTI file"
