@@ -175,8 +175,12 @@ def denoise_volume(
                 progress(len(batch))
     if strengths is not None:
         strengths.extend(used)
-    how = "" if strength == 1.0 else f", strength {strength}" + (f" ({S.summary(used)})" if strength == S.AUTO else "")
-    return volume.derive(out, f"denoised by {describe(model)}{how}")
+    # as infer writes it (the demo's outputs said "denoised by ... (weights: ...), strength auto"
+    # and lost the weights to the 64-byte SeriesDescription)
+    import statistics
+
+    kept = f"auto {statistics.median(used):.2f}" if strength == S.AUTO and used else strength
+    return volume.derive(out, series_description(model, kept))
 
 
 def _run(model: Any, batch: np.ndarray) -> np.ndarray:

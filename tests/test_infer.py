@@ -1,3 +1,4 @@
+import re
 import tracemalloc
 
 import numpy as np
@@ -59,7 +60,7 @@ def test_whole_slices_in_batches():
     np.testing.assert_allclose(out.array, 2 * vol.array + 1, rtol=1e-6)
     assert seen == [2, 2, 1]
     assert out.array.dtype == np.float32 and out.shape == vol.shape
-    assert out.history[-1] == "denoised by affine"
+    assert out.history[-1] == "denoised affine"  # as infer writes it
 
 
 def test_fixed_size_model_tiled_reproduces_per_pixel_result():
@@ -175,7 +176,9 @@ def test_model_choice_and_labels(tmp_path):
     assert series_description(tv, 1 / 3) == "denoised tv strength 0.333333"
     assert series_description(tv, "auto 0.84") == "denoised tv strength auto 0.84"
     vol = denoise_volume(_volume((1, 8, 8)), loaded, strength=1)
-    assert vol.history[-1] == f"denoised by residual-mul (weights: {deep})"
+    assert vol.history[-1] == "denoised residual-mul weights run-2024/best.npz"
+    auto = denoise_volume(_volume((1, 8, 8)), tv, strength="auto").history[-1]
+    assert re.fullmatch(r"denoised tv strength auto \d\.\d\d", auto), auto
 
 
 @pytest.mark.parametrize("tile", [None, 16])

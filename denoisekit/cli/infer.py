@@ -111,12 +111,11 @@ def infer(
 
     With several inputs, one that fails (unreadable, refused) is reported and the others are still
     denoised; the command then exits 1, and --json lists every input, a failed one with its error."""
-    import statistics
     import time
 
     from rich.markup import escape
 
-    from denoisekit.infer import denoise_volume, load_model_for_inference, series_description, weights_label
+    from denoisekit.infer import denoise_volume, load_model_for_inference, weights_label
     from denoisekit.pretrained import coarse_pixel_note, plane_note
     from denoisekit.strength import AUTO, low_strength_note, parse_strength, summary
     from denoisekit.cli.io_options import read_input
@@ -158,7 +157,6 @@ def infer(
                 strength=setting,
                 strengths=used,
             )
-        kept = f"auto {statistics.median(used):.2f}" if setting == AUTO and used else setting
         source_note = note_to(console, notes)  # the model's, or a source value the series could not copy
         for message in getattr(net, "take_notes", list)():
             source_note(message)
@@ -167,7 +165,7 @@ def infer(
         from denoisekit.io import output_kind, recorded_steps
         from denoisekit.io.text import chain
 
-        description = chain(recorded_steps(volume, output_kind(out)), series_description(net, kept))
+        description = chain(recorded_steps(volume, output_kind(out)), denoised.history[-1])
         written = write_volume(denoised, out, force=force, description=description, note=source_note)
         seconds = time.perf_counter() - start
         low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None

@@ -13,7 +13,7 @@ def fit(text: str, limit: int, words: bool = False) -> str:
     cut = data[:limit].decode("utf-8", "ignore")
     if words and data[limit:limit + 1] != b" " and " " in cut[limit // 2:]:
         cut = cut[: cut.rindex(" ")]
-    return cut.rstrip()
+    return cut.rstrip().rstrip(",;:") if words else cut.rstrip()  # not "... (weights: pretrained),"
 
 
 #: Words an earlier step keeps when a chain of steps does not fit: what it was and its main

@@ -42,11 +42,11 @@ def test_demo_writes_volumes_series_figure_and_scores(tmp_path):
 
     # and through NIfTI's 79 bytes, that its input was a simulated low dose (it said the denoising only)
     denoised = read_volume(out / "denoised-tv.nii.gz").history[0]
-    assert denoised.startswith("noise lowdose seed=0 dose=0.25; denoised by tv"), denoised
+    assert denoised.startswith("noise lowdose seed=0 dose=0.25; denoised tv strength auto"), denoised
     assert read_volume(out / "noisy.nii.gz").history[0].startswith("noise lowdose")
     ds = pydicom.dcmread(sorted((out / "denoised-tv").iterdir())[0])
-    assert ds.SeriesDescription.startswith("denoised by tv")
-    assert ds.DerivationDescription.startswith("noise lowdose seed=") and "; denoised by tv" in ds.DerivationDescription
+    assert ds.SeriesDescription.startswith("denoised tv strength auto")
+    assert ds.DerivationDescription.startswith("noise lowdose seed=") and "; denoised tv strength auto" in ds.DerivationDescription
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left
     umask = os.umask(0)
     os.umask(umask)

@@ -31,3 +31,8 @@ def test_chain_leaves_out_a_conversion_a_step_follows():
     assert chain(f"noise lowdose seed=0; {converted}", "", "denoised tv") == "noise lowdose seed=0; denoised tv"
     assert chain("noise lowdose seed=0", converted) == f"noise lowdose seed=0; {converted}"  # the last step stays
     assert chain("", None) == ""
+
+
+def test_a_cut_at_a_word_drops_the_punctuation_it_leaves():
+    assert fit("denoised by x (weights: pretrained), strength auto", 40, words=True) == "denoised by x (weights: pretrained)"
+    assert fit("a, b", 64, words=True) == "a, b"  # uncut: as it is
