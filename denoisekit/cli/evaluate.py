@@ -211,7 +211,7 @@ def evaluate(
     if result["mask"] is not None and mask != "body":
         result["mask"]["what"] = mask
     if figure is not None:
-        draw(ref, noise, den, figure, label=f"denoised: {denoised.name}", windows=windows, force=force)
+        draw(ref, noise, den, figure, label=_label(den), windows=windows, force=force)
     if not per_slice:
         del result["per_slice"]  # a row per slice floods a 300-slice scan's output: asked for, not default
     if json_out:
@@ -257,4 +257,15 @@ def _on_grid(volume: Any, reference: Any, path: Path, role: str, note: Any) -> A
             raise refused from None
     note(how or f"{path} is on the reference's grid")
     return moved
+
+
+def _label(volume: Any) -> str:
+    """The denoised panels' title: what denoisekit recorded was done ("denoised tv strength
+    auto 0.84"), never the file's name (it went into the PNG, and a folder may bear the
+    patient's name); "denoised" when nothing was recorded."""
+    from denoisekit.io import recorded_steps
+    from denoisekit.io.text import fit
+
+    step = recorded_steps(volume, "nifti").rsplit("; ", 1)[-1]
+    return fit(step, 48, words=True) if step.startswith("denoised") else "denoised"
 

@@ -330,3 +330,23 @@ def test_a_volume_with_its_axes_in_another_order_is_scored_on_the_reference_grid
     sitk.WriteImage(shifted, str(tmp_path / "shifted.nii.gz"))
     result = _run("evaluate", tmp_path / "shifted.nii.gz", paths["clean"])
     assert result.exit_code == 1 and "differ in origin" in result.stderr
+
+
+def test_the_figure_names_what_was_done_never_the_file(volumes, tmp_path, monkeypatch):
+    """The denoised panels were titled with the file's name, which went into the PNG (a folder
+    may bear the patient's name; new-user pass)."""
+    import shutil
+
+    import denoisekit.evaluate
+
+    seen = {}
+    monkeypatch.setattr(denoisekit.evaluate, "figure", lambda *a, **k: seen.update(k))
+    paths, *_ = volumes
+    named = tmp_path / "Doe_Jane_denoised.nii.gz"
+    shutil.copy(paths["denoised"], named)  # not written by denoisekit's infer: nothing recorded
+    assert _run("evaluate", named, paths["clean"], "--figure", tmp_path / "f.png").exit_code == 0
+    assert seen["label"] == "denoised"
+    assert _run("infer", paths["noisy"], "-m", "tv", "--strength", "1", "-o", tmp_path / "Doe_Jane.nii.gz",
+                "-q").exit_code == 0
+    assert _run("evaluate", tmp_path / "Doe_Jane.nii.gz", paths["clean"], "--figure", tmp_path / "g.png").exit_code == 0
+    assert seen["label"] == "denoised tv"
