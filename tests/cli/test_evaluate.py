@@ -1,6 +1,7 @@
 """``denoisekit evaluate`` on files: numbers checked against NumPy/scikit-image directly."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -350,3 +351,24 @@ def test_the_figure_names_what_was_done_never_the_file(volumes, tmp_path, monkey
                 "-q").exit_code == 0
     assert _run("evaluate", tmp_path / "Doe_Jane.nii.gz", paths["clean"], "--figure", tmp_path / "g.png").exit_code == 0
     assert seen["label"] == "denoised tv"
+
+
+def test_a_reference_with_noise_of_its_own_is_said(tmp_path):
+    """CT_small's own 25 HU under 7 HU added gave every denoiser a negative gain, with nothing
+    to say the reference was not clean (new-user pass)."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:96, :96]
+    body = np.where((y - 48) ** 2 + (x - 48) ** 2 < 40**2, 40.0, -1000.0).astype(np.float32)
+    clean = np.repeat(body[None], 2, axis=0)
+    scanned = clean + rng.normal(0, 30, clean.shape).astype(np.float32)  # a real scan's own noise
+    paths = {}
+    for name, array in (("clean", clean), ("scan", scanned), ("low", scanned + rng.normal(0, 20, clean.shape)),
+                        ("clean_low", clean + rng.normal(0, 20, clean.shape))):
+        paths[name] = write_volume(Volume(array.astype(np.float32), spacing=(0.7, 0.7, 2.0)), tmp_path / f"{name}.nii.gz")
+    result = _run("evaluate", paths["low"], paths["scan"], "--noisy", paths["low"], "--json")
+    assert result.exit_code == 0, result.output
+    [said] = [n for n in json.loads(result.stdout)["notes"] if "noise of its own" in n]
+    own, added = (float(v) for v in re.findall(r"\((\d+\.\d) HU in soft tissue\) against (\d+\.\d) HU", said)[0])
+    assert own == pytest.approx(30, rel=0.15) and added == pytest.approx(20, rel=0.15)
+    result = _run("evaluate", paths["clean_low"], paths["clean"], "--noisy", paths["clean_low"], "--json")
+    assert not [n for n in json.loads(result.stdout)["notes"] if "noise of its own" in n]
