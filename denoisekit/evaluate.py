@@ -317,7 +317,7 @@ def _slice_title(volume: Any, k: int, n: int) -> str:
     """'slice 12 of 0..39, at 35.0 mm': as the per-slice table numbers it (``slice``, ``at mm``),
     so the figure's slice is found there and in a viewer."""
     at = _locations(volume, n)[k]
-    return f"slice {k} of 0..{n - 1}" + ("" if at is None else f", at {at:.1f} mm")
+    return (f"slice {k} of 0..{n - 1}" if n > 1 else "the one slice") + ("" if at is None else f", at {at:.1f} mm")
 
 
 def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | None = None,
@@ -348,15 +348,21 @@ def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | No
 
     cols = len(panels) + 1
     aspect = ref.shape[1] / ref.shape[2]
-    fig = Figure(figsize=(3.0 * cols, 3.0 * len(rows) * aspect + 0.6))
+    # the difference needs no window: the second row shows the noise that was added instead, on
+    # the same scale, where the first shows what the denoiser left (both rows showed the same)
+    differences = [("denoised - reference", diff)]
+    if noisy is not None:
+        differences.append(("noisy - reference", _array(noisy)[k] - ref[k]))
+    fig = Figure(figsize=(3.0 * cols, (3.0 * aspect + 0.35) * len(rows) + 0.5))  # room for two-line titles
     axes = fig.subplots(len(rows), cols, squeeze=False)
-    for row, (name, (lo, hi)) in zip(axes, rows):
+    for i, (row, (name, (lo, hi))) in enumerate(zip(axes, rows)):
         hu = f"{name} [{lo:g},{hi:g}] HU" if name else f"[{lo:g},{hi:g}] HU"
         for ax, (title, image) in zip(row, panels):
             ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             ax.set_title(f"{title}\n{hu}", fontsize=8)
-        im = row[-1].imshow(diff, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
-        row[-1].set_title(f"denoised - reference\n±{span:g} HU", fontsize=8)
+        what, shown = differences[i % len(differences)]
+        im = row[-1].imshow(shown, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
+        row[-1].set_title(f"{what}\n±{span:g} HU", fontsize=8)
         fig.colorbar(im, ax=row[-1], fraction=0.046, pad=0.02)
         for ax in row:
             ax.set_axis_off()

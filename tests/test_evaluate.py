@@ -150,9 +150,16 @@ def test_the_difference_is_shown_on_the_noise_scale_in_every_row():
     span = difference_span(ref[1], noisy[1])
     assert np.percentile(k_noise, 99) <= span < 2.5 * np.percentile(k_noise, 99)
     assert span in {m * 10.0 ** e for m in (1, 2, 5) for e in range(4)}
-    differences = [ax for ax in fig.axes if ax.get_title().startswith("denoised - reference")]
-    assert len(differences) == 2 and all(ax.images[0].get_clim() == (-span, span) for ax in differences)
+    # what the denoiser left, then (it was the same panel again) the noise it was given, one scale
+    differences = [ax for ax in fig.axes if " - reference" in ax.get_title()]
+    assert [ax.get_title().split("\n")[0] for ax in differences] == ["denoised - reference", "noisy - reference"]
+    assert all(ax.images[0].get_clim() == (-span, span) for ax in differences)
     assert all(f"±{span:g} HU" in ax.get_title() for ax in differences)
+    np.testing.assert_array_equal(differences[1].images[0].get_array(), noisy[1] - ref[1])
+    one = draw_figure(Volume(ref[:1], **grid), None, Volume(den[:1], **grid))
+    assert one._suptitle.get_text() == "the one slice, at -30.0 mm"
+    titles = [ax.get_title().split("\n")[0] for ax in one.axes if " - reference" in ax.get_title()]
+    assert titles == ["denoised - reference"] * 2  # no noisy input: what the denoiser left, in each row
     assert fig._suptitle.get_text() == f"slice 1 of 0..{len(ref) - 1}, at -27.5 mm"  # as the per-slice table says
     padded = ref.copy()
     padded[1, :4] = -3024.0  # the field of view's edge is no noise

@@ -131,9 +131,9 @@ def evaluate(
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
-        typer.Option("--figure", help="Write the reference, noisy, denoised and difference (denoised - reference) images of the slice "
-                     "of median error (PNG); the difference on the noise's scale (the 99th percentile of |noisy - "
-                     "reference|, rounded up; without --noisy, of |denoised - reference|).",
+        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of the slice of median error (PNG): "
+                     "denoised - reference, and in the second row noisy - reference, on the noise's scale (the 99th "
+                     "percentile of |noisy - reference|, rounded up; without --noisy, of |denoised - reference|).",
                      parser=_figure_path, metavar="<path>"),
     ] = None,
     figure_windows: Annotated[
