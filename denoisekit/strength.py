@@ -154,6 +154,6 @@ def low_strength_note(model: str, strengths: list[float], trained: bool = True) 
         return None
     median = "a median " if len(strengths) > 1 else ""
     why = "a scan with little noise, or unlike its training data" if trained else "a scan with little noise"
-    return (f"note: --strength auto kept {median}{float(np.median(strengths)):.0%} of {model}'s correction: it would "
+    return (f"--strength auto kept {median}{float(np.median(strengths)):.0%} of {model}'s correction: it would "
             f"take away much more than the noise read from this scan ({why}), "
             "so the output is mostly the input. --strength 1 gives the model's output as it is.")

@@ -144,7 +144,7 @@ def test_low_strength_note_only_when_little_is_kept():
     assert low_strength_note("m", [1.0, 0.9, 0.1]) is None
     assert low_strength_note("m", []) is None
     note = low_strength_note("m", [0.05, 0.1, 0.9])
-    assert note.startswith("note:") and "10% of m's correction" in note and "--strength 1" in note
+    assert note.startswith("--strength auto kept") and "10% of m's correction" in note and "--strength 1" in note
     assert "training data" in note
     assert "training data" not in low_strength_note("nl-means", [0.05], trained=False)  # a filter has none
 

@@ -173,8 +173,8 @@ def infer(
         chosen = f"strength auto, {summary(used)}" if setting == AUTO else f"strength {setting:g}"
         n = volume.shape[0]
         status(console, f"wrote {written} ({n} slice{'' if n == 1 else 's'}, {seconds:.1f} s; {chosen})")
-        if low:
-            status(console, low)
+        if low:  # said after the "wrote" line it explains; in --json as every other note, without "note: "
+            status(console, f"note: {low}")
         return {
             "input": str(inp),
             "output": str(written),
