@@ -167,7 +167,7 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         import hashlib
 
         patient = hashlib.sha256(header["StudyInstanceUID"].encode()).hexdigest()[:16].upper()
-        header.update(PatientName="ANONYMOUS", PatientID=f"DENOISEKIT-{patient}")
+        header.update(PatientName="ANONYMOUS^", PatientID=f"DENOISEKIT-{patient}")  # a family name: "^", not the retired form
     if "WindowCenter" not in header and tags.get("RescaleType", "HU") == "HU":
         # no window from the source: a soft-tissue one (W400 L40); some viewers show CT black without
         header.update(WindowCenter="40", WindowWidth="400")

@@ -94,9 +94,10 @@ def test_from_non_dicom_source_new_study(tmp_path):
     if shutil.which("dciodvfy"):
         result = subprocess.run(["dciodvfy", str(sorted(out.iterdir())[0])], capture_output=True, text=True)
         assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+        assert "Retired Person Name form" not in result.stdout + result.stderr  # 'ANONYMOUS' without '^' was
     # each new study its own patient: a PACS must not file unrelated volumes under one
     other = pydicom.dcmread(sorted(write_volume(volume, tmp_path / "again").iterdir())[0])
-    assert ds.PatientName == other.PatientName == "ANONYMOUS" and ds.PatientID.startswith("DENOISEKIT-")
+    assert ds.PatientName == other.PatientName == "ANONYMOUS^" and ds.PatientID.startswith("DENOISEKIT-")
     assert other.StudyInstanceUID != ds.StudyInstanceUID and other.PatientID != ds.PatientID
     assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (40.0, 400.0)  # viewers show CT black without
 
