@@ -181,6 +181,11 @@ def evaluate(
         raise UsageError("--figure-window sets the figure's display windows: it needs --figure FILE.png")
     if figure is not None:
         check_figure_path(figure, force)
+    if mask is not None and mask != "body" and not Path(mask).exists():  # said with what --mask takes
+        from denoisekit.errors import DenoiseKitError
+
+        raise DenoiseKitError(f"--mask {mask}: no such file; --mask takes 'body' or a label volume on the "
+                              "reference's grid")
 
     notes: list[str] = []  # skipped files, accepted irregularities: in --json's record too
     note = note_to(err_console(quiet or json_out), notes)

@@ -372,3 +372,10 @@ def test_a_reference_with_noise_of_its_own_is_said(tmp_path):
     assert own == pytest.approx(30, rel=0.15) and added == pytest.approx(20, rel=0.15)
     result = _run("evaluate", paths["clean_low"], paths["clean"], "--noisy", paths["clean_low"], "--json")
     assert not [n for n in json.loads(result.stdout)["notes"] if "noise of its own" in n]
+
+
+def test_a_missing_mask_says_what_mask_takes(volumes, tmp_path):
+    paths, *_ = volumes
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--mask", tmp_path / "nosuch")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert "no such file; --mask takes 'body' or a label volume" in result.stderr
