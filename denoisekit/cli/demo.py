@@ -18,7 +18,8 @@ def demo(
     ] = Path("denoisekit-demo"),
     model: Annotated[Optional[str], typer.Option(help="Model to demonstrate (default: infer's default, residual-mul).")] = None,
     baseline: Annotated[str, typer.Option(help="Classical baseline to compare with.")] = "tv",
-    dose: Annotated[float, typer.Option(help="Simulated dose, as a fraction of full dose.")] = 0.25,
+    dose: Annotated[float, typer.Option(help="Simulated dose, as a fraction of the lowdose noise's reference flux (--i0 of "
+                                                 "'denoisekit noise': a chest protocol's full dose).")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the simulated noise.")] = 0,
     slices: Annotated[Optional[int], typer.Option(help="Use only the first N slices of the sample.")] = None,
     force: ForceOpt = False,
@@ -33,12 +34,12 @@ def demo(
     from denoisekit.errors import DenoiseKitError, UsageError
 
     output = Path(output)
+    if slices is not None and slices < 1:  # a wrong call first, as every command says it
+        raise UsageError("--slices must be at least 1")
     if output.exists() or output.is_symlink():
         _refuse_foreign(output)
-        if not force:
-            raise DenoiseKitError(f"{output} already exists; choose another --output or pass --force")
-    if slices is not None and slices < 1:
-        raise UsageError("--slices must be at least 1")
+        if not force:  # worded as every other command's refusal
+            raise DenoiseKitError(f"{output} already exists (use --force to overwrite it)")
     console = err_console(quiet)
 
     from denoisekit.demo import run_demo

@@ -116,8 +116,8 @@ def _rows(scores: dict) -> list[tuple[str, dict]]:
 
 @app.command()
 def evaluate(
-    denoised: Annotated[Path, typer.Argument(help="The denoised volume.", show_default=False)],
-    reference: Annotated[Path, typer.Argument(help="The clean reference, on the same voxel grid (axes in another order, as dcm2niix writes a series' rows reversed, are reordered exactly, with a note).", show_default=False)],
+    denoised: Annotated[Path, typer.Argument(help="The denoised volume.", show_default=False, metavar="DENOISED")],
+    reference: Annotated[Path, typer.Argument(help="The clean reference, on the same voxel grid (axes in another order, as dcm2niix writes a series' rows reversed, are reordered exactly, with a note).", show_default=False, metavar="REFERENCE")],
     noisy: Annotated[
         Optional[Path], typer.Option("--noisy", help="The noisy input, to report the gain over it.")
     ] = None,

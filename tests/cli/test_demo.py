@@ -91,3 +91,10 @@ def test_demo_says_when_the_default_model_was_trained_on_the_sample(tmp_path):
     result = runner.invoke(get_app(), ["demo", "-o", str(tmp_path / "demo2"), "--slices", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "trained on this phantom" in " ".join(result.stdout.split())  # beside the table, even --quiet
+
+
+def test_demo_says_a_wrong_call_before_an_existing_output(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    result = runner.invoke(get_app(), ["demo", "-o", str(out), "--slices", "0"])
+    assert result.exit_code == 2 and "--slices must be at least 1" in result.stderr
