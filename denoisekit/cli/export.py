@@ -59,7 +59,7 @@ def export(
     from denoisekit.errors import UsageError
     from denoisekit.io import check_output, output_kind, recorded_steps, refuse_input, write_volume
     from denoisekit.io.paths import format_name, itk_suffix
-    from denoisekit.io.text import CONVERTED, chain
+    from denoisekit.io.text import CHANGED, CONVERTED, chain
 
     suffix = itk_suffix(input)
     kind = output_kind(output)  # the usage errors first, then what write_volume would refuse, before any reading
@@ -72,6 +72,8 @@ def export(
                          "name the DICOM series' folder")
     if description is not None and not description.strip():
         raise UsageError("--description is empty: say what was done, or leave it out")
+    if description is not None and any(ord(c) < 32 or ord(c) == 127 for c in description):
+        raise UsageError("--description holds a line break or control character: give it on one line")
     check_output(output, force=force)
     notes: list[str] = []  # skipped files on reading, source values the derived series could not copy
     from rich.markup import escape
@@ -92,8 +94,11 @@ def export(
     # made from it later is filed as ANONYMOUS)
     source = f"a {format_name(suffix)} file" if suffix else "a DICOM series"
     converted = f"converted by denoisekit export from {source}"
-    said = chain(recorded_steps(volume, kind), (description or "").strip())
-    if not said or all(step.startswith(CONVERTED) for step in said.split("; ")):  # nothing but conversions: this one
+    recorded, given = recorded_steps(volume, kind), (description or "").strip()
+    if given and recorded.rsplit("; ", 1)[-1] == CHANGED:  # what another tool did: --description says it
+        recorded = recorded.rpartition("; ")[0]
+    said = chain(recorded, given)
+    if not said or all(step.startswith(CONVERTED) or step == CHANGED for step in said.split("; ")):  # nothing done
         said = converted
     if like is not None:
         volume = _as_series(volume, reference, input, like, note)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import warnings
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +18,7 @@ from denoisekit import __version__
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_tags import COPIED
 from denoisekit.io.identity import volume_identity
-from denoisekit.io.text import CONVERTED, fit
+from denoisekit.io.text import CONVERTED, SIMULATED_STEP, fit
 from denoisekit.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -295,8 +294,6 @@ def write_series(
     return header["SeriesInstanceUID"]
 
 
-#: How ``noise.describe`` begins a step: a simulation ("noise lowdose seed=7 ...").
-SIMULATED_STEP = re.compile(r"noise [a-z0-9-]+ seed=\d+")
 _ON_SIMULATED = " (on simulated noise)"
 
 

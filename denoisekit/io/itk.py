@@ -115,25 +115,29 @@ def read_itk(path: Path, note: Callable[[str], None] | None = None, *, labels: b
 
 
 #: What ``write_itk`` puts in the ``aux_file`` field (NIfTI's 24 bytes; NRRD and MetaImage keep
-#: it as a key): ``MARK``, the ``_digest`` of what it wrote, then the source file's identity
-#: where it has one (``io.identity``). Files written before the digest say ``LEGACY_MARK`` and
-#: the identity; their description is taken only in a form denoisekit writes.
+#: it as a key): ``MARK``, a digest of the description and identity, one of the voxels
+#: (``_digests``), then the source file's identity where it has one (``io.identity``). Files
+#: written before the digests say ``LEGACY_MARK`` and the identity; their description is taken
+#: only in a form denoisekit writes.
 MARK = "dk"
 LEGACY_MARK = "denoisekit"
-_MARKED = re.compile(rf"{MARK}([0-9a-f]{{8}})([0-9a-f]{{{IDENTITY_DIGITS}}})?")
+_MARKED = re.compile(rf"{MARK}([0-9a-f]{{4}})([0-9a-f]{{4}})([0-9a-f]{{{IDENTITY_DIGITS}}})?")
 _LEGACY = re.compile(rf"{LEGACY_MARK}([0-9a-f]{{{IDENTITY_DIGITS}}})?")
 
 
-def _digest(array: np.ndarray, description: str, identity: str) -> str:
-    """8 hex digits of BLAKE2b over the voxels (float32, as read back), their shape, the
-    description and the identity: a file whose voxels or descrip another tool changed while
-    copying the header (nibabel does by default) no longer matches its mark."""
+def _digests(array: np.ndarray, description: str, identity: str) -> tuple[str, str]:
+    """4 hex digits of BLAKE2b over the description and identity, and 4 over the voxels (float32,
+    as read back) and their shape: another tool that copies the header (nibabel does by default)
+    but rewrites the description (a patient's name, say) or changes the voxels no longer matches,
+    and the two say which. The description counts by its ASCII letters, stripped: SimpleITK's
+    MetaImage reader drops a description's trailing non-ASCII characters."""
     import hashlib
 
-    h = hashlib.blake2b(digest_size=4)
-    h.update(f"{array.shape}|{identity}|{description}|".encode("utf-8"))
-    h.update(memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B"))
-    return h.hexdigest()
+    said = hashlib.blake2b(f"{identity}|{description.encode('ascii', 'ignore').decode().strip()}".encode(),
+                           digest_size=2)
+    voxels = hashlib.blake2b(str(array.shape).encode(), digest_size=2)
+    voxels.update(memoryview(np.ascontiguousarray(array, dtype=np.float32)).cast("B"))
+    return said.hexdigest(), voxels.hexdigest()
 
 
 def _own_record(image, array: np.ndarray, note: Callable[[str], None]) -> tuple[tuple[str, ...], dict[str, str]]:
@@ -141,20 +145,26 @@ def _own_record(image, array: np.ndarray, note: Callable[[str], None]) -> tuple[
     descrip), so a DICOM series exported from a denoised NIfTI describes the denoising, not a
     conversion, and the identity of the file it was made from (as the volume's tag: its DICOM
     export then files into that file's study). Other writers' descrip (a converter's, a
-    scanner protocol's) is neither, nor is the account of a file changed since denoisekit wrote
-    it: its voxels or description no longer match the mark's digest (``note`` says so)."""
+    scanner protocol's) is neither, nor is one rewritten since denoisekit wrote it (its digest
+    no longer matches). A file whose voxels changed since keeps its account, followed by
+    ``text.CHANGED`` (with a note), and loses its identity: it may have moved to another space,
+    which the source's frame of reference would misplace."""
     from denoisekit.io.identity import TAG
+    from denoisekit.io.text import CHANGED
 
     keys = set(image.GetMetaDataKeys())
     aux = image.GetMetaData("aux_file").strip() if "aux_file" in keys else ""
     text = image.GetMetaData("ITK_FileNotes").strip() if "ITK_FileNotes" in keys else ""
     mark = _MARKED.fullmatch(aux)
     if mark:
-        identity = mark.group(2) or ""
-        if _digest(array, text, identity) != mark.group(1):
-            note("its voxels or description changed after denoisekit wrote it (another tool kept the header): "
-                 "what it says was done is not taken")
+        identity = mark.group(3) or ""
+        said, voxels = _digests(array, text, identity)
+        if said != mark.group(1):
             return (), {}
+        if voxels != mark.group(2):
+            note("its voxels changed after denoisekit wrote it (another tool kept its header): what denoisekit "
+                 f"did is followed by '{CHANGED}'; say what it did with export --description")
+            return ((text, CHANGED) if text else (CHANGED,)), {}
         return ((text,) if text else ()), ({TAG: identity} if identity else {})
     legacy = _LEGACY.fullmatch(aux)
     # and only in a form denoisekit writes: a script that edits a file keeps its aux_file, and a
@@ -589,12 +599,12 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
         raise ValueError(f"write_itk needs a lower-case .nii/.nii.gz/.nrrd/.mha name, not {path.name}")
     image = to_itk(volume)
     # of several steps, the latest first, the earlier ones by what they were
-    text = fit_steps(description, DESCRIPTION_BYTES) if description else ""
+    text = fit_steps(description, DESCRIPTION_BYTES).strip() if description else ""
     if text:
         image.SetMetaData("ITK_FileNotes", text)
     identity = volume_identity(volume) or ""  # the source file's, for a DICOM export of this one
     if text or identity:  # 23 characters: NIfTI's field holds 24 bytes
-        image.SetMetaData("aux_file", MARK + _digest(volume.array, text, identity) + identity)
+        image.SetMetaData("aux_file", MARK + "".join(_digests(volume.array, text, identity)) + identity)
     try:
         with _held_stderr() as held:
             sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+#: How ``noise.describe`` begins a step: a simulation ("noise lowdose seed=7 ..."), which every
+#: description of what came of it must keep saying.
+SIMULATED_STEP = re.compile(r"noise [A-Za-z0-9_.-]+ seed=\d+")
+
 
 def fit(text: str, limit: int, words: bool = False) -> str:
     """``text`` cut to at most ``limit`` bytes in UTF-8, never inside a character (fields count
@@ -13,7 +19,7 @@ def fit(text: str, limit: int, words: bool = False) -> str:
     cut = data[:limit].decode("utf-8", "ignore")
     if words and data[limit:limit + 1] != b" " and " " in cut[limit // 2:]:
         cut = cut[: cut.rindex(" ")]
-    return cut.rstrip().rstrip(",;:") if words else cut.rstrip()  # not "... (weights: pretrained),"
+    return cut.rstrip().rstrip(",;:").rstrip() if words else cut.rstrip()  # not "... (weights: pretrained),"
 
 
 #: Words an earlier step keeps when a chain of steps does not fit: what it was and its main
@@ -23,9 +29,10 @@ STEP_WORDS = 4
 
 def fit_steps(text: str, limit: int) -> str:
     """A chain of steps ("noise ...; denoised ...") in ``limit`` bytes: the latest as much as
-    fits at whole words, each earlier one by its first ``STEP_WORDS`` words (the oldest dropped
-    while they leave the latest fewer than that), so a denoised NIfTI still says its input was
-    a simulated low dose. Without room for that, the latest alone."""
+    fits at whole words, each earlier one by its first ``STEP_WORDS`` words (while they leave the
+    latest fewer than that, the oldest dropped first, a simulation last), so a denoised NIfTI
+    still says its input was a simulated low dose, however many steps came after it. Without
+    room for that, the latest alone."""
     if len(text.encode("utf-8")) <= limit:
         return text
     *earlier, latest = text.split("; ")
@@ -36,7 +43,7 @@ def fit_steps(text: str, limit: int) -> str:
         room = limit - len(head.encode("utf-8"))
         if room >= least:
             return head + fit(latest, room, words=True)
-        earlier.pop(0)
+        earlier.pop(next((i for i, step in enumerate(earlier) if not SIMULATED_STEP.match(step)), 0))
     return fit(latest, limit, words=True)
 
 
@@ -51,3 +58,9 @@ def chain(*parts: str) -> str:
     steps = [s.strip() for part in parts if part for s in part.split("; ") if s.strip()]
     kept = [s for i, s in enumerate(steps) if not (s.startswith(CONVERTED) and i + 1 < len(steps))]
     return "; ".join(kept)
+
+
+#: The step a file's record gains when another tool changed its voxels after denoisekit wrote
+#: it (``itk``): what was done before stays true; what came after is unknown.
+CHANGED = "then changed by another tool"
+

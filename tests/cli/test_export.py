@@ -191,18 +191,20 @@ def test_a_series_exported_from_a_denoised_nifti_says_what_was_done(make_series,
     assert read_volume(tmp_path / "edited.nii.gz").history == ()
 
 
-def test_a_nifti_another_tool_changed_keeping_the_header_loses_its_account(make_series, tmp_path):
+def test_a_nifti_another_tool_changed_keeping_the_header_says_so(make_series, tmp_path):
     """nibabel copies a header by default: a script that edited a denoised NIfTI's voxels kept
-    'denoised tv', and its DICOM export presented the edit as the denoising (new-user pass).
-    The mark holds a digest of the voxels and description as written."""
+    'denoised tv' alone, and its DICOM export presented the edit as the denoising (new-user
+    pass). The mark holds digests of the description and of the voxels as written: a changed
+    description is not taken (it may name the patient), changed voxels keep what denoisekit did
+    and say another tool changed them after."""
     import SimpleITK as sitk
 
     series = make_series(tmp_path / "s", shape=(2, 24, 24))
     assert run("infer", series.path, "-m", "tv", "-o", tmp_path / "den.nii.gz", "-q").exit_code == 0
+    [done] = read_volume(tmp_path / "den.nii.gz").history
     image = sitk.ReadImage(str(tmp_path / "den.nii.gz"))
-    resaved = sitk.Image(image)  # the same voxels and header, written again: still ours
-    sitk.WriteImage(resaved, str(tmp_path / "same.nii.gz"))
-    assert read_volume(tmp_path / "same.nii.gz").history == read_volume(tmp_path / "den.nii.gz").history != ()
+    sitk.WriteImage(sitk.Image(image), str(tmp_path / "same.nii.gz"))  # the same voxels and header again: ours
+    assert read_volume(tmp_path / "same.nii.gz").history == (done,)
     edited = sitk.Image(image) * 0.5  # the voxels changed, the header copied over
     for key in image.GetMetaDataKeys():
         edited.SetMetaData(key, image.GetMetaData(key))
@@ -210,19 +212,33 @@ def test_a_nifti_another_tool_changed_keeping_the_header_loses_its_account(make_
     result = run("export", tmp_path / "edited.nii.gz", "-o", tmp_path / "out.nii.gz", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
-    assert record["description"] == "converted by denoisekit export from a NIfTI file"
-    assert any("changed after denoisekit wrote it" in n for n in record["notes"])
-    # a description given with --description is denoisekit's account too, whatever its words
+    assert record["description"] == f"{done}; then changed by another tool"
+    assert any("changed after denoisekit wrote it" in n and "--description" in n for n in record["notes"])
+    # --description says what the other tool did, after what denoisekit did
     result = run("export", tmp_path / "edited.nii.gz", "-o", tmp_path / "said.nii.gz", "--description",
                  "halved by a script", "-q")
-    assert result.exit_code == 0 and read_volume(tmp_path / "said.nii.gz").history == ("halved by a script",)
-    # files from before the digest are read as they were
+    assert result.exit_code == 0 and read_volume(tmp_path / "said.nii.gz").history == (f"{done}; halved by a script",)
+    # files from before the digests are read as they were
     legacy = sitk.Image(image)
     for key, value in (("aux_file", "denoisekit"), ("ITK_FileNotes", "denoised tv")):
         legacy.SetMetaData(key, value)
     sitk.WriteImage(legacy, str(tmp_path / "legacy.nii.gz"))
     assert read_volume(tmp_path / "legacy.nii.gz").history == ("denoised tv",)
 
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nrrd", ".mha"])
+@pytest.mark.parametrize("said", ["bereinigt für Müller ü", "nettoyé " + "a" * 60 + " : verylongwordhere"])
+def test_an_unchanged_file_keeps_its_account_whatever_its_description(make_series, tmp_path, suffix, said):
+    """A description cut before ' :' kept a trailing space that reading strips, and SimpleITK's
+    MetaImage reader drops trailing non-ASCII letters: both read as changed (code review)."""
+    series = make_series(tmp_path / "s", shape=(2, 12, 10))
+    assert run("export", series.path, "-o", tmp_path / "v.nii.gz", "-q").exit_code == 0
+    out = tmp_path / f"d{suffix}"
+    assert run("export", tmp_path / "v.nii.gz", "-o", out, "--description", said, "-q").exit_code == 0
+    result = run("export", out, "-o", tmp_path / "again.nii.gz", "--json")
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert not [n for n in record["notes"] if "changed" in n] and record["description"] != "converted by denoisekit export from a NIfTI file"
 
 def _flipped_as_dcm2niix_writes(path, out):
     """The rows reversed, as dcm2niix writes a DICOM series to NIfTI."""
@@ -383,3 +399,11 @@ def test_like_says_what_the_nifti_went_through_not_what_the_series_did(make_seri
     # a NIfTI exported from a scan and put back says this conversion, not the one that made it
     assert run("export", tmp_path / "scan.nii.gz", "-o", tmp_path / "round", "--like", series.path, "-q").exit_code == 0
     assert derivation("round") == "converted by denoisekit export from a NIfTI file"
+
+
+def test_a_description_on_two_lines_is_a_usage_error(make_series, tmp_path):
+    """A line break in it lost a MetaImage's mark silently (code review)."""
+    series = make_series(tmp_path / "s", shape=(2, 12, 10))
+    result = run("export", series.path, "-o", tmp_path / "v.mha", "--description", "denoised\nby hand")
+    assert result.exit_code == 2 and "line break or control character" in result.stderr
+    assert not (tmp_path / "v.mha").exists()

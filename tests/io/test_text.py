@@ -36,3 +36,16 @@ def test_chain_leaves_out_a_conversion_a_step_follows():
 def test_a_cut_at_a_word_drops_the_punctuation_it_leaves():
     assert fit("denoised by x (weights: pretrained), strength auto", 40, words=True) == "denoised by x (weights: pretrained)"
     assert fit("a, b", 64, words=True) == "a, b"  # uncut: as it is
+
+
+def test_fit_steps_keeps_a_simulation_however_many_steps_follow():
+    """Noise, then two denoisers, as NIfTI: the oldest step went first, the simulation with it,
+    and the DICOM label lost '(on simulated noise)' (code review)."""
+    noise = "noise lowdose seed=0 dose=0.25 scan_relative=False i0=200000.0"
+    text = f"{noise}; denoised tv strength auto 0.81; denoised nl-means strength auto 1.00 weights pretrained"
+    kept = fit_steps(text, 79)
+    assert kept.startswith("noise lowdose seed=0 dose=0.25; ") and "nl-means" in kept and len(kept.encode()) <= 79
+
+
+def test_a_word_cut_before_punctuation_leaves_no_space():
+    assert fit("x" * 70 + " : verylongwordhere", 79, words=True) == "x" * 70
