@@ -357,3 +357,22 @@ def test_a_record_from_before_the_smoothing_replays_unsmoothed():
     fluxes = [2000.0] * (n // 2) + [8000.0] * (n // 2)
     old = np.log(_scaled_by_current(fluxes, [200.0] * n, [9000] * n, 0))
     assert (np.abs(np.diff(old)) > 1e-12).sum() == 1  # the median's one step, as before
+
+
+def test_the_recorded_smoothing_is_the_one_applied(monkeypatch):
+    """Nothing checked that apply passes the record's flux_smoothing on (code review: both
+    'always smooth' and 'never smooth' passed every test)."""
+    import denoisekit_plugins.noise.lowdose as lowdose
+    from denoisekit_plugins.noise.lowdose import SMOOTH_SLICES, _relative_fluxes, _Simulator
+
+    seen = []
+    real = lowdose._scaled_by_current
+    monkeypatch.setattr(lowdose, "_scaled_by_current", lambda *a: seen.append(a[3]) or real(*a))
+    currents = [100, 200, 400]
+    scan = scanned_at(currents, trunk(3))
+    params = {**LowDose(views=VIEWS, dose=0.25, scan_relative=True).sample(np.random.default_rng(0), scan.shape),
+              "TubeCurrents": currents}
+    old = {k: v for k, v in params.items() if k != "flux_smoothing"}  # a record from before the smoothing
+    for record in (params, old):
+        _relative_fluxes(_Simulator(scan, record, SPACING), scan, record, None)
+    assert seen == [SMOOTH_SLICES, 0]
