@@ -297,4 +297,3 @@ def _noisy_reference(reference: Any, noisy: Any) -> str | None:
     return (f"the reference has noise of its own ({own:.1f} HU in soft tissue) against {added:.1f} HU added to make "
             "the noisy input: a denoiser removes both and is scored as wrong where it removed the reference's, "
             "so these scores and gains understate it")
-

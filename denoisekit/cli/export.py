@@ -147,4 +147,3 @@ def _series_record(directory: Path) -> dict:
     ds = pydicom.dcmread(next(p for p in sorted(directory.iterdir()) if p.suffix == ".dcm"), stop_before_pixels=True)
     return {keyword: str(ds.get(keyword, "")) for keyword in (
         "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "DerivationDescription", "StudyInstanceUID")}
-

@@ -209,4 +209,3 @@ def _source(volume, input_path) -> dict:
         return {"SeriesInstanceUID": str(uid)}
     identity = file_identity(input_path)
     return {"blake2b": identity} if identity else {}
-

@@ -179,7 +179,6 @@ def refuse_input(source: str | Path, output: Path, side: Path | None = None, rol
             raise DenoiseKitError(f"{what}{path} is inside the {role} directory {source}; choose another output")
 
 
-
 def recorded_steps(volume: Volume, kind: str) -> str:
     """What was done to ``volume`` as an output of ``kind`` (``output_kind``) must say it before
     its own step: the account a file denoisekit wrote keeps (``history``), or for a series
@@ -190,4 +189,3 @@ def recorded_steps(volume: Volume, kind: str) -> str:
     if made and kind != "dicom":
         return str(made)
     return chain(*volume.history)
-

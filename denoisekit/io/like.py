@@ -121,8 +121,6 @@ def _mm(values) -> str:
     return "(" + ", ".join(f"{float(v):.7g}" for v in values) + ")"
 
 
-
 def _of(name: str) -> str:
     """The possessive: "the --like series'", "the reference's"."""
     return f"{name}'" if name.endswith("s") else f"{name}'s"
-

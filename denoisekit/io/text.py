@@ -63,4 +63,3 @@ def chain(*parts: str) -> str:
 #: The step a file's record gains when another tool changed its voxels after denoisekit wrote
 #: it (``itk``): what was done before stays true; what came after is unknown.
 CHANGED = "then changed by another tool"
-
