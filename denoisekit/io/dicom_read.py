@@ -178,6 +178,8 @@ def read_dicom(
         tags["RescaleType"] = rescale_type(ordered[0].header)
     if stack.positions is not None:
         tags["SlicePositions"] = stack.positions
+    else:  # each slice's own position, as the scan wrote it: a derived series writes it again
+        tags["SourcePositions"] = [[float(v) for v in f.position] for f in ordered]
     return Volume(
         array=array,
         spacing=(float(first.pixel_spacing[1]), float(first.pixel_spacing[0]), stack.spacing_z),

@@ -248,6 +248,7 @@ def write_series(
     positions = volume.tags.get("SlicePositions")
     if positions is not None and len(positions) != volume.shape[0]:
         positions = None
+    exact = _source_positions(volume) if positions is None else positions
     n = volume.shape[0]
     numbers = volume.tags.get("InstanceNumbers")  # the source's, slice by slice, where it had them
     if numbers is not None and len(numbers) != n:
@@ -262,7 +263,7 @@ def write_series(
         sop_uid = generate_uid()
         ds.SOPInstanceUID = sop_uid
         ds.InstanceNumber = numbers[k] if numbers else k + 1
-        position = volume.slice_origin(k) if positions is None else np.asarray(positions[k], dtype=float)
+        position = volume.slice_origin(k) if exact is None else np.asarray(exact[k], dtype=float)
         ds.ImagePositionPatient = [_ds(v) for v in position]
         ds.ImageOrientationPatient = orientation
         ds.PixelSpacing = [_ds(volume.spacing[1]), _ds(volume.spacing[0])]
@@ -311,6 +312,31 @@ def series_label(description: str, source: Any = None) -> str:
     if any(SIMULATED_STEP.match(step.strip()) for step in earlier.split("; ")[:-1]):
         return fit(latest, 64 - len(_ON_SIMULATED), words=True) + _ON_SIMULATED
     return fit(latest, 64, words=True)
+
+
+#: How far (mm) a source slice's own position may lie from the volume's regular grid and still
+#: be written as it was: a regular stack's slices lie within 1% of a gap of it (``geometry``);
+#: a volume whose geometry a caller changed (positions then stale) lies farther.
+SOURCE_POSITION_TOLERANCE = 0.05
+
+
+def _source_positions(volume: Volume) -> list | None:
+    """The source slices' own ImagePositionPatient (``SourcePositions``), where every one lies
+    within ``SOURCE_POSITION_TOLERANCE`` of the volume's grid: a derived series then puts each
+    slice exactly where its source slice was (the grid, from the first slice and the mean
+    spacing, moved a jittered scan's slices by up to 0.025 mm), not where float arithmetic or
+    a NIfTI's float32 put it. None otherwise: the grid's positions."""
+    own = volume.tags.get("SourcePositions")
+    if not isinstance(own, list) or len(own) != volume.shape[0]:
+        return None
+    try:
+        own = np.asarray(own, dtype=float).reshape(volume.shape[0], 3)
+    except (TypeError, ValueError):
+        return None
+    grid = np.asarray([volume.slice_origin(k) for k in range(volume.shape[0])])
+    if not np.all(np.isfinite(own)) or np.abs(own - grid).max() > SOURCE_POSITION_TOLERANCE:
+        return None
+    return own.tolist()
 
 
 def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
