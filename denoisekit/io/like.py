@@ -25,8 +25,9 @@ _AXES = "xyz"
 
 
 def as_series(volume: Volume, series: Volume) -> tuple[Volume, str | None]:
-    """``volume``'s voxels with ``series``' geometry (from the series' own positions, in float64,
-    not the float32 a NIfTI keeps) and tags, and ``volume``'s history and source, plus a note
+    """``volume``'s voxels with ``series``' geometry and tags (a derived series then writes each
+    slice at the series' own position for it, not the float32 a NIfTI keeps), and ``volume``'s
+    history and source, plus a note
     when its axes had to be reordered. Refuses a volume on another grid, naming what differs.
 
     The series' DerivationDescription is left out: a grid says where the voxels are, not what
