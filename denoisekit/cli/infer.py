@@ -161,12 +161,9 @@ def infer(
         for message in getattr(net, "take_notes", list)():
             source_note(message)
 
-        # after what was done to the input (a simulated low dose, as a NIfTI or a series records it)
-        from denoisekit.io import output_kind, recorded_steps
-        from denoisekit.io.text import chain
-
-        description = chain(recorded_steps(volume, output_kind(out)), denoised.history[-1])
-        written = write_volume(denoised, out, force=force, description=description, note=source_note)
+        # after what was done to the input (a simulated low dose, as a NIfTI or a series records it):
+        # write_volume's own description of a derived volume (io.recorded_steps)
+        written = write_volume(denoised, out, force=force, note=source_note)
         seconds = time.perf_counter() - start
         low = low_strength_note(net.name, used, net.trainable) if setting == AUTO else None
         notes += [low] if low else []

@@ -129,12 +129,9 @@ def noise(
         note(message)
     record["source"] = _source(volume, input_path)
 
-    from denoisekit.io import output_kind, recorded_steps
-    from denoisekit.io.text import chain
-
-    # after what was done to the input (as a NIfTI or a series denoisekit derived records it)
-    description = chain(recorded_steps(volume, output_kind(output)), noisy.history[-1])
-    written = write_volume(noisy, output, force=force, description=description, sidecar=record, note=note)
+    # described after what was done to the input (as a NIfTI or a series denoisekit derived
+    # records it): write_volume's own description of a derived volume (io.recorded_steps)
+    written = write_volume(noisy, output, force=force, sidecar=record, note=note)
     seconds = time.perf_counter() - start
     from denoisekit.noise_level import volume_noise_hu
     from denoisekit.volume import padding_mask

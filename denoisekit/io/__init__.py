@@ -7,8 +7,8 @@ Public API (other modules import only these):
 - ``check_output(path, *, force=False, sidecar=False) -> kind``, ``refuse_input(source, output)``:
   ``write_volume``'s refusals, for commands to run before any work
 - ``default_output(input_path, tag) -> Path``, ``output_kind(path)``, ``sidecar_path(output)``
-- ``recorded_steps(volume, kind) -> str``: what was done to a volume, for an output of that
-  kind to say before its own step (``text.chain``)
+- ``recorded_steps(volume, kind) -> str``: what was done to a volume, as an output of that
+  kind says it (``write_volume``'s default description; ``text.chain``)
 
 Heavy libraries (pydicom, SimpleITK) are imported only when a volume is read or written.
 """
@@ -120,7 +120,7 @@ def write_volume(
     if volume.source:
         refuse_input(volume.source, path, side)
     kind = check_output(path, force=force, sidecar=side is not None)
-    description = description or chain(*volume.history) or CONVERTED
+    description = description or recorded_steps(volume, kind) or CONVERTED
     path.parent.mkdir(parents=True, exist_ok=True)
     work = temp_sibling(path)  # a hidden directory: whatever a writer puts there goes with it
     side_temp = None
@@ -180,12 +180,10 @@ def refuse_input(source: str | Path, output: Path, side: Path | None = None, rol
 
 
 def recorded_steps(volume: Volume, kind: str) -> str:
-    """What was done to ``volume`` as an output of ``kind`` (``output_kind``) must say it before
-    its own step: the account a file denoisekit wrote keeps (``history``), or for a series
-    denoisekit derived, its DerivationDescription, unless the output is a DICOM series, which
-    chains its source's itself (``dicom_write``). Without this a NIfTI denoised from a simulated
-    low-dose series said only the denoising."""
+    """What was done to ``volume``, as an output of ``kind`` (``output_kind``) says it, and
+    ``write_volume``'s description by default: the steps of its ``history`` (a file's record,
+    then what stages did), after, for a series denoisekit derived, its DerivationDescription,
+    unless the output is a DICOM series, which chains its source's itself (``dicom_write``).
+    Without this a NIfTI denoised from a simulated low-dose series said only the denoising."""
     made = volume.tags.get("DerivationDescription") if volume.tags.get("Manufacturer") == "denoisekit" else None
-    if made and kind != "dicom":
-        return str(made)
-    return chain(*volume.history)
+    return chain(str(made) if made and kind != "dicom" else "", *volume.history)
