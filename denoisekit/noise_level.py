@@ -76,14 +76,20 @@ def soft_tissue_reading(image: Any, tissue: Any = None) -> tuple[float | None, i
 VOLUME_SLICES = 16
 
 
-def volume_noise_hu(array: Any) -> float | None:
+def volume_noise_hu(array: Any, reference: Any = None) -> float | None:
     """A volume's noise level as a reader would measure it in soft tissue: the median of
     ``soft_tissue_noise_hu`` over up to ``VOLUME_SLICES`` evenly spaced slices that have
-    enough soft tissue; None if none has."""
+    enough soft tissue; None if none has. With ``reference``, that of ``array - reference``
+    where the reference is soft tissue (the noise added to it), a slice at a time."""
     import numpy as np
 
+    def level(k: int) -> float | None:
+        if reference is None:
+            return soft_tissue_noise_hu(array[k])
+        return soft_tissue_noise_hu(array[k] - reference[k], tissue=reference[k])
+
     picks = evenly_spaced(len(array), VOLUME_SLICES)
-    levels = [level for k in picks if (level := soft_tissue_noise_hu(array[k])) is not None]
+    levels = [v for k in picks if (v := level(k)) is not None]
     return float(np.median(levels)) if levels else None
 
 

@@ -284,14 +284,9 @@ def _noisy_reference(reference: Any, noisy: Any) -> str | None:
     input (soft tissue, as ``noise`` reads it): a denoiser removes both, and is scored as wrong
     where it removed the reference's. CT_small's 25 HU under 7 HU added gave every denoiser a
     negative gain with nothing to say why (new-user pass)."""
-    import numpy as np
+    from denoisekit.noise_level import volume_noise_hu
 
-    from denoisekit.noise_level import VOLUME_SLICES, evenly_spaced, soft_tissue_noise_hu, volume_noise_hu
-
-    own = volume_noise_hu(reference)
-    picks = evenly_spaced(len(reference), VOLUME_SLICES)
-    levels = [v for k in picks if (v := soft_tissue_noise_hu(noisy[k] - reference[k], tissue=reference[k])) is not None]
-    added = float(np.median(levels)) if levels else None
+    own, added = volume_noise_hu(reference), volume_noise_hu(noisy, reference=reference)
     if not own or not added or own < added / 2:
         return None
     return (f"the reference has noise of its own ({own:.1f} HU in soft tissue) against {added:.1f} HU added to make "
