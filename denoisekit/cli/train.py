@@ -3,6 +3,8 @@ in ``denoisekit.train``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -222,14 +224,12 @@ def _check_recorded(resume: Path, old: dict, classes: tuple, patch_size: int) ->
     from denoisekit.train import check_settings
 
     keys = ("batch_size", "realisations", "lr", "lr_decay", "grad_norm", "loss_weight")
-    try:
+    with _recorded_values(resume):
         for cls in classes:
             _build(cls, None, old.get(cls.kind))  # the record alone: model, backprop, noise
         recorded = {k: old.get(k, DEFAULTS.get(k)) for k in keys}
         recorded["loss_weight"] = recorded["loss_weight"] or "none"  # as the command line's default
         check_settings(**recorded, patch_size=old.get("patch_size") or patch_size)
-    except UsageError as exc:
-        raise DenoiseKitError(f"{resume / 'config.json'} records a value no run can use: {exc}") from None
 
 
 def _check_recorded_model(resume: Path, old: dict, model_cls: Any, patch_size: int) -> None:
@@ -238,8 +238,16 @@ def _check_recorded_model(resume: Path, old: dict, model_cls: Any, patch_size: i
     set up, since TensorFlow wants that before any variable exists."""
     from denoisekit.plugin import build_model
 
-    try:
+    with _recorded_values(resume):
         build_model(_build(model_cls, None, old.get("model")), old.get("patch_size") or patch_size)
+
+
+@contextmanager
+def _recorded_values(resume: Path) -> Iterator[None]:
+    """A usage error raised by values a run's config.json records is bad input naming the file
+    (exit 1), not a command line the user got wrong."""
+    try:
+        yield
     except UsageError as exc:
         raise DenoiseKitError(f"{resume / 'config.json'} records a value no run can use: {exc}") from None
 
