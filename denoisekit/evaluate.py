@@ -346,13 +346,15 @@ def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | No
     diff = den - ref[k]
     span = difference_span(ref[k], _array(noisy)[k] if noisy is not None else den)
 
-    cols = len(panels) + 1
     aspect = ref.shape[1] / ref.shape[2]
     # the difference needs no window: the second row shows the noise that was added instead, on
-    # the same scale, where the first shows what the denoiser left (both rows showed the same)
+    # the same scale, where the first shows what the denoiser left (both rows showed the same);
+    # a figure of one row shows both side by side (it showed only what the denoiser left)
     differences = [("denoised - reference", diff)]
     if noisy is not None:
         differences.append(("noisy - reference", _array(noisy)[k] - ref[k]))
+    per_row = -(-len(differences) // len(rows))
+    cols = len(panels) + per_row
     fig = Figure(figsize=(3.0 * cols, (3.0 * aspect + 0.35) * len(rows) + 0.5))  # room for two-line titles
     axes = fig.subplots(len(rows), cols, squeeze=False)
     for i, (row, (name, (lo, hi))) in enumerate(zip(axes, rows)):
@@ -360,10 +362,11 @@ def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | No
         for ax, (title, image) in zip(row, panels):
             ax.imshow(image, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
             ax.set_title(f"{title}\n{hu}", fontsize=8)
-        what, shown = differences[i % len(differences)]
-        im = row[-1].imshow(shown, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
-        row[-1].set_title(f"{what}\n±{span:g} HU", fontsize=8)
-        fig.colorbar(im, ax=row[-1], fraction=0.046, pad=0.02)
+        for j, ax in enumerate(row[len(panels):]):
+            what, shown = differences[(i * per_row + j) % len(differences)]
+            im = ax.imshow(shown, cmap="RdBu_r", vmin=-span, vmax=span, interpolation="nearest")
+            ax.set_title(f"{what}\n±{span:g} HU", fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
         for ax in row:
             ax.set_axis_off()
     fig.suptitle(_slice_title(reference, k, len(ref)), fontsize=9)

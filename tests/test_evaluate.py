@@ -141,7 +141,7 @@ def test_figure_rows_follow_the_chosen_windows_and_label_them_in_hu():
 def test_the_difference_is_shown_on_the_noise_scale_in_every_row():
     """It was a quarter of each row's window: +-375 HU in the lung row, where 20 HU of noise
     left by a denoiser is invisible."""
-    from denoisekit.evaluate import difference_span, draw_figure
+    from denoisekit.evaluate import difference_span, draw_figure, figure_window
 
     ref, noisy, den = _phantom()
     grid = dict(origin=(0.0, 0.0, -30.0), spacing=(1.0, 1.0, 2.5))
@@ -160,6 +160,11 @@ def test_the_difference_is_shown_on_the_noise_scale_in_every_row():
     assert one._suptitle.get_text() == "the one slice, at -30.0 mm"
     titles = [ax.get_title().split("\n")[0] for ax in one.axes if " - reference" in ax.get_title()]
     assert titles == ["denoised - reference"] * 2  # no noisy input: what the denoiser left, in each row
+    single = draw_figure(Volume(ref, **grid), Volume(noisy, **grid), Volume(den, **grid), slice_index=1,
+                         windows=[figure_window("lung")])
+    assert single.axes[0].get_subplotspec().get_gridspec().get_geometry() == (1, 5)
+    titles = [ax.get_title().split("\n")[0] for ax in single.axes if " - reference" in ax.get_title()]
+    assert titles == ["denoised - reference", "noisy - reference"]  # one row: both, side by side
     assert fig._suptitle.get_text() == f"slice 1 of 0..{len(ref) - 1}, at -27.5 mm"  # as the per-slice table says
     padded = ref.copy()
     padded[1, :4] = -3024.0  # the field of view's edge is no noise

@@ -132,7 +132,7 @@ def evaluate(
     figure: Annotated[
         Optional[Path],
         typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of the slice of median error (PNG): "
-                     "denoised - reference, and in the second row noisy - reference, on the noise's scale (the 99th "
+                     "denoised - reference, and in the second row (beside it with one --figure-window) noisy - reference, on the noise's scale (the 99th "
                      "percentile of |noisy - reference|, rounded up; without --noisy, of |denoised - reference|).",
                      parser=_figure_path, metavar="<path>"),
     ] = None,
