@@ -357,11 +357,16 @@ def _shared_dataset(header: dict[str, Any], note: Note) -> Any:
     return shared
 
 
+#: Bytes a simulation keeps at the front of a DerivationDescription cut to ST's 1024 (its kind,
+#: seed and main settings; ``noise.describe`` puts them first).
+SIMULATED_KEPT = 200
+
+
 def _derivation(source: Any, description: str) -> str:
     """What was done, after what had been done to the source (a derived source's own
     DerivationDescription: a series denoised from a simulated low dose says it was simulated,
     where its SeriesDescription names only the denoising), within the 1024 bytes of ST: the
-    oldest steps are the ones cut."""
+    oldest steps are the ones cut, a simulation last."""
     if not isinstance(source, str):
         return fit(description, 1024)
     # a conversion before this step is no step of its own (``text.chain``)
@@ -373,9 +378,17 @@ def _derivation(source: Any, description: str) -> str:
     if room < 16:
         return own
     earlier = source.strip().encode("utf-8")
-    if len(earlier) > room:  # keep the latest of the earlier steps
-        earlier = b"..." + earlier[len(earlier) - room + 3:]
-    return f"{earlier.decode('utf-8', 'ignore')}; {own}"
+    if len(earlier) <= room:
+        return f"{source.strip()}; {own}"
+    # keep the latest of the earlier steps, and a simulation however old: every series derived
+    # from it must still say it was simulated (``series_label``), as a NIfTI's record does
+    simulated = next((s.strip() for s in source.split("; ") if SIMULATED_STEP.match(s.strip())), "")
+    kept = b"..." + earlier[len(earlier) - room + 3:]
+    if simulated and not any(SIMULATED_STEP.match(s) for s in kept.decode("utf-8", "ignore").split("; ")):
+        head = (fit(simulated, SIMULATED_KEPT, words=True) + "; ...").encode("utf-8")
+        if len(head) + 16 <= room:
+            kept = head + earlier[len(earlier) - room + len(head):]
+    return f"{kept.decode('utf-8', 'ignore')}; {own}"
 
 
 def _is_items(value: Any) -> bool:

@@ -465,12 +465,33 @@ def test_series_derived_from_real_ct_pass_dciodvfy(real_ct, tmp_path, name):
 
 
 def test_a_long_derivation_keeps_its_latest_steps_within_st(tmp_path):
-    earlier = "noise lowdose seed=0 " + "x" * 2000 + " the latest earlier step"
+    earlier = "registered " + "x" * 2000 + " the latest earlier step"
     volume = Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": earlier})
     ds = pydicom.dcmread(next(write_volume(volume, tmp_path / "out", description="denoised tv").iterdir()))
     text = ds.DerivationDescription
     assert len(text.encode("utf-8")) <= 1024 and text.startswith("...x")
     assert text.endswith("the latest earlier step; denoised tv")
+
+
+def test_a_long_derivation_keeps_saying_the_noise_was_simulated(tmp_path):
+    """The oldest steps are cut past ST's 1024 bytes, and a simulation is the oldest: a series
+    derived after many steps lost it, and its SeriesDescription no longer said
+    '(on simulated noise)'."""
+    noise = "noise lowdose seed=7 dose=0.25 scan_relative=False i0=200000.0 electronic_noise=8.0"
+    said = noise + "".join(f"; denoised tv weight {k} {'w' * 60}" for k in range(20))
+    volume = Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": said})
+    out = write_volume(volume, tmp_path / "out", description="denoised nl-means")
+    ds = pydicom.dcmread(next(out.iterdir()))
+    text = ds.DerivationDescription
+    assert len(text.encode("utf-8")) <= 1024
+    assert text.startswith(noise + "; ...") and text.endswith(f"weight 19 {'w' * 60}; denoised nl-means")
+    assert ds.SeriesDescription == "denoised nl-means (on simulated noise)"
+    again = write_volume(read_volume(out), tmp_path / "again", description="denoised tv")  # and after that
+    assert pydicom.dcmread(next(again.iterdir())).SeriesDescription == "denoised tv (on simulated noise)"
+    short = "noise lowdose seed=7; " + "; ".join(f"denoised {'v' * 40} {k}" for k in range(30))
+    kept = pydicom.dcmread(next(write_volume(Volume(np.zeros((1, 4, 4), np.float32), tags={"DerivationDescription": short}),
+                                             tmp_path / "short", description="denoised tv").iterdir()))
+    assert kept.DerivationDescription.startswith("noise lowdose seed=7; ...")
 
 
 def test_a_conversion_of_the_source_is_no_step_of_the_derivation(tmp_path):
