@@ -11,7 +11,7 @@ overall SSIM is then the mean of the SSIM map over them.
 from __future__ import annotations
 
 import math
-
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,15 +153,21 @@ def scores(reference: np.ndarray, test: np.ndarray, window: tuple[float, float],
         "psnr": psnr(reference, test, window, mask),
         # every slice weighs the same without a mask (the slices' mean, already computed);
         # with one, every voxel it marks does (the SSIM map's mean over them)
-        "ssim": float(np.mean([s["ssim"] for s in per_slice])) if mask is None
+        "ssim": _mean_or_none([s["ssim"] for s in per_slice]) if mask is None
         else _ssim_or_none(reference, test, window, mask),
         "rmse": rmse(reference, test, window, mask),
     }
     return {"overall": overall, "per_slice": per_slice}
 
 
+def _mean_or_none(values: list[float | None]) -> float | None:
+    """The slices' mean SSIM, or None where slices have none (under 3 pixels on a side)."""
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
 def _ssim_or_none(reference: np.ndarray, test: np.ndarray, window: tuple[float, float], mask: Any) -> float | None:
-    """SSIM, or None where a mask marks only the slices' border band, where SSIM is not read."""
+    """SSIM, or None where it is not read: slices under 3 pixels on a side, or a mask that
+    marks only the slices' border band."""
     try:
         return ssim(reference, test, window, mask)
     except NoSSIMThere:
@@ -221,11 +227,28 @@ def _as_mask(mask: Any, reference: Any) -> np.ndarray:
     return m
 
 
+def resolve_mask(mask: Any, reference: Any) -> np.ndarray | None:
+    """What ``mask`` marks, as booleans on the reference's voxels: ``"body"`` (``body_mask``),
+    a label volume or array on the reference's grid (nonzero: in), or None (every voxel)."""
+    if mask is None:
+        return None
+    if isinstance(mask, str):
+        if mask != "body":
+            raise DenoiseKitError(f"unknown mask {mask!r}: 'body', or a label volume")
+        m = body_mask(reference)
+        if not m.any():
+            raise DenoiseKitError(f"no body in the reference: no voxel above {BODY_HU:g} HU")
+        return m
+    return _as_mask(mask, reference)
+
+
 def _gain(denoised: dict[str, float], noisy: dict[str, float]) -> dict[str, float]:
     """Improvement over the noisy input: positive is better for all three (None where a
     score is: SSIM in a mask that marks only a slice's border)."""
     def less(a: float | None, b: float | None) -> float | None:
-        return None if a is None or b is None else a - b
+        if a is None or b is None:
+            return None
+        return 0.0 if a == b else a - b  # both perfect (inf PSNR): no gain, not inf - inf
 
     return {
         "psnr": less(denoised["psnr"], noisy["psnr"]),
@@ -252,14 +275,7 @@ def evaluate(
         raise DenoiseKitError(f"window ({lo:g}, {hi:g}) is empty")
     check_same_grid(denoised, reference)
     ref, den = _array(reference), _array(denoised)
-    if isinstance(mask, str):
-        if mask != "body":
-            raise DenoiseKitError(f"unknown mask {mask!r}: 'body', or a label volume")
-        m = body_mask(ref)
-        if not m.any():
-            raise DenoiseKitError(f"no body in the reference: no voxel above {BODY_HU:g} HU")
-    else:
-        m = None if mask is None else _as_mask(mask, reference)
+    m = resolve_mask(mask, reference)
     result = scores(ref, den, window, m)
     if noisy is not None:
         check_same_grid(noisy, reference, ("noisy", "reference"))
@@ -292,12 +308,26 @@ def _locations(volume: Any, n: int) -> list[float | None]:
     return [round(float(volume.slice_origin(k)[axis]), 3) for k in range(n)]
 
 
-def representative_slice(reference: Any, denoised: Any) -> int:
-    """The slice whose error is the median one: neither the best nor the worst case."""
+def representative_slice(reference: Any, denoised: Any, window: tuple[float, float] = DEFAULT_WINDOW,
+                         mask: Any = None) -> int:
+    """The slice whose error is the median one, neither the best nor the worst case, read as
+    the scores are: in ``window`` and, with a boolean ``mask``, in its voxels (a slice it leaves
+    empty is never the one shown: the figure showed voxels no score had read)."""
     ref, den = _array(reference), _array(denoised)
-    errors = np.sqrt(np.mean((np.clip(ref, *DEFAULT_WINDOW) - np.clip(den, *DEFAULT_WINDOW)) ** 2, axis=(1, 2)))
+    marks = None if mask is None else np.asarray(mask, dtype=bool).reshape(ref.shape)
+    slices, errors = [], []
+    for k in range(len(ref)):
+        difference = np.clip(ref[k], *window).astype(np.float64) - np.clip(den[k], *window)
+        if marks is not None:
+            if not marks[k].any():
+                continue
+            difference = difference[marks[k]]
+        slices.append(k)
+        errors.append(float(np.sqrt(np.mean(difference**2))))
+    if not slices:
+        raise DenoiseKitError("the mask marks no voxel: no slice to show")
     order = np.argsort(errors, kind="stable")
-    return int(order[len(order) // 2])
+    return slices[int(order[len(order) // 2])]
 
 
 def difference_span(reference: np.ndarray, noisy: np.ndarray) -> float:
@@ -320,8 +350,38 @@ def _slice_title(volume: Any, k: int, n: int) -> str:
     return (f"slice {k} of 0..{n - 1}" if n > 1 else "the one slice") + ("" if at is None else f", at {at:.1f} mm")
 
 
+#: Which way a shown image's columns (rightward) and rows (downward) run on each patient axis
+#: (LPS x, y, z), as CT viewers show it: the patient's left on the right, posterior at the
+#: bottom, inferior at the bottom.
+SHOWN_LPS = (1.0, 1.0, -1.0)
+
+
+def as_shown(volume: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A slice of ``volume`` (stored rows and columns) as a viewer shows it (``SHOWN_LPS``):
+    a NIfTI from dcm2niix stores an axial scan's rows posterior first, and its figure was
+    upside down. Flips and a transpose only; the identity for arrays and oblique planes."""
+    direction = getattr(volume, "direction", None)
+    if direction is None:
+        return lambda image: image
+    d = np.asarray(direction, dtype=float).reshape(3, 3)
+    across, down = int(np.argmax(np.abs(d[:, 0]))), int(np.argmax(np.abs(d[:, 1])))
+    if across == down:
+        return lambda image: image
+    flip_rows = d[down, 1] * SHOWN_LPS[down] < 0
+    flip_columns = d[across, 0] * SHOWN_LPS[across] < 0
+    transpose = across > down  # columns run along the earlier patient axis (x before y before z)
+
+    def shown(image: np.ndarray) -> np.ndarray:
+        image = image[::-1] if flip_rows else image
+        image = image[:, ::-1] if flip_columns else image
+        return image.T if transpose else image
+
+    return shown
+
+
 def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | None = None,
-                label: str = "denoised", windows: Any = None):
+                label: str = "denoised", windows: Any = None, *, window: tuple[float, float] = DEFAULT_WINDOW,
+                mask: Any = None):
     """The figure ``figure`` saves, as a matplotlib Figure (no file, no pyplot state)."""
     from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
 
@@ -334,25 +394,25 @@ def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | No
     check_same_grid(denoised, reference)
     if noisy is not None:
         check_same_grid(noisy, reference, ("noisy", "reference"))
-    k = representative_slice(reference, denoised) if slice_index is None else slice_index
+    k = representative_slice(reference, denoised, window, mask) if slice_index is None else slice_index
     ref = _array(reference)
     if not 0 <= k < len(ref):
         raise DenoiseKitError(f"slice {k} is outside the volume's {len(ref)} slices")
-    panels = [("reference", ref[k])]
+    shown = as_shown(reference)
+    panels = [("reference", shown(ref[k]))]
     if noisy is not None:
-        panels.append(("noisy", _array(noisy)[k]))
-    den = _array(denoised)[k]
+        panels.append(("noisy", shown(_array(noisy)[k])))
+    den = shown(_array(denoised)[k])
     panels.append((label, den))
-    diff = den - ref[k]
-    span = difference_span(ref[k], _array(noisy)[k] if noisy is not None else den)
+    span = difference_span(panels[0][1], panels[1][1] if noisy is not None else den)
 
-    aspect = ref.shape[1] / ref.shape[2]
+    aspect = den.shape[0] / den.shape[1]
     # the difference needs no window: the second row shows the noise that was added instead, on
     # the same scale, where the first shows what the denoiser left (both rows showed the same);
     # a figure of one row shows both side by side (it showed only what the denoiser left)
-    differences = [("denoised - reference", diff)]
+    differences = [("denoised - reference", den - panels[0][1])]
     if noisy is not None:
-        differences.append(("noisy - reference", _array(noisy)[k] - ref[k]))
+        differences.append(("noisy - reference", panels[1][1] - panels[0][1]))
     per_row = -(-len(differences) // len(rows))
     cols = len(panels) + per_row
     fig = Figure(figsize=(3.0 * cols, (3.0 * aspect + 0.35) * len(rows) + 0.5))  # room for two-line titles
@@ -375,16 +435,19 @@ def draw_figure(reference: Any, noisy: Any, denoised: Any, slice_index: int | No
 
 
 def figure(reference: Any, noisy: Any, denoised: Any, path: str | Path, slice_index: int | None = None,
-           label: str = "denoised", *, windows: Any = None, force: bool = False) -> Path:
+           label: str = "denoised", *, windows: Any = None, window: tuple[float, float] = DEFAULT_WINDOW,
+           mask: Any = None, force: bool = False) -> Path:
     """Save reference / noisy / denoised / difference (denoised - reference) for one slice as
     a PNG, a row per display window: ``windows`` is (label, (lo, hi)) pairs (``figure_window``),
-    by default lung then soft tissue. ``noisy`` may be None. An existing ``path`` is replaced
-    only with ``force`` and only if it is a PNG (``check_figure_path``). Returns the path."""
+    by default lung then soft tissue. The slice is the one of median error in the scores'
+    ``window`` and boolean ``mask`` unless ``slice_index`` is given. ``noisy`` may be None. An
+    existing ``path`` is replaced only with ``force`` and only if it is a PNG
+    (``check_figure_path``). Returns the path."""
     from denoisekit.io.atomic import publish, remove, temp_sibling
 
     path = Path(path)
     check_figure_path(path, force)
-    fig = draw_figure(reference, noisy, denoised, slice_index, label, windows)
+    fig = draw_figure(reference, noisy, denoised, slice_index, label, windows, window=window, mask=mask)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_sibling(path)
     try:  # never a half-written PNG, and checked again: the path may have changed meanwhile

@@ -3,7 +3,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from denoisekit.errors import DenoiseKitError
-from denoisekit.evaluate import evaluate, figure, parse_window, representative_slice
+from denoisekit.evaluate import draw_figure, evaluate, figure, parse_window, representative_slice
 from denoisekit.volume import Volume
 
 WINDOW = (-1000.0, 1000.0)
@@ -58,6 +58,17 @@ def test_identical_volumes_give_infinite_psnr_and_unit_ssim():
     overall = evaluate(ref.copy(), ref)["overall"]
     assert overall["psnr"] == float("inf") and overall["rmse"] == 0.0
     assert overall["ssim"] == pytest.approx(1.0)
+    both = evaluate(ref.copy(), ref, ref.copy())["overall"]
+    assert both["gain"] == {"psnr": 0.0, "ssim": 0.0, "rmse": 0.0}  # inf - inf was nan
+
+
+def test_slices_too_small_for_ssim_keep_their_psnr_and_rmse():
+    """Slices under 3 pixels on a side stopped evaluate with a bare ValueError (code review)."""
+    ref = np.zeros((2, 2, 5), dtype=np.float32)
+    result = evaluate(ref + 10.0, ref, ref + 20.0)
+    assert result["overall"]["ssim"] is None and result["overall"]["rmse"] == pytest.approx(10.0)
+    assert result["overall"]["gain"]["psnr"] == pytest.approx(20 * np.log10(2.0))
+    assert all(s["ssim"] is None and s["gain"]["ssim"] is None for s in result["per_slice"])
 
 
 def test_mismatches_are_refused():
@@ -86,6 +97,55 @@ def test_representative_slice_has_median_error():
     ref = np.zeros((3, 8, 8), dtype=np.float32)
     den = ref + np.array([5.0, 50.0, 20.0], dtype=np.float32)[:, None, None]
     assert representative_slice(ref, den) == 2
+
+
+def test_the_figure_s_slice_is_read_in_the_scores_window_and_mask():
+    """The slice was chosen over all voxels in -1000..1000 whatever --mask and --window said:
+    with a mask on two slices the figure showed a slice no score had read (code review)."""
+    ref = np.zeros((5, 8, 8), dtype=np.float32)
+    den = ref + np.array([1.0, 2.0, 3.0, 4.0, 5.0], dtype=np.float32)[:, None, None]
+    mask = np.zeros(ref.shape, bool)
+    mask[3:] = True
+    assert representative_slice(ref, den) == 2
+    assert representative_slice(ref, den, mask=mask) == 4  # of slices 3 and 4, the median (upper) one
+    den[1, :4] += 500.0  # an error past the window's top: clipped away in a window that ends at 100
+    assert representative_slice(ref, den, window=(-100, 3.5)) == 2
+    assert representative_slice(ref, den) == 3  # the clipped error moved slice 1 up the order
+    fig = draw_figure(ref, None, den, window=(-100, 3.5), mask=None)
+    assert np.array_equal(fig.axes[0].images[0].get_array(), ref[2])
+    fig = draw_figure(Volume(ref), None, Volume(den), mask=mask)
+    assert "slice 4 of 0..4" in fig._suptitle.get_text()
+
+
+def test_the_figure_shows_a_slice_as_viewers_do_whatever_order_the_voxels_are_stored_in():
+    """A NIfTI from dcm2niix stores an axial scan's rows posterior first: its figure came out
+    upside down (code review). Shown as a DICOM viewer shows the scan: anterior at the top, the
+    patient's right on the left; coronal and sagittal slices with superior at the top."""
+    from denoisekit.evaluate import as_shown
+
+    image = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert np.array_equal(as_shown(Volume(image[None]))(image), image)  # DICOM's axial order
+    assert np.array_equal(as_shown(image)(image), image)  # an array has no orientation
+    rows_up = Volume(image[None, ::-1], direction=(1, 0, 0, 0, -1, 0, 0, 0, -1))  # dcm2niix's rows
+    assert np.array_equal(as_shown(rows_up)(image[::-1]), image)
+    mirrored = Volume(image[None, :, ::-1], direction=(-1, 0, 0, 0, 1, 0, 0, 0, 1))
+    assert np.array_equal(as_shown(mirrored)(image[:, ::-1]), image)
+    coronal = Volume(image[None], direction=(1, 0, 0, 0, 0, 1, 0, 1, 0))  # rows run superior: shown flipped
+    assert np.array_equal(as_shown(coronal)(image), image[::-1])
+    coronal_down = Volume(image[None], direction=(1, 0, 0, 0, 0, -1, 0, -1, 0))  # DICOM's coronal order
+    assert np.array_equal(as_shown(coronal_down)(image), image)
+    swapped = Volume(image.T[None], direction=(0, 1, 0, 1, 0, 0, 0, 0, -1))  # columns along y, rows along x
+    assert np.array_equal(as_shown(swapped)(image.T), image)
+
+    ref, noisy, den = _phantom()
+    ref[:, 2, 12] = 900.0  # a mark near the top of the slice as a viewer shows it
+    grid = dict(direction=(1, 0, 0, 0, -1, 0, 0, 0, -1))
+    flipped = [Volume(np.ascontiguousarray(v[:, ::-1]), **grid) for v in (ref, noisy, den)]
+    fig = draw_figure(*flipped, slice_index=1)
+    shown = fig.axes[0].images[0].get_array()
+    assert shown[2, 12] == 900.0 and np.array_equal(shown, ref[1])
+    difference = [ax for ax in fig.axes if ax.get_title().startswith("noisy - reference")][0]
+    np.testing.assert_array_equal(difference.images[0].get_array(), noisy[1] - ref[1])
 
 
 def test_figure_is_written(tmp_path):

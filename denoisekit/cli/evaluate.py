@@ -45,8 +45,10 @@ def _table(title: str, rows: list[tuple[str, dict]], window: list[float]):
     return table
 
 
-#: Why a table shows '-' for SSIM: the mask lies only where SSIM is not read.
-NO_SSIM = "-: the mask lies only within 3 pixels of the slice's edge, where SSIM (7x7 windows) is not read"
+#: Why a table shows '-' for SSIM: the mask lies only where SSIM is not read, or the slices
+#: are too small to read it.
+NO_SSIM = ("-: SSIM is read in 7x7 windows (smaller on slices under 7 pixels, none under 3), not within "
+           "half a window of a slice's edge")
 
 
 def _num(value: float | None, spec: str) -> str:
@@ -131,7 +133,8 @@ def evaluate(
     ] = "-1000,1000",
     figure: Annotated[
         Optional[Path],
-        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of the slice of median error (PNG): "
+        typer.Option("--figure", help="Write the reference, noisy, denoised and difference images of the slice of median error in --window and --mask (PNG), "
+                     "as a viewer shows it: "
                      "denoised - reference, and in the second row (beside it with one --figure-window) noisy - reference, on the noise's scale (the 99th "
                      "percentile of |noisy - reference|, rounded up; without --noisy, of |denoised - reference|).",
                      parser=_figure_path, metavar="<path>"),
@@ -171,7 +174,7 @@ def evaluate(
 ) -> None:
     """Score a denoised volume against a clean reference in one HU window."""
     from denoisekit.evaluate import check_figure_path, evaluate as run, figure as draw
-    from denoisekit.evaluate import figure_window
+    from denoisekit.evaluate import figure_window, resolve_mask
     from denoisekit.cli.io_options import read_input
 
     # Every refusal before reading or computing anything.
@@ -216,11 +219,12 @@ def evaluate(
         read(Path(mask), labels=True), ref, Path(mask), "mask", note)
     if mask == "body" and Path("body").exists():  # the keyword wins: say so, the user may have meant the file
         note("--mask body is the body found in the reference, not the file 'body' here (give ./body to use the file)")
-    result = run(den, ref, noise, lo_hi, mask=labels)
-    if result["mask"] is not None and mask != "body":
+    marks = resolve_mask(labels, ref)  # once: the scores and the figure's slice read it
+    result = run(den, ref, noise, lo_hi, mask=marks)
+    if result["mask"] is not None:
         result["mask"]["what"] = mask
     if figure is not None:
-        draw(ref, noise, den, figure, label=_label(den), windows=windows, force=force)
+        draw(ref, noise, den, figure, label=_label(den), windows=windows, window=lo_hi, mask=marks, force=force)
     if not per_slice:
         del result["per_slice"]  # a row per slice floods a 300-slice scan's output: asked for, not default
     if json_out:

@@ -149,6 +149,16 @@ def test_figure_windows_are_passed_to_the_figure(volumes, tmp_path, monkeypatch)
                   "--figure-window", "mediastinum", "--figure-window", "-50,150")
     assert result.exit_code == 0, result.output
     assert seen["windows"] == [("mediastinum", (-160.0, 240.0)), ("", (-50.0, 150.0))]
+    # the slice shown is chosen as the scores are read: in their window and mask
+    result = _run("evaluate", paths["denoised"], paths["clean"], "--figure", tmp_path / "f.png",
+                  "--window", "-500,500", "--mask", "body", "--json")
+    assert result.exit_code == 0, result.output
+    from denoisekit.evaluate import body_mask
+    from denoisekit.io import read_volume
+
+    assert seen["window"] == (-500.0, 500.0)
+    assert np.array_equal(seen["mask"], body_mask(read_volume(paths["clean"])))
+    assert json.loads(result.stdout)["mask"]["what"] == "body"
 
 
 @pytest.mark.parametrize(
@@ -224,7 +234,7 @@ def test_a_border_only_mask_shows_no_ssim_and_says_why(volumes, tmp_path):
     result = runner.invoke(get_app(), ["evaluate", str(paths["denoised"]), str(paths["clean"]), "--mask", str(mask)],
                            env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "where SSIM (7x7 windows) is not read" in " ".join(result.stdout.split())
+    assert "not within half a window of a slice's edge" in " ".join(result.stdout.split())
 
 
 def test_mask_body_says_so_when_a_file_named_body_is_here(volumes, tmp_path, monkeypatch):
