@@ -503,13 +503,13 @@ _STDERR_LOCK = threading.Lock()
 
 
 @contextmanager
-def _held_stderr() -> Iterator[list[str]]:
+def _held_stderr(passed: Callable[[str], str] | None = None) -> Iterator[list[str]]:
     """Hold back what SimpleITK's C++ code prints on the process's stderr while it runs (ITK
     warnings, niftilib's '** ERROR: ... bad dim[0]'): its errors come back as exceptions we
     put on one line, its warnings as notes (``_itk_warnings``). The text is in the list once
     the block ends. Whatever else reached stderr meanwhile (another thread's output, text that
-    is no ITK warning) goes out once the block ends, unless the block raised (then the
-    exception says what went wrong)."""
+    is no ITK warning, or what ``passed`` returns of the text) goes out once the block ends,
+    unless the block raised (then the exception says what went wrong)."""
     held: list[str] = []
     if sys.stderr is not None:
         sys.stderr.flush()  # what Python wrote before goes out before, not into the sink
@@ -536,7 +536,7 @@ def _held_stderr() -> Iterator[list[str]]:
                 sink.seek(0)
                 text = sink.read().decode("utf-8", "replace")
                 held.append(text)
-                rest = _not_warnings(text)
+                rest = (passed or _not_warnings)(text)
                 if rest and not failed and sys.stderr is not None:
                     sys.stderr.write(rest)
                     sys.stderr.flush()
@@ -545,6 +545,12 @@ def _held_stderr() -> Iterator[list[str]]:
 def _not_warnings(text: str) -> str:
     """``text`` without the ITK warnings ``_itk_warnings`` turns into notes."""
     return re.sub(r"^WARNING: In [^\n]*\n(?:\w+ \(0x[0-9a-fA-F]+\): )?[^\n]*\n?(?:\n)?", "", text, flags=re.M)
+
+
+def _not_errors(text: str) -> str:
+    """``text`` without ITK warnings and niftilib's '** ERROR' lines, for a block that turns
+    both into what it says itself (``write_itk``)."""
+    return re.sub(r"^\*\* ERROR[^\n]*\n?", "", _not_warnings(text), flags=re.M)
 
 
 def _itk_warnings(text: str, used: Path, shown: Path) -> list[str]:
@@ -564,6 +570,39 @@ def _itk_reason(exc: RuntimeError, used: Path | None = None, shown: Path | None 
     if used is not None and shown is not None:
         text = text.replace(str(used), str(shown))
     return text
+
+
+def _check_complete(path: Path, shown: Path, data_bytes: int) -> None:
+    """Refuse a NIfTI file shorter than its header says: the header's voxel offset plus
+    ``data_bytes``, the size of the file (``.nii``) or, for ``.nii.gz``, of the stream its gzip
+    trailer records (mod 2^32; a truncated stream ends in other bytes)."""
+    import gzip
+    import struct
+
+    try:
+        if path.name.endswith(".gz"):
+            with open(path, "rb") as fh:
+                fh.seek(-4, os.SEEK_END)
+                (size,) = struct.unpack("<I", fh.read(4))
+            with gzip.open(path, "rb") as fh:
+                header = fh.read(540)
+        else:
+            size = path.stat().st_size
+            with open(path, "rb") as fh:
+                header = fh.read(540)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DenoiseKitError(f"cannot write {shown}: the file written is unreadable ({exc})") from exc
+    offset = None
+    for order in "<>":
+        if len(header) >= 348 and struct.unpack(f"{order}i", header[:4])[0] == 348:  # NIfTI-1
+            offset = int(struct.unpack(f"{order}f", header[108:112])[0])
+        elif len(header) >= 540 and struct.unpack(f"{order}i", header[:4])[0] == 540:  # NIfTI-2
+            offset = struct.unpack(f"{order}q", header[168:176])[0]
+    if offset is None:
+        raise DenoiseKitError(f"cannot write {shown}: the file written has no NIfTI header (is the disk full?)")
+    expected = offset + data_bytes
+    if size != (expected % 2**32 if path.name.endswith(".gz") else expected):
+        raise DenoiseKitError(f"cannot write {shown}: the file written is incomplete (is the disk full?)")
 
 
 def to_itk(volume: Volume):
@@ -606,9 +645,16 @@ def write_itk(volume: Volume, path: Path, description: str = "", *, shown: Path 
     if text or identity:  # 23 characters: NIfTI's field holds 24 bytes
         image.SetMetaData("aux_file", MARK + "".join(_digests(volume.array, text, identity)) + identity)
     try:
-        with _held_stderr() as held:
+        with _held_stderr(_not_errors) as held:
             sitk.WriteImage(image, str(path), useCompression=suffix != ".nii")
     except RuntimeError as exc:
         raise DenoiseKitError(f"cannot write {shown or path}: {_itk_reason(exc, path, shown)}") from exc
+    # niftilib says a failed write on stderr and returns as if it had written (a full disk gave
+    # a truncated file, "wrote" and exit 0: new-user pass); checked by size as well
+    failed = re.search(r"^\*\* ERROR: (?:\w+: )?([^\n]+)", "".join(held), re.M)
+    if failed:
+        raise DenoiseKitError(f"cannot write {shown or path}: {failed.group(1).strip()} (is the disk full?)")
+    if suffix in (".nii", ".nii.gz"):
+        _check_complete(path, shown or path, volume.array.size * 4)
     for warning in _itk_warnings("".join(held), path, shown or path):
         (note or logger.warning)(f"{(shown or path).name}: {warning}")

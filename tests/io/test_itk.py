@@ -520,3 +520,59 @@ def test_ct_stored_without_its_rescale_and_padded_with_minus_1024_gets_the_hint(
     # one stray negative value among the stored ones: it is no padding scheme we know, no note
     stored[1, 40, 40] = -5.0
     assert not_hu(stored.astype(np.float32)) is None
+
+
+_LIMITED = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+from denoisekit.cli import main
+sys.argv = ["denoisekit", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("name", ["old.nii.gz", "old.nii"])
+def test_a_nifti_that_cannot_be_written_whole_is_an_error_and_keeps_the_old_file(tmp_path, name):
+    """niftilib says a failed write on stderr only: on a full disk export said 'wrote', exited 0
+    and --force replaced a good file with a truncated one (new-user pass)."""
+    resource = pytest.importorskip("resource")
+    if not hasattr(resource, "RLIMIT_FSIZE"):
+        pytest.skip("no file size limit to write against")
+    import sys
+
+    rng = np.random.default_rng(0)
+    big = write_volume(Volume(rng.normal(0, 300, (4, 96, 96)).astype(np.float32)), tmp_path / "big.nrrd")
+    old = write_volume(Volume(np.full((1, 8, 8), -1000.0, np.float32)), tmp_path / name)
+    before = old.read_bytes()
+    script = tmp_path / "limited.py"
+    script.write_text(_LIMITED)
+    done = subprocess.run([sys.executable, str(script), "export", str(big), "-o", str(old), "--force"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: cannot write {old}") and "disk full" in lines[0]
+    assert old.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["big.nrrd", name, "limited.py"])  # no temp left
+
+
+def test_a_nifti_shorter_than_its_header_says_is_refused(tmp_path):
+    import gzip
+
+    from denoisekit.errors import DenoiseKitError
+    from denoisekit.io.itk import _check_complete
+
+    volume = Volume(np.random.default_rng(0).normal(0, 300, (2, 16, 16)).astype(np.float32))
+    raw = write_volume(volume, tmp_path / "whole.nii")
+    packed = write_volume(volume, tmp_path / "whole.nii.gz")
+    _check_complete(raw, raw, volume.array.size * 4)
+    _check_complete(packed, packed, volume.array.size * 4)
+    short = tmp_path / "short.nii"
+    short.write_bytes(raw.read_bytes()[:-100])
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    unended = tmp_path / "unended.nii.gz"  # a whole gzip member of fewer bytes than the header says
+    unended.write_bytes(gzip.compress(raw.read_bytes()[:-100]))
+    for path in (short, cut, unended):
+        with pytest.raises(DenoiseKitError, match=f"cannot write {path}: .*(incomplete|unreadable)"):
+            _check_complete(path, path, volume.array.size * 4)
