@@ -186,13 +186,18 @@ def publish(temp: Path, final: Path, force: bool, *, series: bool | None = None,
 
 
 def write_json_temp(data: Any, final: Path) -> Path:
-    """Write ``data`` as JSON to a temporary sibling of ``final``; return its path."""
+    """Write ``data`` as JSON to a temporary sibling of ``final``; return its path. A write
+    that fails (a full disk) leaves no temporary file behind."""
     temp = temp_sibling(final)
     text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
-    with open(temp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(temp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        remove(temp)
+        raise
     return temp
 
 

@@ -44,3 +44,22 @@ def test_publish_checks_a_sidecar_again(tmp_path):
         publish(temp, side, True, series=False, output=tmp_path / "study.nii.gz")
     assert side.read_text() == '{"Modality": "CT"}'
 
+
+
+def test_a_sidecar_that_cannot_be_written_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """A full disk left a hidden '.partial-*.json' beside the output (new-user pass)."""
+    import errno
+
+    import numpy as np
+
+    from denoisekit.io import write_volume
+    from denoisekit.io import atomic
+    from denoisekit.volume import Volume
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full)
+    with pytest.raises(OSError, match="No space"):
+        write_volume(Volume(np.zeros((1, 4, 4), np.float32)), tmp_path / "out.nii.gz", sidecar={"kind": "gaussian"})
+    assert list(tmp_path.iterdir()) == []
