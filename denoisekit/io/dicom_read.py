@@ -15,7 +15,7 @@ import numpy as np
 
 from denoisekit.errors import DenoiseKitError
 from denoisekit.io.dicom_scan import (
-    Frame, Series, candidate_files, is_dicom, not_hu, rescale_type, scan, select_series,
+    Frame, Series, candidate_files, is_dicom, not_hu, rescale_type, scan, select_series, without_rescale,
 )
 from denoisekit.io.dicom_tags import source_tags
 from denoisekit.io.geometry import order_stack
@@ -171,6 +171,7 @@ def read_dicom(
     if pixels:
         array = np.empty(shape, dtype=np.float32)
         _fill(array, ordered, progress)
+        _say_missing_rescale(chosen.uid, ordered, array, note)
     else:
         array = np.broadcast_to(np.float32(0), shape)
     tags = source_tags(ordered[0].header, ordered)
@@ -188,6 +189,20 @@ def read_dicom(
         tags=tags,
         source=str(path),
     )
+
+
+def _say_missing_rescale(uid: str, ordered: list[Frame], array: np.ndarray, note: Note) -> None:
+    """A note where slices have no RescaleIntercept, and what their values look like: stored
+    values read as HU put air near 0 and shift every value by 1024 HU, and nothing said so (a
+    NIfTI of the same values did: new-user pass)."""
+    missing = sum(without_rescale(f) for f in ordered)
+    if not missing:
+        return
+    from denoisekit.io.itk import not_hu as values_not_hu
+
+    seen = values_not_hu(array)
+    note(f"series {uid}: {missing} of {len(ordered)} slice(s) have no RescaleIntercept (CT images must): "
+         + (seen or "their stored values are taken as HU"))
 
 
 def _fill(array: np.ndarray, ordered: list[Frame], progress: Progress | None) -> None:

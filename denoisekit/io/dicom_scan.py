@@ -268,6 +268,14 @@ def not_hu(ds: Any) -> str | None:
     return f"RescaleType {kind!r}" + (f", ImageType {image_type}" if image_type else "")
 
 
+def without_rescale(frame: Frame) -> bool:
+    """Whether ``frame``'s header gives no RescaleIntercept (type 1 in CT images, classic or
+    Enhanced): its stored values are then read as HU as they are."""
+    if frame.index is not None:
+        return _group(frame.header, frame.index, "PixelValueTransformationSequence", "RescaleIntercept") is None
+    return frame.header.get("RescaleIntercept") is None
+
+
 def rescale_type(ds: Any) -> str:
     """The unit of the rescaled values (RescaleType, classic or Enhanced), '' if not given."""
     kind = _group(ds, 0, "PixelValueTransformationSequence", "RescaleType") or ds.get("RescaleType")

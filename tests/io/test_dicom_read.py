@@ -130,6 +130,33 @@ def test_rescale_slope(make_series):
     _assert_matches(read_volume(series.path), series)
 
 
+def test_slices_without_their_rescale_are_said_to_be(make_series):
+    """RescaleIntercept is type 1 in a CT image; without it the stored values (air near 0)
+    were read as HU with nothing said, where a NIfTI of the same values had a note (new-user
+    pass)."""
+    series = make_series(unsigned=True, intercept=-1024.0)
+    notes = []
+    read_volume(series.path, note=notes.append)
+    assert not any("RescaleIntercept" in n for n in notes)
+    for path in series.files[:3]:
+        ds = pydicom.dcmread(path)
+        del ds.RescaleIntercept, ds.RescaleSlope
+        ds.save_as(path)
+    volume = read_volume(series.path, note=notes.append)
+    assert volume.array[:3].min() >= 0 > volume.array[3:].min()  # read as stored: said, not guessed
+    said = [n for n in notes if "RescaleIntercept" in n]
+    assert len(said) == 1 and "3 of 5 slice(s) have no RescaleIntercept" in said[0]
+    assert "CT stored without its rescale" not in said[0]  # the other slices hold HU: -1024 and below
+    for path in series.files:
+        ds = pydicom.dcmread(path)
+        ds.pop("RescaleIntercept", None)
+        ds.pop("RescaleSlope", None)
+        ds.save_as(path)
+    notes.clear()
+    read_volume(series.path, note=notes.append)
+    assert any("5 of 5 slice(s)" in n and "CT stored without its rescale (HU = value - 1024)" in n for n in notes)
+
+
 def test_recursive_search_and_non_dicom_files_skipped_with_a_note(make_series, tmp_path):
     root = tmp_path / "study"
     series = make_series(root / "a" / "b")
