@@ -21,7 +21,20 @@ COPIED = (
     "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer", "ManufacturerModelName",
     "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",
     "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth",
+    # what lossy compression the pixels went through, which no later step undoes (``lossy``)
+    "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
 )
+
+#: The LossyImageCompressionMethod of a transfer syntax that may be lossy.
+METHOD_OF_SYNTAX = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",  # JPEG extended
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",  # JPEG 2000, lossless or not: its files say which
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",  # HTJ2K, the same
+}
+#: Of those, the ones always lossy, whatever the file says.
+ALWAYS_LOSSY = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81")
 
 #: What sets a slice's photons per mA (kV, rotation time, pitch, slice thickness) or its noise
 #: per photon (kernel): per-slice tube currents give the slices' relative flux only where each
@@ -75,6 +88,7 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
         value = plain(value)
         if value not in (None, []):  # an empty sequence or multi-value says nothing either
             tags[keyword] = value
+    tags.update(lossy(ds, frames))
     if "SliceThickness" not in tags and frames and frames[0].thickness:
         tags["SliceThickness"] = frames[0].thickness
     refs = []
@@ -104,6 +118,32 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
     if padding is not None:
         tags["PixelPaddingHU"] = padding
     return tags
+
+
+def lossy(ds: Any, frames: list) -> dict[str, Any]:
+    """LossyImageCompression "01", with the ratio and method where known, when any slice's
+    pixels were compressed lossily (its file says so, or its transfer syntax is always lossy):
+    PS3.3 C.7.6.1.1.5, once "01" an image and all derived from it stay "01". A derived series
+    dropped it, and read as derived from lossless pixels (new-user pass). {} otherwise."""
+    def syntax(header: Any) -> str:
+        return str(getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", ""))
+
+    headers = [f.header for f in frames] or [ds]
+    said = [h for h in headers if str(h.get("LossyImageCompression", "")).strip() == "01"]
+    always = [h for h in headers if syntax(h) in ALWAYS_LOSSY]
+    if not said and not always:
+        return {}
+    first = (said or always)[0]
+    found: dict[str, Any] = {"LossyImageCompression": "01"}
+    for keyword in ("LossyImageCompressionRatio", "LossyImageCompressionMethod"):
+        value = first.get(keyword)
+        value = None if value is None else plain(value)
+        if value not in (None, "", []):
+            found[keyword] = value if isinstance(value, list) else [value]
+    ratios = found.get("LossyImageCompressionRatio", [])
+    if "LossyImageCompressionMethod" not in found and len(ratios) <= 1 and syntax(first) in METHOD_OF_SYNTAX:
+        found["LossyImageCompressionMethod"] = [METHOD_OF_SYNTAX[syntax(first)]]  # the one these pixels went through
+    return found
 
 
 def tube_currents(frames: list) -> list[float] | None:

@@ -540,3 +540,27 @@ def test_each_slice_goes_where_its_source_slice_was(make_series, tmp_path):
     out = write_volume(moved.derive(moved.array, "denoised tv"), tmp_path / "moved")
     written = sorted(float(pydicom.dcmread(f).ImagePositionPatient[2]) for f in out.iterdir())
     assert written == pytest.approx([moved.slice_origin(k)[2] for k in range(6)], abs=1e-6)
+
+
+def test_a_series_derived_from_lossy_pixels_says_so(real_ct, make_series, tmp_path):
+    """PS3.3 C.7.6.1.1.5: once LossyImageCompression is 01 an image and all derived from it stay
+    01. A series derived from a 338:1 JPEG 2000 scan dropped it (new-user pass)."""
+    source = read_volume(real_ct("693_J2KI.dcm"))
+    out = write_volume(source.derive(source.array, "denoised tv"), tmp_path / "out", note=lambda m: None)
+    ds = pydicom.dcmread(next(out.iterdir()))
+    assert ds.LossyImageCompression == "01"
+    assert float(ds.LossyImageCompressionRatio) == pytest.approx(338.687, abs=1e-3)
+    assert ds.LossyImageCompressionMethod == "ISO_15444_1"  # the file's transfer syntax: it named none
+    lossless = read_volume(real_ct("693_J2KR.dcm"))
+    out = write_volume(lossless.derive(lossless.array, "denoised tv"), tmp_path / "lossless", note=lambda m: None)
+    assert "LossyImageCompression" not in pydicom.dcmread(next(out.iterdir()))
+    # a transfer syntax that is always lossy says so even where the file does not
+    series = make_series(shape=(2, 8, 8))
+    ds = pydicom.dcmread(series.files[1])
+    from pydicom.encaps import encapsulate
+
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.50"
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xd9"])  # headers only are read: the pixels are never decoded
+    ds.save_as(series.files[1], enforce_file_format=True)
+    tags = read_volume(series.path, pixels=False).tags
+    assert tags["LossyImageCompression"] == "01" and tags["LossyImageCompressionMethod"] == ["ISO_10918_1"]
