@@ -16,6 +16,7 @@ Heavy libraries (pydicom, SimpleITK) are imported only when a volume is read or 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,27 @@ def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False
     refuse_existing([path], force, series=kind == "dicom")
     if sidecar:
         refuse_existing([sidecar_path(path)], force, output=path)
+    _refuse_unwritable(path)
     return kind
+
+
+def _refuse_unwritable(path: Path) -> None:
+    """Refuse an output whose folder (or the nearest that exists: ``write_volume`` makes the
+    rest) cannot take new files: infer denoised a whole volume before finding out, then named
+    its hidden temporary file (new-user pass)."""
+    folder = path.parent.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DenoiseKitError(f"cannot write {path}: {folder} is a file, not a folder")
+    if os.access(folder, os.W_OK | os.X_OK):
+        return
+    try:
+        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (AttributeError, OSError):  # no statvfs (Windows)
+        read_only = False
+    why = "is on a read-only file system" if read_only else "is not writable (permission denied)"
+    raise DenoiseKitError(f"cannot write {path}: {folder} {why}")
 
 
 def write_volume(
@@ -144,10 +165,12 @@ def write_volume(
         publish(temp, path, force, series=kind == "dicom")  # the volume first: a sidecar never describes a missing one
         if side_temp is not None:
             publish(side_temp, side, force, series=False, output=path)
-    except BaseException:
+    except BaseException as exc:
         remove(work)
         if side_temp is not None:
             remove(side_temp)
+        if isinstance(exc, OSError) and not isinstance(exc, DenoiseKitError):  # a full disk: not our temp name
+            raise DenoiseKitError(f"cannot write {path}: {exc.strerror or exc}") from exc
         raise
     remove(work)  # what is left once a single file is published: an empty directory
     return path

@@ -60,6 +60,6 @@ def test_a_sidecar_that_cannot_be_written_leaves_no_temporary_file(tmp_path, mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(atomic.os, "fsync", full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DenoiseKitError, match=r"cannot write .*out.nii.gz: No space left on device"):
         write_volume(Volume(np.zeros((1, 4, 4), np.float32)), tmp_path / "out.nii.gz", sidecar={"kind": "gaussian"})
     assert list(tmp_path.iterdir()) == []

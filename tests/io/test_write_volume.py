@@ -215,3 +215,31 @@ def test_force_never_replaces_the_sidecar_of_another_output(tmp_path, first, sec
     assert sorted(os.listdir(tmp_path)) == sorted([first, "x.json"])
     write_volume(_volume(), tmp_path / first, force=True, sidecar={"seed": 3})  # its own output may replace it
     assert json.loads((tmp_path / "x.json").read_text()) == {"seed": 3, "sidecar_of": first}
+
+
+def test_an_output_no_file_can_be_made_in_is_refused_before_any_work(tmp_path):
+    """infer denoised a whole volume before finding its output's folder read-only, then named
+    its hidden temporary file (new-user pass)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from denoisekit.io import check_output
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a folder would go")
+    with pytest.raises(DenoiseKitError, match=f"cannot write {blocker}/x.nii.gz: {blocker} is a file, not a folder"):
+        check_output(blocker / "x.nii.gz")
+    check_output(tmp_path / "new" / "deeper" / "x.nii.gz")  # folders write_volume makes are fine
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return  # a read-only mount needs root; permissions root ignores
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    series = write_volume(_volume(), tmp_path / "in.nii.gz")
+    script = (f"mount -t tmpfs -o ro none {frozen} && "
+              f"{sys.executable} -m denoisekit infer {series} -o {frozen}/sub/out.nii.gz --model tv")
+    done = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if "mount" in done.stderr and done.returncode != 1:
+        pytest.skip(f"cannot mount here: {done.stderr.strip()}")
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"Error: cannot write {frozen}/sub/out.nii.gz: {frozen} is on a read-only file system"
