@@ -18,7 +18,7 @@ from denoisekit.io.dicom_scan import (
     Frame, Series, candidate_files, is_dicom, not_hu, rescale_type, scan, select_series, without_rescale,
 )
 from denoisekit.io.dicom_tags import source_tags
-from denoisekit.io.geometry import order_stack
+from denoisekit.io.geometry import ORIENTATION_TOLERANCE, order_stack
 from denoisekit.volume import Volume
 
 #: Modalities read as CT: CT itself, and "other" or none, which CT-derived images may carry.
@@ -72,11 +72,33 @@ def check_decoders(transfer_syntaxes: set[str]) -> None:
             )
 
 
+def _differ(frames: list[Frame], values: list[str], what: str) -> DenoiseKitError:
+    """The refusal of slices that differ in ``what``: how many have each value, most first, and
+    where the others are ('5 are 128x128, 1 is 64x128 (IM0003.dcm)'), so the stray file of a
+    300-file folder can be found."""
+    groups: dict[str, list[Frame]] = {}
+    for frame, value in zip(frames, values):
+        groups.setdefault(value, []).append(frame)
+    ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
+    parts = []
+    for i, (value, group) in enumerate(ranked[:3]):
+        first = group[0]
+        where = str(first.path) + ("" if first.index is None else f" frame {first.index + 1}")
+        where = "" if i == 0 else f" ({where}" + (f" and {len(group) - 1} more)" if len(group) > 1 else ")")
+        parts.append(f"{len(group)} {'is' if len(group) == 1 else 'are'} {value}{where}")
+    if len(ranked) > 3:
+        parts.append(f"{sum(len(g) for _, g in ranked[3:])} have {len(ranked) - 3} other values")
+    return DenoiseKitError(f"the slices have different {what}: {', '.join(parts)}; they do not form one volume")
+
+
 def _check_uniform(frames: list[Frame]) -> None:
-    sizes = sorted({(f.rows, f.columns) for f in frames})
-    if len(sizes) > 1:
-        shown = ", ".join(f"{r}x{c}" for r, c in sizes)
-        raise DenoiseKitError(f"the slices have different sizes ({shown}); they do not form one volume")
+    sizes = [f"{f.rows}x{f.columns}" for f in frames]
+    if len(set(sizes)) > 1:
+        raise _differ(frames, sizes, "sizes (rows x columns)")
+    orientations = np.array([f.orientation for f in frames], dtype=float)
+    if np.all(np.isfinite(orientations)) and np.abs(orientations - orientations[0]).max() > ORIENTATION_TOLERANCE:
+        shown = ["(" + ", ".join(f"{v:.3g}" for v in np.round(o, 3) + 0.0) + ")" for o in orientations]
+        raise _differ(frames, shown, "orientations (ImageOrientationPatient)")
     spacings = np.array([f.pixel_spacing for f in frames])
     if not np.all(np.isfinite(spacings)) or (spacings <= 0).any():
         bad = next(f for f in frames if not all(np.isfinite(f.pixel_spacing)) or min(f.pixel_spacing) <= 0)
@@ -87,7 +109,7 @@ def _check_uniform(frames: list[Frame]) -> None:
             raise DenoiseKitError(f"{f.path}: RescaleSlope {f.slope:g} and RescaleIntercept {f.intercept:g} "
                                   "cannot give the stored values' real units")
     if np.abs(spacings - spacings[0]).max() > 1e-4 * max(1.0, float(spacings[0].max())):
-        raise DenoiseKitError("the slices have different PixelSpacing; they do not form one volume")
+        raise _differ(frames, [f"{s[0]:.4g}\\{s[1]:.4g} mm" for s in spacings], "PixelSpacing")
 
 
 def _check_pixel_bytes(frames: list[Frame], note: Callable[[str], None]) -> None:

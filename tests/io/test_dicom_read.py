@@ -488,7 +488,19 @@ def test_mixed_slice_sizes_are_refused(make_series, tmp_path):
     ds.SeriesInstanceUID = pydicom.dcmread(series.files[0]).SeriesInstanceUID
     ds.ImagePositionPatient = [0, 0, 500]
     ds.save_as(series.path / "odd.dcm")
-    with pytest.raises(DenoiseKitError, match="different sizes"):
+    # which file is the stray one, in a folder of hundreds (new-user pass)
+    with pytest.raises(DenoiseKitError, match=r"different sizes \(rows x columns\): 3 are 16x16, 1 is 16x20 \(.*odd.dcm\)"):
+        read_volume(series.path)
+    ds = pydicom.dcmread(series.path / "odd.dcm")
+    ds.Columns, ds.PixelData = 16, pydicom.dcmread(series.files[0]).PixelData
+    ds.PixelSpacing = [0.9, 0.9]
+    ds.save_as(series.path / "odd.dcm")
+    with pytest.raises(DenoiseKitError, match=r"different PixelSpacing: 3 are 0.7\\0.8 mm, 1 is 0.9\\0.9 mm \(.*odd.dcm\)"):
+        read_volume(series.path)
+    ds.PixelSpacing = pydicom.dcmread(series.files[0]).PixelSpacing
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]  # a scout not flagged LOCALIZER
+    ds.save_as(series.path / "odd.dcm")
+    with pytest.raises(DenoiseKitError, match=r"different orientations .*: 3 are \(1, 0, 0, 0, 1, 0\), 1 is \(1, 0, 0, 0, 0, -1\) \(.*odd.dcm\)"):
         read_volume(series.path)
 
 
