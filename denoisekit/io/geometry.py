@@ -116,9 +116,12 @@ def order_stack(
         typical = float(np.median(gaps))
         ratio = gaps[k] / typical
         if ratio > 1.5 and abs(ratio - round(ratio)) < 0.1:
+            # as a viewer shows the slices' positions: the ImagePositionPatient coordinate on the
+            # patient axis they are stacked along (the distance along the normal may have the other sign)
+            axis = int(np.argmax(np.abs(normal)))
             what = (
-                f"{int(round(ratio)) - 1} slice(s) missing between {along[k]:.2f} and {along[k + 1]:.2f} mm "
-                f"(gap {gaps[k]:.2f} mm, typical {typical:.2f} mm)"
+                f"{int(round(ratio)) - 1} slice(s) missing between {'xyz'[axis]} = {positions[k][axis]:.2f} and "
+                f"{positions[k + 1][axis]:.2f} mm (gap {gaps[k]:.2f} mm, typical {typical:.2f} mm)"
             )
         else:
             what = f"irregular slice spacing: gaps from {gaps.min():.3f} to {gaps.max():.3f} mm"

@@ -34,8 +34,12 @@ def test_flipped_orientation_orders_by_decreasing_z():
 
 def test_missing_slice_is_refused_and_named_then_allowed():
     positions, orientations = _stack([0.0, 2.5, 5.0, 10.0, 12.5])
-    with pytest.raises(DenoiseKitError, match=r"1 slice\(s\) missing between 6.00 and 11.00 mm"):
+    with pytest.raises(DenoiseKitError, match=r"1 slice\(s\) missing between z = 6.00 and 11.00 mm"):
         order_stack(positions, orientations)
+    # a normal along -z: the positions a viewer shows (z), not the distances along the normal
+    flipped = [np.array([0.0, 0.0, -z]) for z in (0.0, 2.5, 5.0, 10.0, 12.5)]
+    with pytest.raises(DenoiseKitError, match=r"missing between z = -5.00 and -10.00 mm"):
+        order_stack(flipped, [(-1, 0, 0, 0, 1, 0)] * 5)
     stack = order_stack(positions, orientations, allow_irregular=True)
     assert stack.spacing_z == pytest.approx(12.5 / 4)
     assert "missing" in stack.notes[0]
