@@ -262,16 +262,25 @@ def _build(pm: pluggy.PluginManager, hook_name: str, base: type, kind: str,
     registry: dict[str, Any] = {}
     owners: dict[str, str] = {}
     caller = getattr(pm.hook, hook_name)
-    # One implementation at a time, so a clash can name both plugins involved.
-    for impl in reversed(caller.get_hookimpls()):
+    # One implementation at a time, so a clash can name both plugins involved; denoisekit's own
+    # first, so a plugin taking a built-in's name is the one named and blocked (in the order
+    # entry points came, the built-ins were blamed, and blocking them ran the plugin's model
+    # under the built-in's name: new-user pass)
+    impls = sorted(reversed(caller.get_hookimpls()), key=lambda impl: not _is_builtin(impl.plugin_name))
+    for impl in impls:
         added: list[str] = []
 
         def register(cls: Any, _owner: str = impl.plugin_name, _added: list[str] = added) -> None:
             _validate(cls, base, kind, _owner)
             if cls.name in registry:
+                first = owners[cls.name]
+                if _is_builtin(first):
+                    raise PluginError(f"plugin '{_owner}' registers a {kind} named '{cls.name}', the name of "
+                                      f"denoisekit's own (plugin '{first}'): a plugin needs a name of its own"
+                                      f"{_way_out(_owner)}")
                 raise PluginError(
                     f"{kind} name '{cls.name}' is registered twice: by plugin "
-                    f"'{owners[cls.name]}' and by plugin '{_owner}'{_way_out(_owner)}"
+                    f"'{first}' and by plugin '{_owner}'{_way_out(_owner)}"
                 )
             registry[cls.name] = cls
             owners[cls.name] = _owner
@@ -287,6 +296,12 @@ def _build(pm: pluggy.PluginManager, hook_name: str, base: type, kind: str,
             for name in added:
                 del registry[name], owners[name]
     return registry
+
+
+def _is_builtin(name: str) -> bool:
+    """Whether plugin ``name`` is one denoisekit ships (``denoisekit_plugins.*``)."""
+    info = _infos.get(name)
+    return info.builtin if info is not None else name.startswith("denoisekit_plugins")
 
 
 def _validate(cls: Any, base: type, kind: str, owner: str) -> None:

@@ -132,6 +132,28 @@ def test_registration_error_is_one_line_exit_1(fake_dist):
     assert "Traceback" not in result.output
 
 
+def test_a_plugin_taking_a_built_in_name_is_the_one_named_and_blocked(fake_dist):
+    """The built-in was blamed and its block suggested, which then ran the plugin's model as
+    'residual-mul' without a word (new-user pass)."""
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN.replace('"acme-blur"', '"residual-mul"')
+              .replace('"acme-rule"', '"manual"'))
+    result = invoke("models")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: plugin 'acme_denoise' registers a model named 'residual-mul', the name of denoisekit's own "
+        "(plugin 'denoisekit_plugins.models'): a plugin needs a name of its own; "
+        "DENOISEKIT_BLOCK_PLUGINS=acme_denoise runs denoisekit without it")
+    rows = {row["name"]: row for row in json.loads(invoke("plugins", "--json").stdout)}
+    assert rows["denoisekit_plugins.models"]["error"] is None and rows["denoisekit_plugins.backprops"]["error"] is None
+    assert "'residual-mul'" in rows["acme_denoise"]["error"]
+    from denoisekit.plugins import survey
+
+    models, broken = survey("model")
+    assert models["residual-mul"].plugin == "denoisekit_plugins.models" and list(broken) == ["acme_denoise"]
+    rules, broken = survey("backprop")
+    assert rules["manual"].plugin == "denoisekit_plugins.backprops" and "'manual'" in broken["acme_denoise"]
+
+
 def test_debug_keeps_the_exception(fake_dist):
     from denoisekit.errors import PluginError
 
