@@ -46,7 +46,7 @@ _RESUME_KEYS = (
 )
 #: Config keys saying what the run trains on; compared only where both runs record them (a
 #: run from Python may name no data; older versions recorded no read options).
-_DATA_KEYS = ("data", "read")
+_DATA_KEYS = ("data", "read", "data_digest")
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -289,6 +289,9 @@ def train(
                      lr_decay=lr_decay, grad_norm=grad_norm, loss_weight=loss_weight,
                      steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, realisations=realisations,
                      val_tiles=val_tiles, sources=sources, read_options=read_options)
+    # what the voxels were (each worker's own share differs when sharded): the same paths may
+    # hold other slices by now, which a resume would train and validate on (new-user pass)
+    config["data_digest"] = None if volume_shard else data_digest(volumes)
     if dist is not None:
         config["distribution"] = {**dist.describe(), "volume_shard": bool(volume_shard)}
     run = RunDir(run_dir)
@@ -527,6 +530,13 @@ def _other_data(old: dict[str, Any], config: dict[str, Any]) -> str | None:
     if None not in (old.get("data"), config["data"]) and json_norm(old["data"]) != json_norm(config["data"]):
         return (f"it was trained on {', '.join(old['data'])}, not {', '.join(config['data'])} "
                 "(resume without DATA to train on its own, or start a new run with -o)")
+    was, now = old.get("data_digest"), config.get("data_digest")
+    if was is not None and now is not None and json_norm(was) != json_norm(now):
+        where = f" at {', '.join(old['data'])}" if old.get("data") else ""
+        what = (f"{was.get('slices')} slices then, {now.get('slices')} now" if was.get("slices") != now.get("slices")
+                else "its voxels changed")
+        return (f"the data{where} is not what it was trained on ({what}): its validation slices would be "
+                "others; start a new run with -o")
     was, now = old.get("read"), config["read"]
     if was is None or now is None:
         return None
@@ -535,6 +545,21 @@ def _other_data(old: dict[str, Any], config: dict[str, Any]) -> str | None:
         return None
     return (f"its data was read with {_read_words(was, differ)}, not {_read_words(now, differ)} "
             "(resume without them to read it as it was)")
+
+
+def data_digest(volumes: Sequence[Any]) -> dict[str, Any]:
+    """What a run trains on, voxel for voxel: the volumes' slice count and a BLAKE2b of their
+    shapes and float32 voxels, in order."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    slices = 0
+    for volume in volumes:
+        array = np.ascontiguousarray(getattr(volume, "array", volume), dtype=np.float32)
+        h.update(repr(array.shape).encode())
+        h.update(memoryview(array).cast("B"))
+        slices += array.shape[0] if array.ndim == 3 else 1
+    return {"slices": slices, "blake2b": h.hexdigest()}
 
 
 def _read_words(read: dict[str, Any], keys: list[str]) -> str:

@@ -448,6 +448,28 @@ def test_resume_refuses_other_data_or_data_read_otherwise(tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["data"] == ["/scans/a"]
 
 
+def test_resume_refuses_data_that_changed_at_the_recorded_path(tmp_path):
+    """The check was by path only: a slice deleted from the folder moved the held-out slice to
+    one the run had trained on, and metrics.jsonl mixed two validation sets (new-user pass)."""
+    train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=1, seed=3,
+          sources=["/scans/a"], **SMALL)
+    recorded = json.loads((tmp_path / "a" / "config.json").read_text())["data_digest"]
+    assert recorded["slices"] == 5
+    with pytest.raises(DenoiseKitError, match=r"the data at /scans/a is not what it was trained on "
+                                              r"\(5 slices then, 4 now\)"):
+        train([phantom(z=4)], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+              resume=True, sources=["/scans/a"], **SMALL)
+    edited = phantom()
+    edited.array[0, 0, 0] += 1.0
+    with pytest.raises(DenoiseKitError, match=r"not what it was trained on \(its voxels changed\)"):
+        train([edited], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+              resume=True, sources=["/scans/a"], **SMALL)
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["data_digest"] == recorded
+    resumed = train([phantom()], TinyModel(), TapeRule(), WhiteNoise(), run_dir=tmp_path / "a", epochs=2, seed=3,
+                    resume=True, sources=["/scans/a"], **SMALL)
+    assert resumed.resumed_from == 1
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("lr", -1.0, "--lr must be positive, not -1"),
     ("batch_size", 0, "--batch-size must be at least 1, not 0"),
