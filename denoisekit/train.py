@@ -642,7 +642,14 @@ def _weighted_rule(backprop: Any, model: Any, loss_weight: str):
 
     def gradients(model, x, target, step):
         extra = {} if loss_weight == "none" else {"weights": noise_weights(x, target, floor)}
-        loss, grads = backprop.gradients(model, x, target, step, **extra)
+        returned = backprop.gradients(model, x, target, step, **extra)
+        if not (isinstance(returned, (tuple, list)) and len(returned) == 2 and isinstance(returned[1], (tuple, list))):
+            what = "None" if returned is None else f"a {type(returned).__name__}" + (
+                f" of {len(returned)}" if isinstance(returned, (tuple, list)) else "")
+            owner = getattr(backprop, "plugin", None)  # set when registered
+            raise PluginError(f"backprop '{backprop.name}'" + (f" (plugin '{owner}')" if owner else "") +
+                              f" returned {what} from gradients(); it must return (loss, [a gradient for each variable])")
+        loss, grads = returned
         if len(grads) != len(model.trainable_variables):  # checked when traced: a Python list
             raise PluginError(f"backprop '{backprop.name}' returned {len(grads)} gradient(s) for the "
                               f"{len(model.trainable_variables)} variables of model '{model.name}'")

@@ -4,6 +4,7 @@ divergence keeps the last good weights, impossible pairs fail before any work.""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -569,6 +570,60 @@ def test_the_cli_shows_the_message_of_an_error_raised_where_tensorflow_traced(tm
     with pytest.raises(PluginError) as caught:
         train([phantom()], TinyModel(), ShortRule(), WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
     assert _first_line(caught.value) == "backprop 'short' returned 0 gradient(s) for the 1 variables of model 'tiny'"
+
+
+class NoneRule(TapeRule):
+    name = "none-rule"
+
+    def gradients(self, model, x, target, step):
+        super().gradients(model, x, target, step)  # forgot to return
+
+
+class TripleRule(TapeRule):
+    name = "triple-rule"
+
+    def gradients(self, model, x, target, step):
+        loss, grads = super().gradients(model, x, target, step)
+        return loss, grads, step
+
+
+class SilentLayer(ConvLayer):
+    def backward(self, g, h):
+        super().backward(g, h)  # forgot to return
+
+
+class GradlessLayer(ConvLayer):
+    def backward(self, g, h):
+        dh, _ = super().backward(g, h)
+        return dh, []
+
+
+@pytest.mark.parametrize("rule, layer, message", [
+    (NoneRule, ConvLayer, r"^backprop 'none-rule' returned None from gradients\(\); it must return "
+                          r"\(loss, \[a gradient for each variable\]\)$"),
+    (TripleRule, ConvLayer, r"^backprop 'triple-rule' returned a tuple of 3 from gradients\(\)"),
+    ("manual", SilentLayer, r"^layer 0 \('conv'\) of model 'tiny': backward\(\) returned None; "
+                            r"it must return \(gradient passed down, \[a gradient for each of its variables\]\)$"),
+    ("dilated", GradlessLayer, r"^layer 0 \('conv'\) of model 'tiny': backward\(\) returned 0 gradient\(s\) "
+                               r"for its 1 variable\(s\)$"),
+])
+def test_a_plugin_s_rule_or_layer_returning_the_wrong_thing_is_named(tmp_path, rule, layer, message):
+    """A rule returning None was 'TypeError: cannot unpack non-iterable NoneType object',
+    naming nobody; a layer's was a TypeError blamed on the built-in manual rule, and a layer
+    returning no gradients was 'backprop manual returned 0 gradient(s)' (new-user pass)."""
+    from denoisekit.cli import _first_line
+    from denoisekit.plugins import get_backprop
+
+    class Model(TinyModel):
+        def build(self, patch_size=None):
+            self.layers = [layer("conv")]
+            self.built = True
+
+    backprop = get_backprop(rule)() if isinstance(rule, str) else rule()
+    with pytest.raises(PluginError) as caught:
+        train([phantom()], Model(), backprop, WhiteNoise(), run_dir=tmp_path / "run", epochs=1, seed=1, **SMALL)
+    assert re.match(message, _first_line(caught.value)), _first_line(caught.value)
+    assert not (tmp_path / "run").exists()
 
 
 class ScalarGradientRule(TapeRule):
