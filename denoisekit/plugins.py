@@ -292,7 +292,7 @@ def _build(pm: pluggy.PluginManager, hook_name: str, base: type, kind: str,
         except PluginError as exc:
             if broken is None:
                 raise
-            broken[impl.plugin_name] = str(exc)
+            broken.setdefault(impl.plugin_name, str(exc))  # its first error: what the command asked for
             for name in added:
                 del registry[name], owners[name]
     return registry
@@ -331,16 +331,25 @@ def _base(kind: str) -> type:
 
 
 def _registry(hook_name: str, kind: str) -> dict[str, Any]:
+    # every kind at once (registering is cheap: no model imports TensorFlow to be registered),
+    # so a plugin whose other hook fails stops every command, as the docs say: its noise kind
+    # ran while its models could not register (new-user pass)
     if hook_name not in _registries:
-        _registries[hook_name] = _build(get_plugin_manager(), hook_name, _base(kind), kind)
+        for other, hook in [(kind, hook_name), *((k, h) for k, h in _KINDS.items() if h != hook_name)]:
+            if hook not in _registries:
+                _registries[hook] = _build(get_plugin_manager(), hook, _base(other), other)
     return _registries[hook_name]
 
 
 def survey(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
     """What a listing shows when plugins are broken: the ``kind`` registry of every plugin that
-    loads and registers cleanly, and the error of each plugin that does not (by plugin)."""
+    loads and registers cleanly, in every hook, and the error of each plugin that does not (by
+    plugin)."""
     broken: dict[str, str] = {}
-    return _build(get_plugin_manager(broken), _KINDS[kind], _base(kind), kind, broken), broken
+    pm = get_plugin_manager(broken)
+    order = [kind, *(k for k in _KINDS if k != kind)]
+    built = {k: _build(pm, _KINDS[k], _base(k), k, broken) for k in order}
+    return {name: cls for name, cls in built[kind].items() if cls.plugin not in broken}, broken
 
 
 def get_models() -> dict[str, Any]:

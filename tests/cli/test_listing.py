@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from denoisekit.cli import get_app
@@ -152,6 +153,21 @@ def test_a_plugin_taking_a_built_in_name_is_the_one_named_and_blocked(fake_dist)
     assert models["residual-mul"].plugin == "denoisekit_plugins.models" and list(broken) == ["acme_denoise"]
     rules, broken = survey("backprop")
     assert rules["manual"].plugin == "denoisekit_plugins.backprops" and "'manual'" in broken["acme_denoise"]
+
+
+def test_a_plugin_failing_in_one_hook_provides_nothing_in_the_others(fake_dist):
+    """Its register_models raised, yet `backprops` listed its rule with exit 0 and its noise kind
+    ran (new-user pass); the docs say such a plugin stops denoisekit."""
+    fake_dist("acme-denoise", "acme_denoise", PLUGIN.replace("    register(Blur)", "    raise RuntimeError('no blur today')"))
+    listed = invoke("backprops", "--json")
+    assert listed.exit_code == 1
+    assert "acme-rule" not in json.loads(listed.stdout) and "manual" in json.loads(listed.stdout)
+    assert "plugin 'acme_denoise' failed in register_models: RuntimeError: no blur today" in listed.stderr
+    from denoisekit.errors import PluginError
+    from denoisekit.plugins import get_noise
+
+    with pytest.raises(PluginError, match="no blur today"):
+        get_noise("acme-speckle")
 
 
 def test_debug_keeps_the_exception(fake_dist):
