@@ -63,11 +63,17 @@ class RunDir:
     # creation ---------------------------------------------------------------------------
     def check_new(self) -> None:
         """Refuse a directory that already holds anything (callers check before costly work)."""
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
-            raise DenoiseKitError(
-                f"run directory {self.path} already exists; use --resume {self.path} to continue it "
-                "or choose another -o"
-            )
+        if not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir())):
+            return
+        if not self.path.is_dir():  # --resume would fail on it: not a run
+            raise DenoiseKitError(f"{self.path} is a file, not a run directory: choose another -o")
+        if not (self.path / CONFIG).is_file():
+            raise DenoiseKitError(f"{self.path} already exists and holds no training run (no {CONFIG}): "
+                                  "choose another -o")
+        raise DenoiseKitError(
+            f"run directory {self.path} already exists; use --resume {self.path} to continue it "
+            "or choose another -o"
+        )
 
     def create(self, config: dict[str, Any]) -> None:
         """Start a new run."""

@@ -29,6 +29,16 @@ def test_create_refuses_an_existing_run(tmp_path):
         RunDir(tmp_path).read_config()
     with pytest.raises(DenoiseKitError, match="nowhere does not exist"):
         RunDir(tmp_path / "nowhere").read_config()
+    # what is no run is not offered to --resume, which would refuse it (new-user pass)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DenoiseKitError, match=r"afile is a file, not a run directory: choose another -o$"):
+        RunDir(tmp_path / "afile").check_new()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("x")
+    with pytest.raises(DenoiseKitError, match=r"mine already exists and holds no training run \(no config.json\)"):
+        RunDir(tmp_path / "mine").check_new()
+    (tmp_path / "empty").mkdir()
+    RunDir(tmp_path / "empty").check_new()
 
 
 def test_discard_removes_an_untrained_run_and_nothing_else(tmp_path):
