@@ -172,6 +172,7 @@ class LowDose(NoiseKind):
     def sample(self, rng: Any, shape: tuple[int, ...]) -> dict[str, Any]:
         params = super().sample(rng, shape)
         params["mu_water"] = MU_WATER
+        params["log_bias"] = "expected"  # absent in records from before: the noisy count's (``_Simulator``)
         if params.get("scan_relative"):  # a record without it (before 2026-11-22) replays unsmoothed
             params["flux_smoothing"] = SMOOTH_SLICES
         return params
@@ -204,6 +205,58 @@ class LowDose(NoiseKind):
         return out
 
 
+#: Expected counts below which ``log_bias`` reads an exact table; above, the second-order
+#: expansion ``(e + sigma_e^2) / (2 e^2)`` is within 1e-5 of it.
+EXACT_BIAS_BELOW = 300.0
+
+
+def log_bias(expected: Any, sigma_e: float) -> Any:
+    """The bias of ``-log`` of a measured count as an estimate of ``-log(expected)``, per bin:
+    ``log(e) - E[log(max(c, MIN_COUNTS))]`` for ``c`` Poisson of mean ``e`` plus Gaussian
+    electronic noise of std ``sigma_e``. Exact (``_bias_table``) where few photons arrive, the
+    second-order expansion where many do."""
+    import numpy as np
+
+    e = np.asarray(expected, dtype=np.float64)
+    grid, table, floor = _bias_table(float(sigma_e))
+    safe = np.maximum(e, 1e-300)
+    bias = (safe + sigma_e**2) / (2.0 * safe**2)
+    low = e < EXACT_BIAS_BELOW
+    if np.any(low):
+        le = np.log(safe[low])
+        # below the table, the count is the electronic noise alone: E[log] no longer moves
+        bias[low] = np.where(le < grid[0], le - floor, np.interp(le, grid, table))
+    return bias
+
+
+_BIAS_TABLES: dict[float, Any] = {}
+
+
+def _bias_table(sigma_e: float) -> tuple[Any, Any, float]:
+    """(log e grid, bias at each, E[log max(c, MIN_COUNTS)] with no photons) for expected
+    counts ``e`` from 1e-3 to ``EXACT_BIAS_BELOW``: Poisson probabilities times each count's
+    expected log under the electronic noise (a Gaussian on 641 points over +-8 std)."""
+    import numpy as np
+
+    if sigma_e in _BIAS_TABLES:
+        return _BIAS_TABLES[sigma_e]
+    top = int(EXACT_BIAS_BELOW + 12 * math.sqrt(EXACT_BIAS_BELOW) + 50)
+    k = np.arange(top + 1, dtype=np.float64)
+    if sigma_e > 0:
+        z = np.linspace(-8.0, 8.0, 641)
+        w = np.exp(-0.5 * z**2)
+        w /= w.sum()
+        per_count = np.log(np.maximum(k[:, None] + sigma_e * z[None, :], MIN_COUNTS)) @ w
+    else:
+        per_count = np.log(np.maximum(k, MIN_COUNTS))
+    grid = np.linspace(math.log(1e-3), math.log(EXACT_BIAS_BELOW), 600)
+    log_factorial = np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])
+    probabilities = np.exp(k[None, :] * grid[:, None] - np.exp(grid)[:, None] - log_factorial[None, :])
+    table = grid - probabilities @ per_count
+    _BIAS_TABLES[sigma_e] = grid, table, float(per_count[0])
+    return _BIAS_TABLES[sigma_e]
+
+
 class _Simulator:
     """Noise fields of a volume's slices at given fluxes: the projection, modulation and
     reconstruction shared by the absolute and relative doses."""
@@ -220,6 +273,7 @@ class _Simulator:
         self.mu_water = float(params["mu_water"])
         self.aec = str(params.get("aec", "off"))  # records from before the option: off
         self.sigma_e = float(params["electronic_noise"])
+        self.exact_bias = params.get("log_bias") == "expected"
 
     def noise(self, start: int, stop: int, fluxes: list[float], rng: Any) -> Any:
         """The noise (HU) of slices ``start:stop``, slice i at flux ``fluxes[i - start]``."""
@@ -240,10 +294,14 @@ class _Simulator:
             if sigma_e > 0:
                 counts += rng.normal(0.0, sigma_e, size=counts.shape)
             counts = np.maximum(counts, MIN_COUNTS)
-            # -log of a noisy count overestimates the line integral by var/(2 counts^2)
-            # (second-order Taylor); scanners correct that bias, and so do we, so the
-            # added noise has zero mean instead of a low-frequency cupping at low dose.
-            bias = (counts + sigma_e**2) / (2.0 * counts**2)
+            # -log of a noisy count is a biased estimate of the line integral; taken out, so
+            # the added noise has zero mean (no cupping at low dose, no dark streaks behind
+            # metal). Read from the expected count: from the noisy one, a starved ray's bias
+            # (var / (2 counts^2) at a count of 1) came out 30 times too large (code review)
+            if self.exact_bias:
+                bias = log_bias(expected, sigma_e)
+            else:  # a record from before 2026-11-22 replays as it was made
+                bias = (counts + sigma_e**2) / (2.0 * counts**2)
             delta[i] = -np.log(counts / views_flux) - bias - line[i]
         noise = self.proj.fbp(delta, str(self.params["filter"]))  # FBP is linear: FBP(noisy) - FBP(clean)
         noise *= 1000.0 / (mu_water * self.pixel)  # attenuation per pixel -> HU
