@@ -123,6 +123,7 @@ def _as_series(volume, reference, input: Path, like: Path, note):
     from denoisekit.errors import DenoiseKitError
     from denoisekit.io.itk import not_hu
     from denoisekit.io.like import as_series
+    from denoisekit.volume import PADDING_BELOW
 
     why = not_hu(volume.array)
     if why and "looks like a label map" in why:
@@ -136,6 +137,15 @@ def _as_series(volume, reference, input: Path, like: Path, note):
         raise
     if reordered:
         note(reordered)
+    padding = moved.tags.get("PixelPaddingHU")
+    if padding and max(padding) >= PADDING_BELOW:
+        # the series' padding value marks the series' own voxels: another tool's denoised air
+        # may land on -1024, which a viewer would then hide (code review)
+        from dataclasses import replace
+
+        note(f"the --like series' pixel padding ({' to '.join(f'{v:g}' for v in padding)} HU) is a value "
+             f"{input}'s voxels may hold as image: the new series declares none")
+        moved = replace(moved, tags={k: v for k, v in moved.tags.items() if k != "PixelPaddingHU"})
     return moved
 
 

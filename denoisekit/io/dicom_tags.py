@@ -21,6 +21,8 @@ COPIED = (
     "FrameOfReferenceUID", "PositionReferenceIndicator", "Manufacturer", "ManufacturerModelName",
     "InstitutionName", "KVP", "ConvolutionKernel", "SliceThickness", "AcquisitionDate",
     "AcquisitionTime", "ContrastBolusAgent", "WindowCenter", "WindowWidth",
+    # what the pixels show beyond the anatomy, which denoising keeps (type 3: absent if unsaid)
+    "BurnedInAnnotation", "RecognizableVisualFeatures",
     # what lossy compression the pixels went through, which no later step undoes (``lossy``)
     "LossyImageCompression", "LossyImageCompressionRatio", "LossyImageCompressionMethod",
 )
@@ -88,6 +90,8 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
         value = plain(value)
         if value not in (None, []):  # an empty sequence or multi-value says nothing either
             tags[keyword] = value
+    if "WindowCenter" not in tags and "WindowWidth" not in tags:
+        tags.update(_frame_window(ds, frames))
     tags.update(lossy(ds, frames))
     if "SliceThickness" not in tags and frames and frames[0].thickness:
         tags["SliceThickness"] = frames[0].thickness
@@ -118,6 +122,22 @@ def _source_tags(ds: Any, frames: list) -> dict[str, Any]:
     if padding is not None:
         tags["PixelPaddingHU"] = padding
     return tags
+
+
+def _frame_window(ds: Any, frames: list) -> dict[str, Any]:
+    """An Enhanced CT's window, which it keeps in the Frame VOI LUT functional group (shared,
+    or the first frame's), not at the top level: a derived series lost it (code review)."""
+    from denoisekit.io.dicom_scan import _group
+
+    index = next((f.index for f in frames if f.index is not None), None)
+    if index is None:
+        return {}
+    found = {}
+    for keyword in ("WindowCenter", "WindowWidth"):
+        value = _group(ds, index, "FrameVOILUTSequence", keyword)
+        if value is not None and value != "":
+            found[keyword] = plain(value)
+    return found if len(found) == 2 else {}
 
 
 def lossy(ds: Any, frames: list) -> dict[str, Any]:

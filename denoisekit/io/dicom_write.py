@@ -81,6 +81,16 @@ def _kept_padding(volume: Volume, note: Note) -> list[float] | None:
     return None
 
 
+def _window_pair(header: dict[str, Any]) -> bool:
+    """Whether the copied WindowCenter and WindowWidth form pairs: both there, as many of
+    each (a centre copied without its width made the series invalid: code review)."""
+    center, width = header.get("WindowCenter"), header.get("WindowWidth")
+    if center is None or width is None:
+        return False
+    count = lambda v: len(v) if isinstance(v, list) else 1  # noqa: E731
+    return count(center) == count(width)
+
+
 def _series_number(source: Any, description: str) -> int:
     """The source's number plus a multiple of 1000 (1000..99000) picked by ``description``:
     derived series are often numbered source + 1000, but then every series derived from one
@@ -167,6 +177,9 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
 
         patient = hashlib.sha256(header["StudyInstanceUID"].encode()).hexdigest()[:16].upper()
         header.update(PatientName="ANONYMOUS^", PatientID=f"DENOISEKIT-{patient}")  # a family name: "^", not the retired form
+    if not _window_pair(header):  # both or neither (VOI LUT: WindowWidth is required with a centre)
+        header.pop("WindowCenter", None)
+        header.pop("WindowWidth", None)
     if "WindowCenter" not in header and tags.get("RescaleType", "HU") == "HU":
         # no window from the source: a soft-tissue one (W400 L40); some viewers show CT black without
         header.update(WindowCenter="40", WindowWidth="400")
@@ -202,7 +215,6 @@ def series_header(volume: Volume, description: str, note: Note | None = None) ->
         DerivationDescription=_derivation(tags.get("DerivationDescription"), description),
         Manufacturer="denoisekit",
         SoftwareVersions=f"denoisekit {__version__}",
-        BurnedInAnnotation="NO",
         SamplesPerPixel=1,
         PhotometricInterpretation="MONOCHROME2",
         BitsAllocated=16,
@@ -305,7 +317,9 @@ def series_label(description: str, source: Any = None) -> str:
     noise step itself "simulated noise lowdose ...", a later one "... (on simulated noise)".
     A denoised simulated low dose, filed beside the patient's scan, read as a real scan
     denoised, and "noise lowdose dose=0.25" as a real low-dose acquisition."""
-    latest = description.rsplit("; ", 1)[-1].strip()
+    # LO separates values with '\\': a path in a description ('C:\\models\\x.pt') made three
+    # values of the label, of which a PACS showed the first (code review)
+    latest = description.rsplit("; ", 1)[-1].strip().replace("\\", "/")
     if SIMULATED_STEP.match(latest):
         return fit(f"simulated {latest}", 64, words=True)
     earlier = (source if isinstance(source, str) else "") + "; " + description

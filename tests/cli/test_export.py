@@ -278,6 +278,28 @@ def test_like_puts_a_nifti_back_into_its_scan(make_series, tmp_path):
         assert ds.DerivationDescription == "converted by denoisekit export from a NIfTI file"
 
 
+def test_like_declares_no_padding_the_nifti_s_voxels_may_hold_as_image(make_series, tmp_path):
+    """The series' PixelPaddingValue (-1024 HU) was kept for another tool's voxels, so its
+    denoised air at -1024 was hidden by viewers as padding (code review); padding below
+    -1500, which no denoised voxel reaches, stays declared."""
+    import pydicom
+    import SimpleITK as sitk
+
+    for padding, kept in ((0, False), (-2000, True)):  # stored values: -1024 and -3024 HU
+        scan = make_series(tmp_path / f"scan{padding}", shape=(2, 8, 8), PixelPaddingValue=padding)
+        assert read_volume(scan.path).tags["PixelPaddingHU"] == [padding - 1024.0]
+        tool = tmp_path / f"tool{padding}.nii.gz"
+        assert run("export", scan.path, "-o", tool, "-q").exit_code == 0
+        image = sitk.ReadImage(str(tool))
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32) * 0 - 1024.0, str(tool))  # another tool's denoised air
+        result = run("export", tool, "-o", tmp_path / f"back{padding}", "--like", scan.path,
+                     "--description", "denoised by another tool", "--json")
+        assert result.exit_code == 0, result.output
+        said = [n for n in json.loads(result.stdout)["notes"] if "pixel padding" in n]
+        ds = pydicom.dcmread(sorted((tmp_path / f"back{padding}").iterdir())[0])
+        assert ("PixelPaddingValue" in ds) is kept and bool(said) is not kept
+
+
 def test_like_refuses_what_it_cannot_place(make_series, tmp_path):
     series = make_series(tmp_path / "scan", shape=(4, 12, 10))
     other = make_series(tmp_path / "other", shape=(4, 12, 10), origin=(-12.0, -11.0, 41.0))

@@ -564,3 +564,46 @@ def test_a_series_derived_from_lossy_pixels_says_so(real_ct, make_series, tmp_pa
     ds.save_as(series.files[1], enforce_file_format=True)
     tags = read_volume(series.path, pixels=False).tags
     assert tags["LossyImageCompression"] == "01" and tags["LossyImageCompressionMethod"] == ["ISO_10918_1"]
+
+
+def test_copied_values_keep_the_series_valid_and_true(make_series, tmp_path):
+    """From a code review: a backslash in a description split SeriesDescription (LO) into three
+    values; BurnedInAnnotation was always NO, even from a source that said YES; a centre
+    copied without its width failed the VOI LUT module."""
+    from denoisekit.io.dicom_write import series_label
+
+    assert series_label(r"denoised by RED-CNN weights C:\models\redcnn.pt") == "denoised by RED-CNN weights C:/models/redcnn.pt"
+    series = make_series(shape=(1, 8, 8), BurnedInAnnotation="YES", WindowCenter="-600")
+    out = write_volume(read_volume(series.path), tmp_path / "out", description=r"denoised by x C:\w.pt",
+                       note=lambda m: None)
+    ds = pydicom.dcmread(next(out.iterdir()))
+    assert ds.BurnedInAnnotation == "YES" and ds["SeriesDescription"].VM == 1
+    assert (ds.WindowCenter, ds.WindowWidth) == (40, 400)  # the source's half window: the default pair instead
+    plain = make_series(shape=(1, 8, 8), WindowCenter=["-600", "40"], WindowWidth=["1500", "400"])
+    ds = pydicom.dcmread(next(write_volume(read_volume(plain.path), tmp_path / "plain").iterdir()))
+    assert "BurnedInAnnotation" not in ds  # unsaid: not claimed NO
+    assert list(ds.WindowCenter) == [-600, 40] and list(ds.WindowWidth) == [1500, 400]
+    if shutil.which("dciodvfy"):
+        for path in (next((tmp_path / "out").iterdir()), next((tmp_path / "plain").iterdir())):
+            result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+            assert not [l for l in (result.stdout + result.stderr).splitlines() if l.startswith("Error")]
+
+
+def test_an_enhanced_ct_s_window_is_kept(real_ct, tmp_path):
+    """An Enhanced CT keeps its window in the Frame VOI LUT functional group, which was not read."""
+    source = pydicom.dcmread(real_ct("eCT_Supplemental.dcm"))
+    shared = source.SharedFunctionalGroupsSequence[0]
+    for group in [shared, *source.PerFrameFunctionalGroupsSequence]:
+        if "FrameVOILUTSequence" in group:
+            del group.FrameVOILUTSequence
+    voi = pydicom.Dataset()
+    voi.WindowCenter, voi.WindowWidth = "-600", "1500"
+    shared.FrameVOILUTSequence = pydicom.Sequence([voi])
+    for keyword in ("WindowCenter", "WindowWidth"):
+        source.pop(keyword, None)
+    path = tmp_path / "ect.dcm"
+    source.save_as(path)
+    volume = read_volume(path, note=lambda m: None)
+    assert (volume.tags["WindowCenter"], volume.tags["WindowWidth"]) == (-600.0, 1500.0)
+    ds = pydicom.dcmread(next(write_volume(volume, tmp_path / "out", note=lambda m: None).iterdir()))
+    assert (float(ds.WindowCenter), float(ds.WindowWidth)) == (-600.0, 1500.0)
