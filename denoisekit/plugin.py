@@ -7,6 +7,8 @@ import it inside their methods.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from denoisekit.errors import DenoiseKitError, PluginError, UsageError
@@ -39,9 +41,12 @@ def parse_option_value(text: str, default: Any) -> Any:
     if default is None:
         return text
     try:
-        return type(default)(text)
+        value = type(default)(text)
     except ValueError:
         raise ValueError(f"expected {'an integer' if isinstance(default, int) else 'a number'}, got {text!r}") from None
+    if isinstance(value, float) and not math.isfinite(value):  # 'inf' failed late, blamed on the plugin
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
 
 
 class Plugin:

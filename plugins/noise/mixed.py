@@ -39,6 +39,9 @@ class Mixed(NoiseKind):
         from denoisekit.errors import UsageError
 
         c = self.config
+        for key in ("dose_min", "dose_max", "sigma_min", "sigma_max"):
+            if not math.isfinite(float(c[key])):
+                raise UsageError(f"mixed: {key} must be a finite number, got {c[key]}")
         if not 0 < float(c["dose_min"]) <= float(c["dose_max"]):
             raise UsageError(f"mixed: need 0 < dose_min <= dose_max, got {c['dose_min']}, {c['dose_max']}")
         if not 0 <= float(c["sigma_min"]) <= float(c["sigma_max"]):

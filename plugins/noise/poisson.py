@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from denoisekit.plugin import NoiseKind
@@ -16,6 +17,14 @@ class Poisson(NoiseKind):
     name = "poisson"
     description = "Image-domain Poisson noise growing with density (photons per water voxel)"
     options = {"photons": 1000.0}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        photons = float(self.config["photons"])
+        if not (math.isfinite(photons) and photons > 0):  # said now, not after reading the input
+            from denoisekit.errors import UsageError
+
+            raise UsageError(f"poisson: photons must be a positive finite number, got {photons}")
 
     def apply(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Any:
         import numpy as np

@@ -410,3 +410,33 @@ def test_metal_at_low_dose_adds_noise_without_dark_streaks():
     assert abs(float(added[between].mean())) < 30 and float(added[body].std()) < 60
     old = {k: v for k, v in params.items() if k != "log_bias"}
     assert not np.array_equal(kind.apply(hu, old, (px, px, 1.0)), added + hu)
+
+
+def test_slices_of_oblong_pixels_are_refused():
+    """Projected on the pixel grid, a slice of 1.98 x 0.99 mm pixels is another body: it got 25
+    times the noise of square pixels with only a note on floored voxels (code review)."""
+    hu = ellipse(20, 14, slices=1)
+    kind = LowDose(dose=0.25)
+    params = kind.sample(np.random.default_rng(0), hu.shape)
+    with pytest.raises(DenoiseKitError, match=r"square pixels; these are 1.98 x 0.99 mm \(x, y\)"):
+        kind.apply(hu, params, (1.98, 0.99, 1.0))
+    kind.apply(hu, params, (1.02, 0.99, 1.0))  # within 5%: the projections hold
+
+
+@pytest.mark.parametrize("kind, options, said", [
+    ("lowdose", {"dose": float("inf")}, "lowdose: dose must be a finite number"),
+    ("lowdose", {"i0": float("nan")}, "lowdose: i0 must be a finite number"),
+    ("mixed", {"dose_max": float("inf")}, "mixed: dose_max must be a finite number"),
+    ("poisson", {"photons": float("inf")}, "poisson: photons must be a positive finite number"),
+])
+def test_options_that_are_no_finite_number_are_refused_when_given(kind, options, said):
+    """An infinite dose failed after reading the input as 'lam value too large', blamed on the
+    built-in plugin (code review)."""
+    from denoisekit.errors import UsageError
+    from denoisekit.plugin import parse_option_value
+    from denoisekit.plugins import get_noise
+
+    with pytest.raises(UsageError, match=said):
+        get_noise(kind)(**options)
+    with pytest.raises(ValueError, match="expected a finite number, got 'inf'"):
+        parse_option_value("inf", 0.25)

@@ -19,7 +19,9 @@ def test_noise_grows_with_density_and_is_zero_in_air():
 
 
 def test_non_positive_photons_are_refused():
-    kind = Poisson(photons=0.0)
+    with pytest.raises(DenoiseKitError, match="photons"):  # when given, before any input is read
+        Poisson(photons=0.0)
+    kind = Poisson()
     hu = np.zeros((1, 8, 8), np.float32)
-    with pytest.raises(DenoiseKitError, match="photons"):
-        kind.apply(hu, kind.sample(np.random.default_rng(0), hu.shape))
+    with pytest.raises(DenoiseKitError, match="photons"):  # and in a record
+        kind.apply(hu, {**kind.sample(np.random.default_rng(0), hu.shape), "photons": 0.0})
