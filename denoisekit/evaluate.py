@@ -359,7 +359,8 @@ SHOWN_LPS = (1.0, 1.0, -1.0)
 def as_shown(volume: Any) -> Callable[[np.ndarray], np.ndarray]:
     """A slice of ``volume`` (stored rows and columns) as a viewer shows it (``SHOWN_LPS``):
     a NIfTI from dcm2niix stores an axial scan's rows posterior first, and its figure was
-    upside down. Flips and a transpose only; the identity for arrays and oblique planes."""
+    upside down. Flips and a transpose only, by the patient axes the rows and columns run
+    nearest to (an oblique plane by its nearest); the identity for arrays."""
     direction = getattr(volume, "direction", None)
     if direction is None:
         return lambda image: image
