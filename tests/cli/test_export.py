@@ -406,7 +406,7 @@ def test_like_says_what_the_nifti_went_through_not_what_the_series_did(make_seri
     def derivation(out):
         return pydicom.dcmread(sorted((tmp_path / out).iterdir())[0]).DerivationDescription
 
-    series = make_series(tmp_path / "scan", shape=(2, 24, 24))
+    series = make_series(tmp_path / "scan", shape=(2, 24, 24), spacing=(0.7, 0.7, 2.5))  # lowdose: square pixels
     assert run("noise", series.path, "-k", "lowdose", "--dose", "0.25", "-o", tmp_path / "low", "-q").exit_code == 0
     for source, nifti in ((tmp_path / "low", "low.nii.gz"), (series.path, "scan.nii.gz")):
         assert run("export", source, "-o", tmp_path / nifti, "-q").exit_code == 0
