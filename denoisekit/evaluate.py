@@ -74,10 +74,13 @@ def check_figure_path(path: str | Path, force: bool) -> None:
     earlier figure, never someone's file; a symbolic link is replaced as a link)."""
     from denoisekit.io.atomic import refuse_foreign
 
+    from denoisekit.io import check_writable
+
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise UsageError(f"figure {path} must end in .png: the figure is written as PNG")
     if not (path.exists() or path.is_symlink()):
+        check_writable(path)
         return
     refuse_foreign(path, series=False)  # a directory or a device is never replaced
     if not path.is_symlink() and not _our_png(path):

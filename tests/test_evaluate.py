@@ -383,3 +383,13 @@ def test_one_slice_volumes_compare_in_plane_only():
     with pytest.raises(DenoiseKitError, match="differ in spacing"):
         evaluate(Volume(den, spacing=(0.7, 0.7, 5.0)), Volume(ref, spacing=(0.7, 0.7, 5.0)), window=WINDOW,
                  mask=Volume(labels, spacing=(0.8, 0.7, 1.0)))
+
+
+def test_a_figure_no_file_can_be_made_for_is_refused_before_any_work(tmp_path):
+    """`--figure /proc/x.png` failed after scoring, naming its hidden temporary file (new-user pass)."""
+    from denoisekit.evaluate import check_figure_path
+
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DenoiseKitError, match=r"cannot write .*notes.txt/x.png: .*notes.txt is a file, not a folder"):
+        check_figure_path(tmp_path / "notes.txt" / "x.png", force=False)
+    check_figure_path(tmp_path / "new" / "x.png", force=False)

@@ -36,10 +36,17 @@ def demo(
     output = Path(output)
     if slices is not None and slices < 1:  # a wrong call first, as every command says it
         raise UsageError("--slices must be at least 1")
+    from denoisekit.io.paths import itk_suffix
+
+    if itk_suffix(output) or output.suffix.lower() in (".png", ".json", ".dcm"):  # it made a folder of that name
+        raise UsageError(f"--output {output} names a file: the demo writes a folder (e.g. -o demo-out)")
     if output.exists() or output.is_symlink():
         _refuse_foreign(output)
         if not force:  # worded as every other command's refusal
             raise DenoiseKitError(f"{output} already exists (use --force to overwrite it)")
+    from denoisekit.io import check_writable
+
+    check_writable(output)  # its folder takes the demo's temporary folder first: before a minute of work, not after
     console = err_console(quiet)
 
     from denoisekit.demo import run_demo

@@ -92,27 +92,29 @@ def check_output(path: str | Path, *, force: bool = False, sidecar: bool = False
     refuse_existing([path], force, series=kind == "dicom")
     if sidecar:
         refuse_existing([sidecar_path(path)], force, output=path)
-    _refuse_unwritable(path)
+    check_writable(path)
     return kind
 
 
-def _refuse_unwritable(path: Path) -> None:
-    """Refuse an output whose folder (or the nearest that exists: ``write_volume`` makes the
-    rest) cannot take new files: infer denoised a whole volume before finding out, then named
-    its hidden temporary file (new-user pass)."""
+def check_writable(path: str | Path) -> None:
+    """Refuse an output whose folder (or the nearest that exists: writers make the rest) cannot
+    take new files, before any work: infer denoised a whole volume before finding out, then named
+    its hidden temporary file (new-user pass). Tried with a file made and removed at once, since
+    permissions do not say it all (a read-only mount, /proc)."""
+    import tempfile
+
+    path = Path(path)
     folder = path.parent.absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise DenoiseKitError(f"cannot write {path}: {folder} is a file, not a folder")
-    if os.access(folder, os.W_OK | os.X_OK):
-        return
     try:
-        read_only = bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except (AttributeError, OSError):  # no statvfs (Windows)
-        read_only = False
-    why = "is on a read-only file system" if read_only else "is not writable (permission denied)"
-    raise DenoiseKitError(f"cannot write {path}: {folder} {why}")
+        fd, probe = tempfile.mkstemp(prefix=".denoisekit-probe-", dir=folder)
+    except OSError as exc:
+        raise DenoiseKitError(f"cannot write {path}: {folder}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_volume(

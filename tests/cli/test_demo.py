@@ -98,3 +98,21 @@ def test_demo_says_a_wrong_call_before_an_existing_output(tmp_path):
     out.mkdir()
     result = runner.invoke(get_app(), ["demo", "-o", str(out), "--slices", "0"])
     assert result.exit_code == 2 and "--slices must be at least 1" in result.stderr
+
+
+def test_demo_refuses_a_file_name_and_an_unwritable_place_before_any_work(tmp_path, monkeypatch):
+    """`-o demo.nii.gz` made a folder of that name; `-o /proc/demo` ran the whole demo, then
+    failed naming its temporary folder (new-user pass)."""
+    import denoisekit.demo
+
+    def never(**_):
+        raise AssertionError("the demo ran")
+
+    monkeypatch.setattr(denoisekit.demo, "run_demo", never)
+    result = runner.invoke(get_app(), ["demo", "-o", str(tmp_path / "demo.nii.gz")])
+    assert result.exit_code == 2 and "names a file: the demo writes a folder" in result.stderr
+    (tmp_path / "notes.txt").write_text("x")
+    result = runner.invoke(get_app(), ["demo", "-o", str(tmp_path / "notes.txt" / "demo")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: cannot write {tmp_path}/notes.txt/demo: {tmp_path}/notes.txt is a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

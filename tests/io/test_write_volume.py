@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,7 +122,7 @@ def _dicom_file(path):
     ({"IM00001.dcm": None}, "IM00001.dcm"),  # someone's DICOM with our file name
 ])
 def test_force_never_replaces_a_directory_of_other_files(tmp_path, others, shown):
-    from denoisekit.io import check_output
+    from denoisekit.io import check_output, check_writable
 
     target = tmp_path / "important"
     for name, text in others.items():
@@ -224,13 +225,17 @@ def test_an_output_no_file_can_be_made_in_is_refused_before_any_work(tmp_path):
     import subprocess
     import sys
 
-    from denoisekit.io import check_output
+    from denoisekit.io import check_output, check_writable
 
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file where a folder would go")
     with pytest.raises(DenoiseKitError, match=f"cannot write {blocker}/x.nii.gz: {blocker} is a file, not a folder"):
         check_output(blocker / "x.nii.gz")
     check_output(tmp_path / "new" / "deeper" / "x.nii.gz")  # folders write_volume makes are fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # the probe file is gone
+    if Path("/proc").is_dir():  # permissions say yes, yet no file can be made there
+        with pytest.raises(DenoiseKitError, match="cannot write /proc/x.nii.gz: /proc: "):
+            check_writable(Path("/proc/x.nii.gz"))
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return  # a read-only mount needs root; permissions root ignores
     frozen = tmp_path / "frozen"
@@ -242,4 +247,4 @@ def test_an_output_no_file_can_be_made_in_is_refused_before_any_work(tmp_path):
     if "mount" in done.stderr and done.returncode != 1:
         pytest.skip(f"cannot mount here: {done.stderr.strip()}")
     assert done.returncode == 1
-    assert done.stderr.strip() == f"Error: cannot write {frozen}/sub/out.nii.gz: {frozen} is on a read-only file system"
+    assert done.stderr.strip() == f"Error: cannot write {frozen}/sub/out.nii.gz: {frozen}: Read-only file system"
