@@ -7,6 +7,10 @@ from typing import Any
 from denoisekit.plugin import NoiseKind
 
 
+#: A standard deviation above this is no CT noise (the HU scale spans about 4000).
+MAX_SIGMA_HU = 1.0e4
+
+
 class Gaussian(NoiseKind):
     """``sigma`` HU of white noise; with ``relative > 0`` the articles' form instead:
     ``relative * max(slice) * N(0, 1)`` per slice (the articles used 0.3)."""
@@ -22,6 +26,10 @@ class Gaussian(NoiseKind):
         for key in ("sigma", "relative"):
             if not float(self.config[key]) >= 0:  # NaN too
                 raise UsageError(f"gaussian: {key} must be >= 0, got {self.config[key]}")
+        if not float(self.config["sigma"]) <= MAX_SIGMA_HU:  # inf made NaN voxels, found after the run
+            raise UsageError(f"gaussian: sigma must be at most {MAX_SIGMA_HU:g} HU, got {self.config['sigma']}")
+        if not float(self.config["relative"]) <= 1e3:
+            raise UsageError(f"gaussian: relative must be at most 1000, got {self.config['relative']}")
 
     def apply(self, hu: Any, params: dict[str, Any], spacing: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Any:
         import numpy as np

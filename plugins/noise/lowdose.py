@@ -131,8 +131,10 @@ class LowDose(NoiseKind):
                 raise UsageError(f"lowdose: {key} must be a finite number, got {c[key]}")
         if not 0 < float(c["dose"]):
             raise UsageError(f"lowdose: dose must be positive, got {c['dose']}")
-        if not 0 < float(c["i0"]):
-            raise UsageError(f"lowdose: i0 must be positive, got {c['i0']}")
+        if not 0 < float(c["i0"]) <= MAX_I0:  # far above, the Poisson draws overflow ('lam value too large')
+            raise UsageError(f"lowdose: i0 must be positive and at most {MAX_I0:g}, got {c['i0']}")
+        if float(c["i0"]) * float(c["dose"]) > MAX_I0:
+            raise UsageError(f"lowdose: i0 x dose must be at most {MAX_I0:g} photons, got {float(c['i0']) * float(c['dose']):g}")
         if float(c["electronic_noise"]) < 0:
             raise UsageError("lowdose: electronic_noise must be >= 0")
         if int(c["views"]) < 2:
@@ -208,6 +210,8 @@ class LowDose(NoiseKind):
         return out
 
 
+#: Photons per detector bin and view a scanner could deliver, far above any (2e5 is a chest's).
+MAX_I0 = 1.0e12
 #: How far (ratio) a slice's pixels may be from square for the projections to hold.
 SQUARE_PIXELS = 1.05
 #: Expected counts below which ``log_bias`` reads an exact table; above, the second-order

@@ -329,3 +329,13 @@ def test_noise_on_a_denoised_nifti_says_both_steps(body_nifti, tmp_path):
     assert run(tmp_path / "den.nii.gz", "-o", tmp_path / "n.nii.gz", "-k", "gaussian", "-q").exit_code == 0
     [said] = read_volume(tmp_path / "n.nii.gz").history
     assert said.startswith("denoised tv; noise gaussian seed=0"), said
+
+
+def test_a_negative_seed_is_a_usage_error_naming_it(tmp_path):
+    """It was 'ValueError: expected non-negative integer', exit 1, naming no option (new-user pass)."""
+    from typer.testing import CliRunner
+
+    from denoisekit.cli import get_app
+
+    result = CliRunner().invoke(get_app(), ["noise", str(tmp_path / "x.nii.gz"), "--seed", "-1"])
+    assert result.exit_code == 2 and "--seed" in result.output

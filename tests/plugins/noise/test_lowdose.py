@@ -428,6 +428,10 @@ def test_slices_of_oblong_pixels_are_refused():
     ("lowdose", {"i0": float("nan")}, "lowdose: i0 must be a finite number"),
     ("mixed", {"dose_max": float("inf")}, "mixed: dose_max must be a finite number"),
     ("poisson", {"photons": float("inf")}, "poisson: photons must be a positive finite number"),
+    ("lowdose", {"i0": 1e300}, "lowdose: i0 must be positive and at most 1e\\+12"),
+    ("lowdose", {"dose": 1e9}, "lowdose: i0 x dose must be at most 1e\\+12 photons"),
+    ("gaussian", {"sigma": float("inf")}, "gaussian: sigma must be at most 10000 HU"),
+    ("gaussian", {"sigma": 1e300}, "gaussian: sigma must be at most 10000 HU"),
 ])
 def test_options_that_are_no_finite_number_are_refused_when_given(kind, options, said):
     """An infinite dose failed after reading the input as 'lam value too large', blamed on the
