@@ -20,7 +20,7 @@ def demo(
     baseline: Annotated[str, typer.Option(help="Classical baseline to compare with.")] = "tv",
     dose: Annotated[float, typer.Option(help="Simulated dose, as a fraction of the lowdose noise's reference flux (--i0 of "
                                                  "'denoisekit noise': a chest protocol's full dose).")] = 0.25,
-    seed: Annotated[int, typer.Option(min=0, help="Seed of the simulated noise.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, metavar="<int>", help="Seed of the simulated noise.")] = 0,
     slices: Annotated[Optional[int], typer.Option(help="Use only the first N slices of the sample.")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,

@@ -22,7 +22,7 @@ def gradcheck(
     model: Annotated[str, typer.Option("--model", "-m", help="Model to check.", autocompletion=_complete_models)],
     option: PluginOptionOpt = None,
     size: Annotated[Optional[int], typer.Option("--size", help="Input side in pixels (fixed-size models: the patch size).", min=8)] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed for the weights and the random input.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="<int>", help="Seed for the weights and the random input.")] = 0,
     tolerance: Annotated[float, typer.Option("--tolerance", help="Largest relative error accepted.", min=0.0)] = 1e-4,
     as_json: JsonOpt = False,
 ) -> None:

@@ -40,7 +40,7 @@ def noise(
         ),
     ],
     output: NoiseOutputOpt = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed: the same seed gives the same noise.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, metavar="<int>", help="Random seed: the same seed gives the same noise.")] = 0,
     sigma: Annotated[
         Optional[float], typer.Option("--sigma", help="gaussian: noise std in HU (default 25).", show_default=False)
     ] = None,

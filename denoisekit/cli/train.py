@@ -65,7 +65,7 @@ def train(
     lr_decay: Annotated[Optional[str], _opt("Learning-rate schedule: cosine (from --lr down to 0 over the whole budget) or constant (default: cosine).", "--lr-decay")] = None,
     grad_norm: Annotated[Optional[str], _opt("Gradients Adam gets: unit (scaled to unit norm each step, so a rare huge gradient cannot stall training) or raw (default: unit).", "--grad-norm")] = None,
     loss_weight: Annotated[Optional[str], _opt("Per-patch loss weights: none (plain MSE, the articles'; default) or noise (each patch's squared error divided by its own noise variance, so the noisiest patches of a mixed-noise set do not decide what is learnt; keeps edges, denoises very noisy scans less).", "--loss-weight")] = None,
-    seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed", min=0)] = None,
+    seed: Annotated[Optional[int], _opt("Seed for initialisation, noise and batches (default: 0).", "--seed", min=0, metavar="<int>")] = None,
     realisations: Annotated[Optional[int], _opt("Noisy copies made per training slice at the start (default: 2).", "--realisations")] = None,
     output: Annotated[Optional[Path], _opt("New run directory (default: runs/<date>-<model>-<backprop>).", "--output", "-o")] = None,
     resume: Annotated[Optional[Path], _opt("Continue this run directory from its last complete epoch.", "--resume")] = None,
