@@ -164,9 +164,13 @@ def write_volume(
         if side is not None:
             # the output it describes, by name: another output mapping to this sidecar knows it is not its own
             side_temp = write_json_temp({**sidecar, "sidecar_of": path.name}, side)
+        stale = _stale_sidecar(path) if side is None and force else None
         publish(temp, path, force, series=kind == "dicom")  # the volume first: a sidecar never describes a missing one
         if side_temp is not None:
             publish(side_temp, side, force, series=False, output=path)
+        if stale is not None:
+            remove(stale)
+            (note or logger.warning)(f"removed {stale.name}, the sidecar of the output this one replaced")
     except BaseException as exc:
         remove(work)
         if side_temp is not None:
@@ -176,6 +180,19 @@ def write_volume(
         raise
     remove(work)  # what is left once a single file is published: an empty directory
     return path
+
+
+def _stale_sidecar(path: Path) -> Path | None:
+    """The sidecar of the output ``path`` replaces, when the new one has none: left, it went on
+    describing noise the new voxels do not have (``export --force`` over a ``noise`` output:
+    new-user pass). Only a sidecar denoisekit wrote for this very output."""
+    from denoisekit.io.atomic import is_our_sidecar
+    from denoisekit.io.paths import read_sidecar
+
+    side = sidecar_path(path)
+    if not (path.exists() and side.is_file() and not side.is_symlink() and is_our_sidecar(side)):
+        return None
+    return side if (read_sidecar(side) or {}).get("sidecar_of") == path.name else None
 
 
 def _refuse_shared_sidecar(path: Path) -> None:

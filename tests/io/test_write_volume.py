@@ -248,3 +248,17 @@ def test_an_output_no_file_can_be_made_in_is_refused_before_any_work(tmp_path):
         pytest.skip(f"cannot mount here: {done.stderr.strip()}")
     assert done.returncode == 1
     assert done.stderr.strip() == f"Error: cannot write {frozen}/sub/out.nii.gz: {frozen}: Read-only file system"
+
+
+def test_force_removes_the_sidecar_of_the_output_it_replaces_when_the_new_one_has_none(tmp_path):
+    """export --force over a noise output left its sidecar, which went on describing noise the
+    new voxels do not have (new-user pass); someone else's JSON there stays."""
+    path = write_volume(_volume(), tmp_path / "out.nii.gz", sidecar={"kind": "lowdose", "seed": 7})
+    side = tmp_path / "out.json"
+    assert json.loads(side.read_text())["sidecar_of"] == "out.nii.gz"
+    said = []
+    write_volume(_volume(), path, force=True, note=said.append)
+    assert not side.exists() and said == ["removed out.json, the sidecar of the output this one replaced"]
+    side.write_text('{"Modality": "CT"}')  # dcm2niix's, say
+    write_volume(_volume(), path, force=True)
+    assert side.read_text() == '{"Modality": "CT"}'
