@@ -72,9 +72,8 @@ def check_figure_path(path: str | Path, force: bool) -> None:
     """Refuse, before any work, a figure path that does not end in .png, or that exists and is
     not ours to replace: without ``force``, or when it is not a PNG (``--force`` replaces an
     earlier figure, never someone's file; a symbolic link is replaced as a link)."""
-    from denoisekit.io.atomic import refuse_foreign
-
     from denoisekit.io import check_writable
+    from denoisekit.io.atomic import refuse_foreign
 
     path = Path(path)
     if path.suffix.lower() != ".png":
