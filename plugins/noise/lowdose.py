@@ -28,6 +28,7 @@ neighbours'.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable, Optional
 
@@ -238,17 +239,13 @@ def log_bias(expected: Any, sigma_e: float) -> Any:
     return bias
 
 
-_BIAS_TABLES: dict[float, Any] = {}
-
-
+@functools.lru_cache(maxsize=8)
 def _bias_table(sigma_e: float) -> tuple[Any, Any, float]:
     """(log e grid, bias at each, E[log max(c, MIN_COUNTS)] with no photons) for expected
     counts ``e`` from 1e-3 to ``EXACT_BIAS_BELOW``: Poisson probabilities times each count's
     expected log under the electronic noise (a Gaussian on 641 points over +-8 std)."""
     import numpy as np
 
-    if sigma_e in _BIAS_TABLES:
-        return _BIAS_TABLES[sigma_e]
     top = int(EXACT_BIAS_BELOW + 12 * math.sqrt(EXACT_BIAS_BELOW) + 50)
     k = np.arange(top + 1, dtype=np.float64)
     if sigma_e > 0:
@@ -262,8 +259,7 @@ def _bias_table(sigma_e: float) -> tuple[Any, Any, float]:
     log_factorial = np.concatenate([[0.0], np.cumsum(np.log(k[1:]))])
     probabilities = np.exp(k[None, :] * grid[:, None] - np.exp(grid)[:, None] - log_factorial[None, :])
     table = grid - probabilities @ per_count
-    _BIAS_TABLES[sigma_e] = grid, table, float(per_count[0])
-    return _BIAS_TABLES[sigma_e]
+    return grid, table, float(per_count[0])
 
 
 class _Simulator:
