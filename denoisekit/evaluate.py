@@ -220,10 +220,13 @@ def _elongation(piece: np.ndarray) -> float:
 def _as_mask(mask: Any, reference: Any) -> np.ndarray:
     """A boolean mask from a label Volume or array on the reference's grid (nonzero: in)."""
     check_same_grid(mask, reference, ("mask", "reference"))
-    m = _array(mask)
-    if not np.isfinite(m).all():
-        raise DenoiseKitError("the mask has NaN or infinite voxels")
-    m = m != 0
+    m = np.asarray(getattr(mask, "array", mask))
+    if m.dtype != bool:  # a boolean mask (evaluate's CLI resolves one first) is taken as it is
+        m = _array(mask)
+        if not np.isfinite(m).all():
+            raise DenoiseKitError("the mask has NaN or infinite voxels")
+        m = m != 0
+    m = m[None] if m.ndim == 2 else m  # as _array makes a slice (z, y, x)
     if not m.any():
         raise DenoiseKitError("the mask marks no voxel (every voxel is 0)")
     return m
