@@ -187,12 +187,12 @@ def _stale_sidecar(path: Path) -> Path | None:
     describing noise the new voxels do not have (``export --force`` over a ``noise`` output:
     new-user pass). Only a sidecar denoisekit wrote for this very output."""
     from denoisekit.io.atomic import is_our_sidecar
-    from denoisekit.io.paths import read_sidecar
+    from denoisekit.io.paths import _recorded_output
 
     side = sidecar_path(path)
     if not (path.exists() and side.is_file() and not side.is_symlink() and is_our_sidecar(side)):
         return None
-    return side if (read_sidecar(side) or {}).get("sidecar_of") == path.name else None
+    return side if _recorded_output(side) == path.name else None
 
 
 def _refuse_shared_sidecar(path: Path) -> None:
