@@ -335,10 +335,15 @@ def _registry(hook_name: str, kind: str) -> dict[str, Any]:
     # so a plugin whose other hook fails stops every command, as the docs say: its noise kind
     # ran while its models could not register (new-user pass)
     if hook_name not in _registries:
-        for other, hook in [(kind, hook_name), *((k, h) for k, h in _KINDS.items() if h != hook_name)]:
-            if hook not in _registries:
-                _registries[hook] = _build(get_plugin_manager(), hook, _base(other), other)
+        for other in _first(kind):
+            if _KINDS[other] not in _registries:
+                _registries[_KINDS[other]] = _build(get_plugin_manager(), _KINDS[other], _base(other), other)
     return _registries[hook_name]
+
+
+def _first(kind: str) -> list[str]:
+    """Every kind, ``kind`` first: its error is the one a command asking for it hears."""
+    return [kind, *(k for k in _KINDS if k != kind)]
 
 
 def survey(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -347,8 +352,7 @@ def survey(kind: str) -> tuple[dict[str, Any], dict[str, str]]:
     plugin)."""
     broken: dict[str, str] = {}
     pm = get_plugin_manager(broken)
-    order = [kind, *(k for k in _KINDS if k != kind)]
-    built = {k: _build(pm, _KINDS[k], _base(k), k, broken) for k in order}
+    built = {k: _build(pm, _KINDS[k], _base(k), k, broken) for k in _first(kind)}
     return {name: cls for name, cls in built[kind].items() if cls.plugin not in broken}, broken
 
 
